@@ -1,0 +1,189 @@
+r"""The variational bounds of the ADGM, SDGM and M2, per example, reduced late.
+
+Notation (Maaløe et al., 2016, Sec. 3): image x, label y in {1..K}, latent z,
+auxiliary a. Generative model p(y) p(z) p(x|y,z) p(a|x,y,z) (ADGM; the SDGM
+moves a into p(a|y,z) p(x|a,y,z); the workshop ADGM has p(a)=N(0,I); M2 has
+no a); inference model q(a|x) q(y|a,x) q(z|a,x,y).
+
+With S samples a_s ~ q(a|x), **shared by every enumerated label and by the
+classifier**, and z_s^y ~ q(z|a_s,x,y):
+
+* labeled bound (eq. 7 of the paper, a Monte Carlo estimate):
+  L(x,y) = 1/S sum_s [ log p(x|y,z_s) + log p(y) + log p(z_s) + log p(a_s|x,y,z_s)
+                        - log q(a_s|x) - log q(z_s|a_s,x,y) ]
+* unlabeled bound, y enumerated exactly (eq. 8):
+  U(x) = 1/S sum_s [ sum_y q(y|a_s,x) ( L_s(x,y) + log q(a_s|x) - log q(y|a_s,x) )
+                      - log q(a_s|x) ]
+  (the -log q(a_s|x) of L_s does not depend on y and sits outside the sum);
+* classification term (Kingma et al., 2014, eq. 9; the authors' code):
+  alpha * log qbar(y|x), qbar(y|x) = 1/S sum_s q(y|a_s,x): the log of the
+  averaged probability, not the average of the logs; alpha = beta N / N_l;
+* objective: J = mean_{labeled} [L + alpha log qbar] + mean_{unlabeled} U; the
+  loss is -J.
+* importance-weighted bound (Burda et al., 2016) with K samples:
+  log 1/K sum_k w_k, where w_k = p(x,y,z_k,a_k) / (q(a_k|x) q(z_k|a_k,x,y))
+  for labeled data and, for unlabeled data, y is enumerated inside each
+  weight: w_k = sum_y p(x,y,z_k^y,a_k) / (q(a_k|x) q(z_k^y|a_k,x,y)). With
+  exact enumeration q(y|a,x) cancels from the unlabeled weight, so when this
+  is the *training* objective the classifier learns from the labeled term
+  alone; it is tighter than U(x) already at K=1 (Jensen over y).
+
+Shapes: labeled terms are ``[S, B_l]``; unlabeled per-label terms are
+``[S, Y, B_u]`` and per-sample ones ``[S, B_u]`` (or broadcastable to them);
+``log_qy_*`` hold log q(y|a_s,x) for every y. Functions return per-example
+vectors ``[B]``; only :func:`objective` reduces over the batch.
+
+References:
+  [1] Maaløe, Sønderby, Sønderby, Winther. Auxiliary Deep Generative Models.
+      ICML 2016 (arXiv:1602.05473).
+  [2] Kingma, Rezende, Mohamed, Welling. Semi-Supervised Learning with Deep
+      Generative Models. NIPS 2014.
+  [3] Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import tensorflow as tf
+
+
+class Factors(NamedTuple):
+  """Log-densities of every factor at the sampled values.
+
+  Labeled part (true label y_l): ``[S, B_l]``. Unlabeled part: ``[S, Y, B_u]``
+  for terms that depend on the enumerated label, ``[S, B_u]`` for q(a|x).
+  Factors a model does not have are zeros of a broadcastable shape.
+  """
+  log_px_l: tf.Tensor   # [S, B_l]     log p(x|y,z[,a])
+  log_py_l: tf.Tensor   # [B_l]        log p(y)
+  log_pz_l: tf.Tensor   # [S, B_l]     log p(z)
+  log_pa_l: tf.Tensor   # [S, B_l]     log p(a|...)
+  log_qz_l: tf.Tensor   # [S, B_l]     log q(z|a,x,y)
+  log_qa_l: tf.Tensor   # [S, B_l]     log q(a|x)
+  log_qy_l: tf.Tensor   # [S, B_l, Y]  log q(y'|a,x) for every y'
+  y_l: tf.Tensor        # [B_l]        int32 labels
+  log_px_u: tf.Tensor   # [S, Y, B_u]
+  log_py_u: tf.Tensor   # [1, Y, 1]
+  log_pz_u: tf.Tensor   # [S, Y, B_u]
+  log_pa_u: tf.Tensor   # [S, Y, B_u]  (or [S, 1, B_u] when p(a) ignores y, z)
+  log_qz_u: tf.Tensor   # [S, Y, B_u]
+  log_qa_u: tf.Tensor   # [S, B_u]
+  log_qy_u: tf.Tensor   # [S, Y, B_u]  log q(y|a,x)
+
+
+class BoundTerms(NamedTuple):
+  """Per-example results; every field is a vector over its examples."""
+  elbo_l: tf.Tensor          # [B_l]  L(x,y) (or its IW version)
+  elbo_u: tf.Tensor          # [B_u]  U(x)  (or its IW version)
+  log_qbar_l: tf.Tensor      # [B_l]  log qbar(y|x) of the true label
+  correct_l: tf.Tensor       # [B_l]  1.0 where argmax qbar == y
+  log_px: tf.Tensor          # [B_l + B_u]  E_q log p(x|.)
+  kl_z: tf.Tensor            # [B_l + B_u]  E_q [log q(z|.) - log p(z)]
+  kl_a: tf.Tensor            # [B_l + B_u]  E_q [log q(a|x) - log p(a|.)]
+  kl_y: tf.Tensor            # [B_u]        KL(q(y|a,x) || p(y)), averaged over a
+
+
+def _mean_s(t):
+  return tf.reduce_mean(t, axis=0)
+
+
+def log_mean_exp(t, axis=0):
+  """log (1/n) sum exp(t) along ``axis``, computed stably."""
+  n = tf.cast(tf.shape(t)[axis], t.dtype)
+  return tf.reduce_logsumexp(t, axis=axis) - tf.math.log(n)
+
+
+def labeled_log_weight(f: Factors) -> tf.Tensor:
+  """log p(x,y,z_s,a_s) - log q(a_s,z_s|x,y), ``[S, B_l]``."""
+  return (f.log_px_l + f.log_py_l + f.log_pz_l + f.log_pa_l
+          - f.log_qz_l - f.log_qa_l)
+
+
+def unlabeled_log_joint(f: Factors) -> tf.Tensor:
+  """log p(x,y,z_s^y,a_s) - log q(z_s^y|a_s,x,y) for every y, ``[S, Y, B_u]``.
+
+  q(a_s|x) is not included: it does not depend on y.
+  """
+  return (f.log_px_u + f.log_py_u + f.log_pz_u + f.log_pa_u - f.log_qz_u)
+
+
+def labeled_elbo(f: Factors) -> tf.Tensor:
+  """L(x,y), ``[B_l]``."""
+  return _mean_s(labeled_log_weight(f))
+
+
+def unlabeled_elbo(f: Factors) -> tf.Tensor:
+  """U(x) with exact enumeration of y and the entropy of q(y|a,x), ``[B_u]``."""
+  qy = tf.exp(f.log_qy_u)                                         # [S, Y, B_u]
+  per_label = unlabeled_log_joint(f) - f.log_qy_u                 # [S, Y, B_u]
+  per_sample = tf.reduce_sum(qy * per_label, axis=1) - f.log_qa_u  # [S, B_u]
+  return _mean_s(per_sample)
+
+
+def log_qbar(log_qy: tf.Tensor) -> tf.Tensor:
+  """log qbar(y|x) = log (1/S sum_s q(y|a_s,x)), from ``[S, B, Y]`` to ``[B, Y]``."""
+  return log_mean_exp(log_qy, axis=0)
+
+
+def classification(f: Factors) -> tf.Tensor:
+  """log qbar(y|x) of the true label, ``[B_l]``."""
+  return tf.gather(log_qbar(f.log_qy_l), f.y_l, axis=1, batch_dims=1)
+
+
+def iw_labeled(f: Factors) -> tf.Tensor:
+  """Importance-weighted labeled bound: log 1/K sum_k w_k, ``[B_l]``."""
+  return log_mean_exp(labeled_log_weight(f), axis=0)
+
+
+def iw_unlabeled(f: Factors) -> tf.Tensor:
+  """Importance-weighted unlabeled bound, y enumerated in each weight, ``[B_u]``."""
+  log_w = tf.reduce_logsumexp(unlabeled_log_joint(f), axis=1) - f.log_qa_u  # [K, B_u]
+  return log_mean_exp(log_w, axis=0)
+
+
+def bound_terms(f: Factors, importance_weighted: bool = False) -> BoundTerms:
+  """Every per-example quantity the training step and the metrics need."""
+  if importance_weighted:
+    elbo_l, elbo_u = iw_labeled(f), iw_unlabeled(f)
+  else:
+    elbo_l, elbo_u = labeled_elbo(f), unlabeled_elbo(f)
+  log_qbar_all = log_qbar(f.log_qy_l)                              # [B_l, Y]
+  log_qbar_l = tf.gather(log_qbar_all, f.y_l, axis=1, batch_dims=1)
+  correct_l = tf.cast(
+      tf.equal(tf.argmax(log_qbar_all, axis=1, output_type=tf.int32), f.y_l),
+      tf.float32)
+
+  qy = tf.exp(f.log_qy_u)                                          # [S, Y, B_u]
+
+  def expect_u(t):  # E_{q(y|a,x)} averaged over a samples: [S, Y, B_u] -> [B_u]
+    return _mean_s(tf.reduce_sum(qy * t, axis=1))
+
+  log_px = tf.concat([_mean_s(f.log_px_l), expect_u(f.log_px_u)], 0)
+  kl_z = tf.concat([_mean_s(f.log_qz_l - f.log_pz_l),
+                    expect_u(f.log_qz_u - f.log_pz_u)], 0)
+  kl_a = tf.concat([_mean_s(f.log_qa_l - f.log_pa_l),
+                    _mean_s(f.log_qa_u) - expect_u(f.log_pa_u)], 0)
+  kl_y = expect_u(f.log_qy_u - f.log_py_u)
+  return BoundTerms(elbo_l, elbo_u, log_qbar_l, correct_l, log_px, kl_z, kl_a,
+                    kl_y)
+
+
+def objective(terms: BoundTerms, alpha: float) -> tf.Tensor:
+  """J = mean_l [L(x,y) + alpha log qbar(y|x)] + mean_u U(x); a scalar."""
+  labeled = tf.reduce_mean(terms.elbo_l + alpha * terms.log_qbar_l)
+  unlabeled = tf.reduce_mean(terms.elbo_u)
+  return labeled + unlabeled
+
+
+def classification_weight(num_unlabeled: int, num_labeled: int,
+                          beta: float = 0.1) -> float:
+  """alpha = beta * N / N_l (Kingma et al., 2014; the authors' code)."""
+  if num_labeled <= 0:
+    raise ValueError("num_labeled must be positive")
+  return beta * num_unlabeled / num_labeled
+
+
+def nats_to_bits_per_dim(nats, dims: int = 784):
+  return nats / (dims * math.log(2.0))

@@ -1,0 +1,98 @@
+"""Conditionals: an MLP over named inputs plus a head returning parameters.
+
+Each layer here stands for one factor of the model and returns the tensors
+that parameterise it; ``distributions.py`` turns them into ``tfd`` objects.
+They are Keras-3 layers (not ``tfp.layers``, which are Keras-2 layers).
+
+* ``GaussianConditional``: diagonal Gaussian, returns ``(loc, log_var)``,
+  both ``[..., units]``. The log-variance head is unconstrained (a softplus on
+  it would force variance >= 1, a bug of some public ports).
+* ``LogitsConditional``: Bernoulli or Categorical, returns logits ``[..., units]``.
+* ``DeterministicConditional``: a deterministic unit ``mu(inputs)``, the
+  auxiliary unit of the ADGM ablation in Maaløe et al. (2016), Fig. 4.
+
+All heads compute in the layer's compute dtype and return float32, so that
+distributions and bounds stay float32 under mixed precision.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import keras
+import tensorflow as tf
+
+from adgm_tf import networks
+
+
+class Conditional(keras.layers.Layer):
+  """Base: an :class:`networks.MLP` trunk and a dense head of ``head_units``."""
+
+  head_multiplier = 1
+
+  def __init__(self, input_dims: Dict[str, int], units: int,
+               hidden: Sequence[int] = (500, 500), activation: str = "relu",
+               batch_norm: bool = False, categorical: Sequence[str] = (),
+               **kwargs):
+    super().__init__(**kwargs)
+    self.input_dims = {str(k): int(v) for k, v in input_dims.items()}
+    self.units = int(units)
+    self.hidden = tuple(int(h) for h in hidden)
+    self.activation = activation
+    self.batch_norm = bool(batch_norm)
+    self.categorical = tuple(categorical)
+    self.mlp = networks.MLP(self.input_dims, self.hidden, activation,
+                            batch_norm, self.categorical, name="mlp",
+                            dtype=self.dtype_policy)
+    self.head = keras.layers.Dense(self.units * self.head_multiplier,
+                                   name="head", dtype=self.dtype_policy)
+
+  def build(self, input_shape=None):
+    del input_shape
+    self.mlp.build()
+    self.head.build((None, self.hidden[-1]))
+    self.built = True
+
+  def project(self, name: str, value: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """First-layer contribution of one input (see ``networks.MultiInputDense``)."""
+    return self.mlp.project(name, value)
+
+  def from_preactivation(self, h: tf.Tensor, training=None):
+    """Parameters from the summed first-layer projections ``[N, H0]``."""
+    return self._split(tf.cast(self.head(self.mlp.trunk(h, training=training)),
+                               tf.float32))
+
+  def call(self, inputs: Dict[str, tf.Tensor], training=None):
+    return self._split(tf.cast(self.head(self.mlp(inputs, training=training)),
+                               tf.float32))
+
+  def _split(self, out):
+    return out
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(input_dims=dict(self.input_dims), units=self.units,
+                  hidden=list(self.hidden), activation=self.activation,
+                  batch_norm=self.batch_norm, categorical=list(self.categorical))
+    return config
+
+
+@keras.saving.register_keras_serializable(package="adgm_tf")
+class GaussianConditional(Conditional):
+  """A diagonal Gaussian factor; returns ``(loc, log_var)``, each ``[N, units]``."""
+
+  head_multiplier = 2
+
+  def _split(self, out) -> Tuple[tf.Tensor, tf.Tensor]:
+    loc, log_var = tf.split(out, 2, axis=-1)
+    return loc, log_var
+
+
+@keras.saving.register_keras_serializable(package="adgm_tf")
+class LogitsConditional(Conditional):
+  """A Bernoulli or Categorical factor; returns logits ``[N, units]``."""
+
+
+@keras.saving.register_keras_serializable(package="adgm_tf")
+class DeterministicConditional(Conditional):
+  """A deterministic unit ``mu(inputs)`` ``[N, units]`` (no noise, no density)."""

@@ -1,0 +1,223 @@
+"""MLP trunks whose first layer is a sum of per-input projections.
+
+A conditional such as q(z|a,x,y) is an MLP over the concatenation [a, x, y].
+Its first layer is ``concat(a, x, onehot(y)) @ W + b``, which is the same as
+``a @ W_a + x @ W_x + W_y[y] + b``. Written that way, each projection can be
+computed at the granularity at which its input varies:
+
+* ``x @ W_x`` once per example (the costliest: x is 784 wide),
+* ``a @ W_a`` once per Monte Carlo sample of a,
+* ``W_y[y]`` is a row lookup, and for all labels at once it is ``W_y`` itself,
+
+and only their (broadcast) sum is formed per (sample, label, example) triple.
+This is what lets the unlabeled bound enumerate the 10 labels without
+recomputing the input projections 10 times (see ``models/base.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional, Sequence, Tuple
+
+import keras
+import tensorflow as tf
+
+ACTIVATIONS = ("relu", "softplus", "tanh", "elu", "gelu", "swish", "leaky_relu")
+
+
+def check_activation(activation: str) -> str:
+  if activation not in ACTIVATIONS:
+    raise ValueError(
+        f"Unknown activation {activation!r}; choose one of {list(ACTIVATIONS)}.")
+  return activation
+
+
+def _apply_activation(h, activation: str):
+  if activation == "leaky_relu":
+    return tf.nn.leaky_relu(h, alpha=0.1)
+  return keras.activations.get(activation)(h)
+
+
+@keras.saving.register_keras_serializable(package="adgm_tf")
+class MultiInputDense(keras.layers.Layer):
+  """``h = sum_i project(name_i, input_i) + b`` with one kernel per input.
+
+  Real-valued inputs are projected by a matmul; categorical inputs (labels)
+  by a row lookup, and ``project(name, None)`` returns the whole table
+  ``[num_categories, units]`` for enumeration. The kernels are initialised as
+  one Glorot-uniform kernel over the concatenated input would be.
+
+  Args:
+    units: output width H.
+    input_dims: ``{name: width}``; for categorical inputs, the number of
+      categories.
+    categorical: names of the inputs that are labels (integer indices).
+    use_bias: add a bias (off when batch normalization follows).
+  """
+
+  def __init__(self, units: int, input_dims: Dict[str, int],
+               categorical: Sequence[str] = (), use_bias: bool = True,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.units = int(units)
+    self.input_dims = {str(k): int(v) for k, v in input_dims.items()}
+    self.categorical = tuple(categorical)
+    unknown = set(self.categorical) - set(self.input_dims)
+    if unknown:
+      raise ValueError(f"categorical inputs {sorted(unknown)} are not in "
+                       f"input_dims {sorted(self.input_dims)}")
+    self.use_bias = bool(use_bias)
+    self.kernels: Dict[str, keras.Variable] = {}
+
+  def build(self, input_shape=None):
+    del input_shape  # widths come from input_dims
+    fan_in = sum(self.input_dims.values())
+    limit = math.sqrt(6.0 / (fan_in + self.units))
+    for name in sorted(self.input_dims):
+      self.kernels[name] = self.add_weight(
+          name=f"kernel_{name}", shape=(self.input_dims[name], self.units),
+          initializer=keras.initializers.RandomUniform(-limit, limit))
+    self.bias = (self.add_weight(name="bias", shape=(self.units,),
+                                 initializer="zeros")
+                 if self.use_bias else None)
+    self.built = True
+
+  def project(self, name: str, value: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """The first-layer contribution of input ``name``.
+
+    Args:
+      name: which input.
+      value: ``[..., width]`` for a real input (any leading shape); ``[...]``
+        integer labels for a categorical one, or None for the whole table.
+    Returns:
+      ``[..., units]`` (``[num_categories, units]`` for a table).
+    """
+    kernel = tf.cast(self.kernels[name], self.compute_dtype)
+    if name in self.categorical:
+      return kernel if value is None else tf.gather(kernel, value)
+    value = tf.cast(value, self.compute_dtype)
+    if value.shape.rank == 2:
+      return tf.matmul(value, kernel)
+    lead = tf.shape(value)[:-1]
+    flat = tf.matmul(tf.reshape(value, [-1, self.input_dims[name]]), kernel)
+    return tf.reshape(flat, tf.concat([lead, [self.units]], 0))
+
+  def add_bias(self, h: tf.Tensor) -> tf.Tensor:
+    if self.bias is None:
+      return h
+    return h + tf.cast(self.bias, self.compute_dtype)
+
+  def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    missing = set(self.input_dims) - set(inputs)
+    if missing:
+      raise ValueError(f"{self.name}: missing inputs {sorted(missing)}")
+    h = None
+    for name in sorted(self.input_dims):
+      p = self.project(name, inputs[name])
+      h = p if h is None else h + p
+    return self.add_bias(h)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(units=self.units, input_dims=dict(self.input_dims),
+                  categorical=list(self.categorical), use_bias=self.use_bias)
+    return config
+
+
+@keras.saving.register_keras_serializable(package="adgm_tf")
+class MLP(keras.layers.Layer):
+  """Dense -> [BatchNorm] -> activation, repeated; first layer multi-input.
+
+  ``project`` and ``trunk`` expose the first layer's per-input projections and
+  everything after their sum, so callers can broadcast-sum projections made
+  at different granularities; ``call`` is the plain composition.
+
+  Args:
+    input_dims: ``{name: width}`` of the inputs (categories for labels).
+    hidden: widths of the hidden layers (at least one).
+    activation: one of ``ACTIVATIONS``.
+    batch_norm: dense -> batch normalization -> activation in every layer.
+    categorical: names of the label inputs.
+  """
+
+  def __init__(self, input_dims: Dict[str, int], hidden: Sequence[int] = (500, 500),
+               activation: str = "relu", batch_norm: bool = False,
+               categorical: Sequence[str] = (), **kwargs):
+    super().__init__(**kwargs)
+    self.input_dims = {str(k): int(v) for k, v in input_dims.items()}
+    self.hidden = tuple(int(h) for h in hidden)
+    if not self.hidden or min(self.hidden) < 1:
+      raise ValueError(f"hidden must list at least one positive width, got {hidden}")
+    self.activation = check_activation(activation)
+    self.batch_norm = bool(batch_norm)
+    self.categorical = tuple(categorical)
+    self.first = MultiInputDense(self.hidden[0], self.input_dims,
+                                 categorical=self.categorical,
+                                 use_bias=not self.batch_norm, name="dense_0",
+                                 dtype=self.dtype_policy)
+    self.dense = [keras.layers.Dense(h, use_bias=not self.batch_norm,
+                                     name=f"dense_{i + 1}", dtype=self.dtype_policy)
+                  for i, h in enumerate(self.hidden[1:])]
+    self.norms = ([keras.layers.BatchNormalization(name=f"bn_{i}",
+                                                   dtype=self.dtype_policy)
+                   for i in range(len(self.hidden))]
+                  if self.batch_norm else [])
+
+  def build(self, input_shape=None):
+    del input_shape
+    self.first.build()
+    width = self.hidden[0]
+    for i, layer in enumerate(self.dense):
+      layer.build((None, width))
+      width = self.hidden[i + 1]
+    for norm, h in zip(self.norms, self.hidden):
+      norm.build((None, h))
+    self.built = True
+
+  @property
+  def output_dim(self) -> int:
+    return self.hidden[-1]
+
+  def project(self, name: str, value: Optional[tf.Tensor] = None) -> tf.Tensor:
+    return self.first.project(name, value)
+
+  def trunk(self, h: tf.Tensor, training=None) -> tf.Tensor:
+    """From the summed first-layer projections ``[N, H0]`` to ``[N, H_last]``."""
+    h = self.first.add_bias(h)
+    if self.batch_norm:
+      h = self.norms[0](h, training=training)
+    h = _apply_activation(h, self.activation)
+    for i, layer in enumerate(self.dense):
+      h = layer(h)
+      if self.batch_norm:
+        h = self.norms[i + 1](h, training=training)
+      h = _apply_activation(h, self.activation)
+    return h
+
+  def call(self, inputs: Dict[str, tf.Tensor], training=None) -> tf.Tensor:
+    h = None
+    for name in sorted(self.input_dims):
+      p = self.first.project(name, inputs[name])
+      h = p if h is None else h + p
+    return self.trunk(h, training=training)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(input_dims=dict(self.input_dims), hidden=list(self.hidden),
+                  activation=self.activation, batch_norm=self.batch_norm,
+                  categorical=list(self.categorical))
+    return config
+
+
+def flops_per_row(input_dims: Dict[str, int], hidden: Sequence[int],
+                  out: int, categorical: Sequence[str] = ()) -> Tuple[Dict[str, int], int]:
+  """Multiply-adds of an MLP, split by where they are spent.
+
+  Returns ``({input name: first-layer MACs per row of that input}, MACs per
+  row of everything after the first-layer sum)``; categorical inputs cost 0
+  (a lookup). Used by the benchmark to count the work a step really does.
+  """
+  first = {name: (0 if name in categorical else dim * hidden[0])
+           for name, dim in input_dims.items()}
+  rest = sum(a * b for a, b in zip(hidden[:-1], hidden[1:])) + hidden[-1] * out
+  return first, rest

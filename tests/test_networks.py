@@ -1,0 +1,131 @@
+"""Tests for adgm_tf.networks, adgm_tf.heads and adgm_tf.distributions."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from adgm_tf import distributions as dists
+from adgm_tf import heads
+from adgm_tf import networks
+
+
+def test_sum_of_projections_is_a_dense_layer_over_the_concatenation():
+  layer = networks.MultiInputDense(7, {"a": 4, "x": 5, "y": 10},
+                                   categorical=("y",))
+  layer.build()
+  layer.bias.assign(np.arange(7, dtype=np.float32) / 10)
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(3, 4)).astype(np.float32)
+  x = rng.normal(size=(3, 5)).astype(np.float32)
+  y = np.array([2, 0, 9])
+  got = layer({"a": a, "x": x, "y": y}).numpy()
+  kernel = np.concatenate([layer.kernels[k].numpy() for k in ("a", "x", "y")])
+  inputs = np.concatenate([a, x, np.eye(10, dtype=np.float32)[y]], axis=1)
+  np.testing.assert_allclose(got, inputs @ kernel + layer.bias.numpy(), rtol=1e-5)
+  # The label table is the whole kernel, and any leading shape projects.
+  np.testing.assert_array_equal(layer.project("y"), layer.kernels["y"].numpy())
+  a3 = rng.normal(size=(2, 3, 4)).astype(np.float32)
+  np.testing.assert_allclose(layer.project("a", a3),
+                             a3 @ layer.kernels["a"].numpy(), rtol=1e-5)
+
+
+def test_initialisation_matches_glorot_over_the_concatenation():
+  layer = networks.MultiInputDense(500, {"x": 784, "a": 100})
+  layer.build()
+  limit = np.sqrt(6.0 / (884 + 500))
+  for k in layer.kernels.values():
+    v = k.numpy()
+    assert np.abs(v).max() <= limit
+    assert np.std(v) == pytest.approx(limit / np.sqrt(3), rel=0.05)
+
+
+def test_mlp_shapes_batch_norm_and_config_round_trip():
+  mlp = networks.MLP({"x": 5, "y": 10}, hidden=(8, 9), activation="tanh",
+                     batch_norm=True, categorical=("y",))
+  mlp.build()
+  out = mlp({"x": tf.ones([3, 5]), "y": tf.constant([1, 2, 3])}, training=True)
+  assert out.shape == (3, 9)
+  assert len(mlp.norms) == 2 and mlp.first.bias is None  # BN replaces biases
+  config = json.loads(json.dumps(mlp.get_config()))
+  clone = networks.MLP.from_config(config)
+  assert clone.get_config() == mlp.get_config()
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(activation="sigmoidish"), "Unknown activation"),
+    (dict(hidden=()), "at least one positive width"),
+])
+def test_mlp_rejects_bad_arguments(bad, match):
+  kwargs = dict(input_dims={"x": 5}, hidden=(8,), activation="relu")
+  kwargs.update(bad)
+  with pytest.raises(ValueError, match=match):
+    networks.MLP(**kwargs)
+
+
+def test_gaussian_head_shapes_and_unconstrained_log_variance():
+  layer = heads.GaussianConditional({"x": 5}, units=6, hidden=(8,))
+  layer.build()
+  loc, log_var = layer({"x": tf.ones([3, 5])})
+  assert loc.shape == (3, 6) and log_var.shape == (3, 6)
+  # A log-variance head may ask for variance far below 1 (a softplus on it
+  # would floor the variance at 1).
+  layer.head.kernel.assign(tf.zeros_like(layer.head.kernel))
+  layer.head.bias.assign(tf.concat([tf.zeros([6]), tf.fill([6], -6.0)], 0))
+  loc, log_var = layer({"x": tf.ones([3, 5])})
+  d = dists.diag_gaussian(loc, log_var)
+  np.testing.assert_allclose(d.distribution.stddev(), np.exp(-3.0), rtol=1e-6)
+  assert d.event_shape == (6,) and d.batch_shape == (3,)
+
+
+def test_distribution_shapes():
+  logits = tf.zeros([2, 3, 5])
+  b = dists.bernoulli(logits)
+  assert b.event_shape == (5,) and b.batch_shape == (2, 3)
+  np.testing.assert_allclose(b.log_prob(tf.ones([2, 3, 5])), 5 * np.log(0.5), rtol=1e-6)
+  c = dists.categorical(tf.zeros([4, 10]))
+  assert c.batch_shape == (4,) and c.event_shape == ()
+  assert dists.uniform_categorical(10).log_prob(3).numpy() == pytest.approx(-np.log(10))
+  n = dists.standard_normal(6)
+  assert n.event_shape == (6,)
+  assert n.log_prob(tf.zeros([2, 6])).numpy() == pytest.approx(-3 * np.log(2 * np.pi))
+
+
+def test_reparameterized_sample_has_the_right_moments():
+  loc = tf.constant([1.0, -2.0])
+  log_var = tf.constant([np.log(4.0), np.log(0.25)], tf.float32)
+  eps = tf.random.stateless_normal([200000, 2], seed=[1, 2])
+  z = dists.reparameterize(loc, log_var, eps).numpy()
+  np.testing.assert_allclose(z.mean(0), [1.0, -2.0], atol=0.02)
+  np.testing.assert_allclose(z.std(0), [2.0, 0.5], rtol=0.01)
+
+
+def test_analytic_gaussian_kl_matches_monte_carlo():
+  loc_q = tf.constant([0.5, -1.0, 2.0])
+  lv_q = tf.constant([-1.0, 0.3, 0.0])
+  loc_p = tf.constant([0.0, 0.5, 1.0])
+  lv_p = tf.constant([0.0, -0.5, 1.0])
+  analytic = dists.gaussian_kl(loc_q, lv_q, loc_p, lv_p).numpy()
+  z = dists.reparameterize(loc_q, lv_q,
+                           tf.random.stateless_normal([400000, 3], seed=[3, 4]))
+  log_q = -0.5 * (np.log(2 * np.pi) + lv_q + (z - loc_q) ** 2 / np.exp(lv_q))
+  log_p = -0.5 * (np.log(2 * np.pi) + lv_p + (z - loc_p) ** 2 / np.exp(lv_p))
+  diff = log_q - log_p
+  mc = np.mean(diff, axis=0)
+  standard_error = np.std(diff, axis=0) / np.sqrt(len(diff))
+  assert np.all(np.abs(analytic - mc) < 4 * standard_error), (analytic, mc,
+                                                               standard_error)
+  assert np.all(analytic > 0)
+  np.testing.assert_allclose(dists.gaussian_kl(loc_q, lv_q, loc_q, lv_q), 0.0, atol=1e-6)
+
+
+def test_heads_config_round_trip():
+  for cls in (heads.GaussianConditional, heads.LogitsConditional,
+              heads.DeterministicConditional):
+    layer = cls({"a": 4, "y": 10}, units=6, hidden=(8, 9), batch_norm=True,
+                categorical=("y",))
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))
+    clone = keras.saving.deserialize_keras_object(config)
+    assert type(clone) is cls and clone.get_config() == layer.get_config()
