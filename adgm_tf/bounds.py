@@ -137,10 +137,14 @@ def iw_labeled(f: Factors) -> tf.Tensor:
   return log_mean_exp(labeled_log_weight(f), axis=0)
 
 
+def unlabeled_log_weight(f: Factors) -> tf.Tensor:
+  """log w_k = log sum_y p(x,y,z_k^y,a_k) / (q(a_k|x) q(z_k^y|a_k,x,y)), ``[K, B_u]``."""
+  return tf.reduce_logsumexp(unlabeled_log_joint(f), axis=1) - f.log_qa_u
+
+
 def iw_unlabeled(f: Factors) -> tf.Tensor:
   """Importance-weighted unlabeled bound, y enumerated in each weight, ``[B_u]``."""
-  log_w = tf.reduce_logsumexp(unlabeled_log_joint(f), axis=1) - f.log_qa_u  # [K, B_u]
-  return log_mean_exp(log_w, axis=0)
+  return log_mean_exp(unlabeled_log_weight(f), axis=0)
 
 
 def bound_terms(f: Factors, importance_weighted: bool = False) -> BoundTerms:

@@ -547,12 +547,12 @@ def split_semi_supervised(arrays: Arrays, num_labels: int = 100,
   labels = arrays.train_labels
   n = len(labels)
   if num_labels <= 0 or num_labels % num_classes:
-    raise ValueError(
+    raise DataError(
         f"num_labels={num_labels} must be a positive multiple of the number "
         f"of classes ({num_classes}) so that the labeled set is balanced; "
         f"e.g. {max(num_classes, num_labels - num_labels % num_classes)}.")
   if not 0 <= validation_size < n:
-    raise ValueError(
+    raise DataError(
         f"validation_size={validation_size} must be in [0, {n}) (the "
         f"training set has {n} images).")
   rng = np.random.default_rng([label_seed, 0x5eed])
@@ -564,7 +564,7 @@ def split_semi_supervised(arrays: Arrays, num_labels: int = 100,
   for c in range(num_classes):
     of_class = rest[labels[rest] == c]
     if len(of_class) < per_class:
-      raise ValueError(
+      raise DataError(
           f"num_labels={num_labels} asks for {per_class} labeled images of "
           f"class {c}, but only {len(of_class)} remain after holding out "
           f"validation_size={validation_size}: lower num_labels or "
@@ -574,7 +574,7 @@ def split_semi_supervised(arrays: Arrays, num_labels: int = 100,
   unlabeled = np.sort(rest)
   if max_unlabeled is not None and max_unlabeled < len(unlabeled):
     if max_unlabeled < len(labeled):
-      raise ValueError(
+      raise DataError(
           f"max_unlabeled={max_unlabeled} is smaller than num_labels="
           f"{num_labels}; the unlabeled set always holds the labeled images.")
     others = rest[~np.isin(rest, labeled)]  # shuffled order

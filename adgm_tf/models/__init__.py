@@ -2,9 +2,8 @@
 
 from adgm_tf.models.adgm import ADGM, SDGM
 from adgm_tf.models.base import Noise, SemiSupervisedModel, Wiring
+from adgm_tf.config import MODELS
 from adgm_tf.models.m2 import M2
-
-MODELS = ("adgm", "adgm_workshop", "sdgm", "m2", "adgm_det")
 
 
 def build_model(name: str, **kwargs) -> SemiSupervisedModel:

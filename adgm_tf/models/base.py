@@ -73,8 +73,12 @@ class Noise(NamedTuple):
     return int(self.z_l.shape[0])
 
 
-class NonFiniteLossError(tf.errors.InvalidArgumentError):
-  """Raised (as InvalidArgumentError) when a training step's loss is not finite."""
+class Params(NamedTuple):
+  """Distribution parameters of one forward pass (for analysis)."""
+  layout: "_Layout"
+  q_a: Optional[Tuple[tf.Tensor, tf.Tensor]]  # ([B, A], [B, A])
+  q_z: Tuple[tf.Tensor, tf.Tensor]            # ([N, Z], [N, Z])
+  p_a: Optional[Tuple[tf.Tensor, tf.Tensor]]  # ([N, A], [N, A])
 
 
 class _Layout:
@@ -158,6 +162,9 @@ class SemiSupervisedModel(keras.Model):
       loss (1/N in the authors' code; 0: off).
     seed: seed of the sampling noise.
     check_numerics: raise when a training step's loss is not finite.
+    jit_compile_gradients: compile the loss and its gradients with XLA (the
+      finiteness check, clipping and the update stay outside XLA, where the
+      check can stop the update).
   """
 
   def __init__(self, *, wiring: Wiring, x_dim: int = 784, num_classes: int = 10,
@@ -167,7 +174,8 @@ class SemiSupervisedModel(keras.Model):
                mc_samples: int = 1, iw_samples: int = 1, eval_samples: int = 100,
                eval_bound_samples: Optional[int] = None, alpha: float = 60.0,
                clip_norm: Optional[float] = 5.0, weight_prior_scale: float = 0.0,
-               seed: int = 0, check_numerics: bool = True, **kwargs):
+               seed: int = 0, check_numerics: bool = True,
+               jit_compile_gradients: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.wiring = wiring
     for name, value in (("x_dim", x_dim), ("num_classes", num_classes),
@@ -198,6 +206,7 @@ class SemiSupervisedModel(keras.Model):
     self.weight_prior_scale = float(weight_prior_scale)
     self.seed = int(seed)
     self.check_numerics = bool(check_numerics)
+    self.jit_compile_gradients = bool(jit_compile_gradients)
     self._build_factors()
     self._train_trackers = {n: keras.metrics.Mean(name=n) for n in (
         "loss", "elbo_labeled", "elbo_unlabeled", "classification", "kl_z",
@@ -300,21 +309,21 @@ class SemiSupervisedModel(keras.Model):
   # --------------------------------------------------------------------------
 
   def _auxiliary(self, x, eps_a, samples: int, training):
-    """a ``[S, B, A]`` and log q(a|x) ``[S, B]``.
+    """a ``[S, B, A]``, log q(a|x) ``[S, B]`` and q(a|x)'s (loc, log_var).
 
-    Without a: (None, zeros). Deterministic a = mu(x): ``[1, B, A]`` (it is
-    the same for every sample; broadcasting does the rest) and zeros.
+    Without a: (None, zeros, None). Deterministic a = mu(x): ``[1, B, A]``
+    (the same for every sample; broadcasting does the rest), zeros, None.
     """
     w = self.wiring
     if w.auxiliary == "none":
-      return None, tf.zeros([samples, tf.shape(x)[0]])
+      return None, tf.zeros([samples, tf.shape(x)[0]]), None
     if w.auxiliary == "deterministic":
       mu = self.q_a({"x": x}, training=training)                     # [B, A]
-      return mu[None], tf.zeros([samples, tf.shape(x)[0]])
+      return mu[None], tf.zeros([samples, tf.shape(x)[0]]), None
     loc, log_var = self.q_a({"x": x}, training=training)            # [B, A]
     a = dists.reparameterize(loc[None], log_var[None], eps_a)       # [S, B, A]
     log_qa = dists.diag_gaussian(loc, log_var).log_prob(a)          # [S, B]
-    return a, log_qa
+    return a, log_qa, (loc, log_var)
 
   def _classifier_logits(self, x, a, samples: int, training):
     """Logits of q(y|a,x) (M2: q(y|x)), ``[S, B, Y]``."""
@@ -342,6 +351,18 @@ class SemiSupervisedModel(keras.Model):
     Returns:
       :class:`bounds.Factors`.
     """
+    return self._forward(x_l, y_l, x_u, noise, training)[0]
+
+  def _forward(self, x_l, y_l, x_u, noise: Noise, training=False):
+    """:meth:`compute_factors`, plus the distributions' parameters (``Params``).
+
+    Args:
+      x_l: ``[B_l, D]`` labeled images in [0, 1] (binary when training).
+      y_l: ``[B_l]`` integer labels.
+      x_u: ``[B_u, D]`` unlabeled images.
+      noise: from :meth:`sample_noise` (S samples).
+      training: batch-norm mode.
+    """
     w = self.wiring
     S, Y = noise.samples, self.num_classes
     x_l = tf.cast(x_l, tf.float32)
@@ -353,7 +374,7 @@ class SemiSupervisedModel(keras.Model):
 
     eps_a = (tf.concat([noise.a_l, noise.a_u], 1)
              if noise.a_l is not None else None)                    # [S, B, A]
-    a, log_qa = self._auxiliary(x, eps_a, S, training)              # [S, B, A], [S, B]
+    a, log_qa, q_a_params = self._auxiliary(x, eps_a, S, training)  # [S,B,A], [S,B]
     log_qy = tf.nn.log_softmax(
         self._classifier_logits(x, a, S, training), axis=-1)        # [S, B, Y]
 
@@ -381,6 +402,7 @@ class SemiSupervisedModel(keras.Model):
     log_px_u = dists.bernoulli(logits_u).log_prob(x_u[None, None])          # [S, Y, B_u]
 
     # p(a|x,y,z) (SDGM: p(a|y,z); workshop: N(0, I); none: no a-terms).
+    p_a_params = None
     if w.p_a is None:
       log_pa_l, log_pa_u = tf.zeros([S, Bl]), tf.zeros([S, 1, Bu])
     elif not w.p_a:
@@ -389,13 +411,14 @@ class SemiSupervisedModel(keras.Model):
     else:
       h = layout.first_layer(self.p_a, **inputs_of(w.p_a, z))
       loc_a, log_var_a = self.p_a.from_preactivation(h, training)   # [N, A]
+      p_a_params = (loc_a, log_var_a)
       (loc_l, loc_u), (lv_l, lv_u) = layout.split(loc_a), layout.split(log_var_a)
       a_l, a_u = layout.per_sample_rows(a)                          # [S,B_l,A], [S,1,B_u,A]
       log_pa_l = dists.diag_gaussian(loc_l, lv_l).log_prob(a_l)     # [S, B_l]
       log_pa_u = dists.diag_gaussian(loc_u, lv_u).log_prob(a_u)     # [S, Y, B_u]
 
     p_y = dists.uniform_categorical(Y)
-    return bounds.Factors(
+    factors = bounds.Factors(
         log_px_l=log_px_l, log_py_l=p_y.log_prob(y_l), log_pz_l=log_pz_l,
         log_pa_l=log_pa_l, log_qz_l=log_qz_l, log_qa_l=log_qa[:, :Bl],
         log_qy_l=log_qy[:, :Bl], y_l=y_l,
@@ -404,6 +427,43 @@ class SemiSupervisedModel(keras.Model):
         log_pz_u=log_pz_u, log_pa_u=log_pa_u, log_qz_u=log_qz_u,
         log_qa_u=log_qa[:, Bl:],
         log_qy_u=tf.transpose(log_qy[:, Bl:], [0, 2, 1]))
+    return factors, Params(layout, q_a_params, (loc_z, log_var_z), p_a_params)
+
+  def posterior_kl_per_unit(self, x, samples: int = 1, seed=None):
+    """Per-unit KL of z and of a for images ``x`` ``[B, D]`` (Fig. 3 of [1]).
+
+    kl_z[b, j] = E_{q(a|x)} sum_y q(y|a,x) KL(q(z_j|a,x,y) || N(0, 1)), and
+    kl_a[b, j] = E_{q(a|x)} sum_y q(y|a,x) E_{q(z|.)} KL(q(a_j|x) || p(a_j|.))
+    (for the workshop form p(a) = N(0, I); None for models without a
+    stochastic a). Expectations over a and z use ``samples`` draws; the
+    Gaussian KLs are analytic. Units whose average KL is above 0.01 nats
+    are "active".
+
+    Returns:
+      ``(kl_z [B, Z], kl_a [B, A] or None)``.
+    """
+    seed = tf.constant([self.seed, -4], tf.int64) if seed is None else seed
+    n = tf.shape(x)[0]
+    noise = self.sample_noise(seed, samples, 0, n)
+    factors, params = self._forward(tf.zeros([0, self.x_dim]), tf.zeros([0], tf.int32),
+                                    x, noise, training=False)
+    layout = params.layout
+    qy = tf.exp(factors.log_qy_u)[..., None]                        # [S, Y, B, 1]
+
+    def expect(per_label):  # [S, Y, B, d] -> [B, d], weighted by q(y|a,x), mean over a
+      return tf.reduce_mean(tf.reduce_sum(qy * per_label, axis=1), axis=0)
+
+    kl_z = expect(layout.split(dists.gaussian_kl(*params.q_z))[1])
+    kl_a = None
+    if self.has_stochastic_a:
+      loc_q, log_var_q = params.q_a                                 # [B, A]
+      if params.p_a is None:  # p(a) = N(0, I)
+        kl_a = dists.gaussian_kl(loc_q, log_var_q)
+      else:
+        loc_p, log_var_p = (layout.split(t)[1] for t in params.p_a)  # [S, Y, B, A]
+        kl_a = expect(dists.gaussian_kl(loc_q[None, None], log_var_q[None, None],
+                                        loc_p, log_var_p))
+    return kl_z, kl_a
 
   def bound_terms(self, x_l, y_l, x_u, noise: Noise, training=False,
                   importance_weighted: bool = False) -> bounds.BoundTerms:
@@ -430,7 +490,7 @@ class SemiSupervisedModel(keras.Model):
       seed = tf.constant([self.seed, -1], tf.int64) if seed is None else seed
       eps_a = tf.random.stateless_normal([samples, 1, self.a_dim], seed=seed)
     s = samples if self.has_stochastic_a else 1  # q(y|.) is deterministic otherwise
-    a, _ = self._auxiliary(x, eps_a, s, training)
+    a, _, _ = self._auxiliary(x, eps_a, s, training)
     logits = self._classifier_logits(x, a, s, training)             # [S, B, Y]
     return bounds.log_qbar(tf.nn.log_softmax(logits, axis=-1))
 
@@ -481,14 +541,8 @@ class SemiSupervisedModel(keras.Model):
         "gradient clipping on (clip_norm), and check that inputs are in [0, 1]."])
     return tf.debugging.Assert(tf.reduce_all(finite), [message])
 
-  def train_step(self, data):
-    """One step on ``((x_l, y_l), x_u)``; see the module docstring."""
-    (x_l, y_l), x_u = data
-    strategy = tf.distribute.get_strategy()
-    num_replicas = strategy.num_replicas_in_sync
-    samples = self.iw_samples if self.iw_samples > 1 else self.mc_samples
-    step = self.optimizer.iterations
-    noise = self._step_noise(x_l, x_u, samples, step)
+  def _loss_and_gradients(self, x_l, y_l, x_u, noise: Noise, num_replicas: int):
+    """Gradients of loss / num_replicas, and the step's metric values."""
     variables = self.trainable_variables
     with tf.GradientTape() as tape:
       loss, terms, _ = self.compute_loss_terms(x_l, y_l, x_u, noise, training=True)
@@ -498,7 +552,6 @@ class SemiSupervisedModel(keras.Model):
       if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
         scaled = self.optimizer.scale_loss(scaled)
     grads = tape.gradient(scaled, variables)
-
     means = {
         "loss": loss,
         "elbo_labeled": tf.reduce_mean(terms.elbo_l),
@@ -509,14 +562,31 @@ class SemiSupervisedModel(keras.Model):
         "kl_y": tf.reduce_mean(terms.kl_y),
         "log_px": tf.reduce_mean(terms.log_px),
     }
+    return grads, means, tf.reduce_mean(terms.correct_l)
+
+  def train_step(self, data):
+    """One step on ``((x_l, y_l), x_u)``; see the module docstring."""
+    (x_l, y_l), x_u = data
+    strategy = tf.distribute.get_strategy()
+    num_replicas = strategy.num_replicas_in_sync
+    samples = self.iw_samples if self.iw_samples > 1 else self.mc_samples
+    step = self.optimizer.iterations
+    noise = self._step_noise(x_l, x_u, samples, step)
+    compute = self._loss_and_gradients
+    if self.jit_compile_gradients:
+      if getattr(self, "_jit_gradients", None) is None:
+        object.__setattr__(self, "_jit_gradients",
+                           tf.function(self._loss_and_gradients, jit_compile=True))
+      compute = self._jit_gradients
+    grads, means, accuracy = compute(x_l, y_l, x_u, noise, num_replicas)
     deps = []
     if self.check_numerics:
       deps.append(self._check_finite(step, means))
     with tf.control_dependencies(deps):
       grads = self._clip(grads, num_replicas)
-      self.optimizer.apply(grads, variables)
+      self.optimizer.apply(grads, self.trainable_variables)
 
-    means["accuracy"] = tf.reduce_mean(terms.correct_l)
+    means["accuracy"] = accuracy
     for name, value in means.items():
       self._train_trackers[name].update_state(value)
     return {name: t.result() for name, t in self._train_trackers.items()}
@@ -594,7 +664,8 @@ class SemiSupervisedModel(keras.Model):
         iw_samples=self.iw_samples, eval_samples=self.eval_samples,
         eval_bound_samples=self.eval_bound_samples, alpha=self.alpha,
         clip_norm=self.clip_norm, weight_prior_scale=self.weight_prior_scale,
-        seed=self.seed, check_numerics=self.check_numerics)
+        seed=self.seed, check_numerics=self.check_numerics,
+        jit_compile_gradients=self.jit_compile_gradients)
     return config
 
   @classmethod

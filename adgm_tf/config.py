@@ -1,0 +1,193 @@
+"""Typed, frozen configuration: what ``launch.py`` turns its flags into.
+
+The library takes these objects, never flags. ``Config.validate`` holds the
+cross-field rules; each violation is a ``ConfigError`` that names the
+setting (by its flag name) and says what to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Dict, Optional, Tuple
+
+from adgm_tf import data as data_lib
+
+MODELS = ("adgm", "adgm_workshop", "sdgm", "m2", "adgm_det")
+STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+class ConfigError(ValueError):
+  """An invalid or inconsistent setting."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  dataset: str = "mnist"
+  idx_dir: Optional[str] = None
+  data_dir: Optional[str] = None
+  num_labels: int = 100
+  label_seed: int = 1
+  validation_size: int = 0
+  labeled_batch_size: int = 100
+  unlabeled_batch_size: int = 100
+  max_unlabeled: Optional[int] = None
+  binarize_eval: bool = False
+  eval_batch_size: int = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  model: str = "adgm"
+  hidden: Tuple[int, ...] = (500, 500)
+  z_dim: int = 100
+  a_dim: int = 100
+  activation: str = "relu"
+  batch_norm: bool = True
+  mc_samples: int = 1
+  iw_samples: int = 1
+  eval_samples: int = 100
+  alpha_beta: float = 0.1
+  weight_prior: bool = False
+
+  def architecture(self) -> Dict[str, Any]:
+    """The settings that determine the model's variables and their shapes."""
+    return dict(model=self.model, hidden=list(self.hidden), z_dim=self.z_dim,
+                a_dim=self.a_dim, batch_norm=self.batch_norm)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  epochs: int = 1000
+  seed: int = 0
+  learning_rate: float = 3e-4
+  beta1: float = 0.9
+  beta2: float = 0.999
+  lr_decay: float = 0.75
+  lr_decay_every: int = 200
+  lr_min: float = 3e-5
+  clip_norm: float = 5.0
+  strategy: str = "auto"
+  cpu_replicas: int = 1
+  checkpoint_every: int = 1
+  keep_checkpoints: int = 3
+  eval_every: int = 1
+  eval_samples_periodic: int = 10
+  summary_every: int = 100
+  ll_samples: int = 1000
+  ll_examples: int = 10000
+  jit_compile: bool = False
+  mixed_precision: str = "float32"
+  time_budget_minutes: Optional[float] = None
+  export_dir: Optional[str] = None
+  verbose: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  data: DataConfig = DataConfig()
+  model: ModelConfig = ModelConfig()
+  train: TrainConfig = TrainConfig()
+
+  def to_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, d: Dict[str, Any]) -> "Config":
+    model = dict(d.get("model", {}))
+    if "hidden" in model:
+      model["hidden"] = tuple(model["hidden"])
+    return cls(data=DataConfig(**d.get("data", {})),
+               model=ModelConfig(**model), train=TrainConfig(**d.get("train", {})))
+
+  def replace(self, **sections) -> "Config":
+    return dataclasses.replace(self, **sections)
+
+  def validate(self) -> "Config":
+    """Raises ConfigError for the first invalid or inconsistent setting."""
+    d, m, t = self.data, self.model, self.train
+    _choice("dataset", d.dataset, tuple(data_lib.SPECS))
+    _choice("model", m.model, MODELS)
+    _choice("strategy", t.strategy, STRATEGIES)
+    _choice("mixed_precision", t.mixed_precision, PRECISIONS)
+    for name, value in (("num_labels", d.num_labels),
+                        ("labeled_batch_size", d.labeled_batch_size),
+                        ("unlabeled_batch_size", d.unlabeled_batch_size),
+                        ("eval_batch_size", d.eval_batch_size),
+                        ("z_dim", m.z_dim), ("a_dim", m.a_dim),
+                        ("mc_samples", m.mc_samples), ("iw_samples", m.iw_samples),
+                        ("eval_samples", m.eval_samples), ("epochs", t.epochs),
+                        ("lr_decay_every", t.lr_decay_every),
+                        ("cpu_replicas", t.cpu_replicas),
+                        ("checkpoint_every", t.checkpoint_every),
+                        ("keep_checkpoints", t.keep_checkpoints),
+                        ("eval_every", t.eval_every),
+                        ("eval_samples_periodic", t.eval_samples_periodic),
+                        ("summary_every", t.summary_every),
+                        ("ll_samples", t.ll_samples)):
+      if value < 1:
+        raise ConfigError(f"--{name}={value}: must be at least 1.")
+    if d.num_labels % data_lib.NUM_CLASSES:
+      raise ConfigError(
+          f"--num_labels={d.num_labels} is not divisible by the number of "
+          f"classes ({data_lib.NUM_CLASSES}): the labeled set is balanced. "
+          f"Use e.g. --num_labels={d.num_labels - d.num_labels % 10 or 10}.")
+    if d.validation_size < 0:
+      raise ConfigError(f"--validation_size={d.validation_size}: must be >= 0.")
+    if d.max_unlabeled is not None and d.max_unlabeled < max(
+        d.num_labels, d.unlabeled_batch_size):
+      raise ConfigError(
+          f"--max_unlabeled={d.max_unlabeled} is smaller than --num_labels="
+          f"{d.num_labels} or --unlabeled_batch_size={d.unlabeled_batch_size}; "
+          f"raise it or leave it unset.")
+    if not m.hidden or min(m.hidden) < 1:
+      raise ConfigError(f"--hidden={','.join(map(str, m.hidden))}: give at "
+                        f"least one positive width, e.g. --hidden=500,500.")
+    if m.iw_samples > 1 and m.model == "adgm_det":
+      raise ConfigError(
+          f"--iw_samples={m.iw_samples} with --model=adgm_det: importance "
+          f"weighting over a is undefined for a deterministic auxiliary unit. "
+          f"Use --iw_samples=1, or a model with a stochastic a.")
+    if m.iw_samples > 1 and m.mc_samples > 1:
+      raise ConfigError(
+          f"--iw_samples={m.iw_samples} with --mc_samples={m.mc_samples}: the "
+          f"importance-weighted objective draws its own K samples. Set "
+          f"--mc_samples=1, or --iw_samples=1 for the plain bound.")
+    if m.alpha_beta < 0:
+      raise ConfigError(f"--alpha_beta={m.alpha_beta}: must be >= 0.")
+    if not 0 < t.learning_rate < 1:
+      raise ConfigError(f"--learning_rate={t.learning_rate}: must be in (0, 1).")
+    if not 0 < t.lr_decay <= 1:
+      raise ConfigError(f"--lr_decay={t.lr_decay}: must be in (0, 1].")
+    if t.lr_min < 0 or t.lr_min > t.learning_rate:
+      raise ConfigError(
+          f"--lr_min={t.lr_min} must be in [0, --learning_rate={t.learning_rate}].")
+    if t.clip_norm < 0:
+      raise ConfigError(f"--clip_norm={t.clip_norm}: must be >= 0 (0 turns it off).")
+    if t.ll_examples < 0:
+      raise ConfigError(f"--ll_examples={t.ll_examples}: must be >= 0 (0: skip).")
+    if t.time_budget_minutes is not None and t.time_budget_minutes <= 0:
+      raise ConfigError(
+          f"--time_budget_minutes={t.time_budget_minutes}: must be positive.")
+    if t.strategy == "one_device" and t.cpu_replicas > 1:
+      raise ConfigError("--cpu_replicas>1 needs --strategy=mirrored or auto.")
+    for name, value in (("labeled_batch_size", d.labeled_batch_size),
+                        ("unlabeled_batch_size", d.unlabeled_batch_size)):
+      if t.cpu_replicas > 1 and value % t.cpu_replicas:
+        raise ConfigError(
+            f"--{name}={value} does not divide over --cpu_replicas="
+            f"{t.cpu_replicas} replicas.")
+    if t.jit_compile and t.cpu_replicas > 1:
+      raise ConfigError(
+          "--jit_compile with --cpu_replicas>1: XLA cannot run on logical CPU "
+          "replicas (the variables live on CPU:0). Use one replica, or GPUs.")
+    return self
+
+
+def _choice(name: str, value: str, choices) -> None:
+  if value not in choices:
+    raise ConfigError(f"--{name}={value!r}: choose one of {list(choices)}.")

@@ -1,0 +1,172 @@
+"""Evaluation: test error, bounds, the IW log-likelihood, active units, samples.
+
+* **Test error**: argmax of qbar(y|x) = 1/S sum_s q(y|a_s,x) with S_eval
+  samples (100 at the end of training), batch norm in inference mode, grey
+  inputs unless asked otherwise.
+* **Log-likelihood**: the importance-weighted bound of ``bounds.py`` with K
+  samples (1000 by default), y enumerated in each weight, on a fixed
+  Bernoulli sample of the test images (the model is a Bernoulli model).
+  Reported in nats per image, as in the paper's Table 2.
+* **Active units** (Maaløe et al. 2016, Fig. 3): a unit whose KL(q||p),
+  averaged over the test set, exceeds 0.01 nats.
+
+An :class:`Evaluator` compiles its functions once per model and is reused
+across evaluations.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from adgm_tf import bounds
+from adgm_tf import data as data_lib
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # nats of KL(q||p), averaged over the test set
+
+
+def as_grey(images: np.ndarray) -> np.ndarray:
+  """uint8 ``[N, 28, 28, 1]`` or ``[N, 784]`` -> float32 ``[N, 784]`` in [0, 1]."""
+  images = np.asarray(images)
+  flat = images.reshape(len(images), -1)
+  if images.dtype == np.uint8:
+    return flat.astype(np.float32) / 255.0
+  return flat.astype(np.float32)
+
+
+def fixed_binarization(images: np.ndarray, seed: int) -> np.ndarray:
+  """One fixed Bernoulli sample of grey images (float32 0/1)."""
+  grey = as_grey(images)
+  rng = np.random.default_rng([seed, 0xb1])
+  return (rng.random(grey.shape, dtype=np.float32) < grey).astype(np.float32)
+
+
+class Evaluator:
+  """Compiled evaluation functions for one model."""
+
+  def __init__(self, model, batch_size: int = 500):
+    self.model = model
+    self.batch_size = int(batch_size)
+    self._log_proba = tf.function(
+        lambda x, s: model.predict_log_proba(x, s), reduce_retracing=True)
+    self._bounds = {}
+    self._iw = {}
+    self._kl = tf.function(
+        lambda x: model.posterior_kl_per_unit(x, samples=1), reduce_retracing=True)
+
+  def _batches(self, *arrays, batch_size=None):
+    n = len(arrays[0])
+    bs = batch_size or self.batch_size
+    for i in range(0, n, bs):
+      yield tuple(a[i:i + bs] for a in arrays)
+
+  def log_proba(self, images: np.ndarray, samples: int) -> np.ndarray:
+    """log qbar(y|x) ``[N, Y]``."""
+    x = as_grey(images) if images.dtype == np.uint8 else images
+    out = [self._log_proba(tf.constant(b), samples).numpy()
+           for (b,) in self._batches(x)]
+    return np.concatenate(out) if out else np.zeros((0, self.model.num_classes))
+
+  def error(self, images, labels, samples: int, binarize: bool = False,
+            seed: int = 0) -> float:
+    x = fixed_binarization(images, seed) if binarize else as_grey(images)
+    pred = np.argmax(self.log_proba(x, samples), axis=1)
+    return float(np.mean(pred != np.asarray(labels)))
+
+  def bounds(self, images, labels, samples: int, binarize: bool = False,
+             seed: int = 0) -> Dict[str, float]:
+    """Mean L(x,y) (true labels) and U(x), in nats, with ``samples`` samples."""
+    if samples not in self._bounds:
+      model = self.model
+
+      def fn(x, y, s):
+        noise = model.sample_noise(s, samples, tf.shape(x)[0], tf.shape(x)[0])
+        t = model.bound_terms(x, y, x, noise, training=False)
+        return t.elbo_l, t.elbo_u
+      self._bounds[samples] = tf.function(fn, reduce_retracing=True)
+    x = fixed_binarization(images, seed) if binarize else as_grey(images)
+    ls, us = [], []
+    for i, (b, y) in enumerate(self._batches(x, np.asarray(labels))):
+      l, u = self._bounds[samples](tf.constant(b), tf.constant(y),
+                                   tf.constant([seed, i], tf.int64))
+      ls.append(l.numpy())
+      us.append(u.numpy())
+    return {"elbo_labeled": float(np.mean(np.concatenate(ls))),
+            "elbo_unlabeled": float(np.mean(np.concatenate(us)))}
+
+  def log_likelihood(self, images, samples: int = 1000, seed: int = 0,
+                     batch_size: int = 50, chunk: int = 100) -> np.ndarray:
+    """IW estimate of log p(x) per image (nats), ``[N]``.
+
+    ``samples`` importance samples, drawn ``chunk`` at a time (memory grows
+    with chunk * batch_size * Y rows), combined with a running logsumexp.
+    Images are binarized once with ``seed``.
+    """
+    model = self.model
+    chunk = min(chunk, samples)
+    if chunk not in self._iw:
+      def fn(x, s):
+        noise = model.sample_noise(s, chunk, 0, tf.shape(x)[0])
+        f = model.compute_factors(tf.zeros([0, model.x_dim]), tf.zeros([0], tf.int32),
+                                  x, noise, training=False)
+        return bounds.unlabeled_log_weight(f)                       # [chunk, B]
+      self._iw[chunk] = tf.function(fn, reduce_retracing=True)
+    x = fixed_binarization(images, seed)
+    out = []
+    for i, (b,) in enumerate(self._batches(x, batch_size=batch_size)):
+      b = tf.constant(b)
+      acc = None
+      done = 0
+      j = 0
+      while done < samples:
+        log_w = self._iw[chunk](b, tf.constant([seed, i * 1_000_003 + j], tf.int64))
+        take = min(chunk, samples - done)
+        lse = tf.reduce_logsumexp(log_w[:take], axis=0)
+        acc = lse if acc is None else tf.reduce_logsumexp(tf.stack([acc, lse]), 0)
+        done += take
+        j += 1
+      out.append((acc - math.log(samples)).numpy())
+    return np.concatenate(out) if out else np.zeros((0,))
+
+  def kl_per_unit(self, images) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Per-unit KL of z and of a averaged over ``images`` (nats)."""
+    x = as_grey(images)
+    kz, ka, n = 0.0, 0.0, 0
+    for (b,) in self._batches(x):
+      z, a = self._kl(tf.constant(b))
+      kz = kz + z.numpy().sum(0)
+      ka = None if a is None else ka + a.numpy().sum(0)
+      n += len(b)
+    return kz / n, (None if ka is None else ka / n)
+
+
+def active_units(kl_per_unit: Optional[np.ndarray],
+                 threshold: float = ACTIVE_UNIT_THRESHOLD) -> Optional[int]:
+  if kl_per_unit is None:
+    return None
+  return int(np.sum(np.asarray(kl_per_unit) > threshold))
+
+
+def class_conditional_samples(model, per_class: int = 10, seed: int = 0) -> np.ndarray:
+  """``[Y, per_class, D]`` pixel means of p(x|y,z), z ~ N(0, I) (Fig. 5 of [1])."""
+  labels = np.repeat(np.arange(model.num_classes, dtype=np.int32), per_class)
+  images = model.generate(tf.constant(labels), seed=tf.constant([seed, 5], tf.int64))
+  return images.numpy().reshape(model.num_classes, per_class, -1)
+
+
+def image_grid(images: np.ndarray, side: int = 28) -> np.ndarray:
+  """``[rows, cols, side*side]`` -> one ``[rows*side, cols*side]`` image."""
+  rows, cols = images.shape[:2]
+  grid = images.reshape(rows, cols, side, side).transpose(0, 2, 1, 3)
+  return grid.reshape(rows * side, cols * side)
+
+
+def split_images(split: data_lib.SemiSupervisedSplit, which: str):
+  """(images, labels) of ``which`` in {"test", "validation"}."""
+  a = split.arrays
+  if which == "test":
+    return a.test_images, a.test_labels
+  return a.train_images[split.validation], a.train_labels[split.validation]

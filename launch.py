@@ -1,0 +1,181 @@
+r"""Train, evaluate and export an ADGM / SDGM / M2 on MNIST-100.
+
+  python launch.py --flagfile=mnist100.flags --model_dir=runs/adgm
+
+Defines the flags, turns them into ``adgm_tf.config.Config`` and calls
+``adgm_tf.train.train_and_evaluate``; the library never reads flags.
+Launching again with the same ``--model_dir`` resumes from its latest
+checkpoint; ``--flagfile=<model_dir>/flags.txt`` replays a run's flags.
+Several machines: set ``TF_CONFIG`` on each and use ``--strategy=auto`` or
+``multi_worker`` (see BUILD.md).
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+# Names of the flags this launcher defines, in order (flags.txt lists them).
+_DEFINED = []
+
+
+def _define(kind, name, default, *args, **kwargs):
+  """``flags.DEFINE_<kind>(name, default, ...)``, remembering the name."""
+  getattr(flags, f"DEFINE_{kind}")(name, default, *args, **kwargs)
+  _DEFINED.append(name)
+
+
+def define_flags():
+  """Registers the launcher's flags (only when run as a program)."""
+  from adgm_tf import config as c  # light: no TensorFlow import
+  from adgm_tf import data as d
+
+  # Run.
+  _define("string", "model_dir", None, "Run directory: checkpoints, events, metrics. Required.")
+  _define("enum", "model", "adgm", list(c.MODELS),
+          "adgm (ICML 2016), adgm_workshop (p(a)=N(0,I), q(z|x,y)), sdgm, m2, "
+          "adgm_det (deterministic auxiliary unit, the ablation of Fig. 4).")
+  _define("integer", "seed", 0, "Seed of initialization, data order, binarization and sampling.")
+  # Data.
+  _define("enum", "dataset", "mnist", list(d.SPECS), "Dataset (tfds name).")
+  _define("string", "idx_dir", None,
+          "Directory of the four IDX files (gzipped or not); default $ADGM_MNIST_DIR.")
+  _define("string", "data_dir", None, "tfds data_dir; default $TFDS_DATA_DIR or ~/tensorflow_datasets.")
+  _define("integer", "num_labels", 100, "Labeled training images, balanced over the classes.")
+  _define("integer", "label_seed", 1, "Seed choosing the labeled (and validation) images.")
+  _define("integer", "validation_size", 0,
+          "Training images held out for model selection (never the test set).")
+  _define("integer", "labeled_batch_size", 100, "Labeled images per step.")
+  _define("integer", "unlabeled_batch_size", 100, "Unlabeled images per step.")
+  _define("integer", "max_unlabeled", None, "Cap on the unlabeled set, for quick runs.")
+  _define("bool", "binarize_eval", False, "Evaluate on a fixed binarization instead of grey levels.")
+  _define("integer", "eval_batch_size", 500, "Batch size of evaluations.")
+  # Model.
+  _define("list", "hidden", ["500", "500"], "Hidden widths of every MLP, e.g. 500,500.")
+  _define("integer", "z_dim", 100, "Width of z.")
+  _define("integer", "a_dim", 100, "Width of a.")
+  _define("enum", "activation", "relu", ["relu", "softplus", "tanh", "elu", "gelu",
+                                         "swish", "leaky_relu"], "Hidden activation.")
+  _define("bool", "batch_norm", True, "Dense -> batch norm -> activation.")
+  _define("integer", "mc_samples", 1, "Monte Carlo samples S per training step.")
+  _define("integer", "iw_samples", 1, "K>1: train on the importance-weighted bound with K samples.")
+  _define("integer", "eval_samples", 100, "Samples of a averaged by the classifier at the end and in the export.")
+  _define("float", "alpha_beta", 0.1, "alpha = alpha_beta * N_unlabeled / N_labeled.")
+  _define("bool", "weight_prior", False, "Add an N(0,1) prior on the weights, scaled by 1/N.")
+  # Optimization.
+  _define("integer", "epochs", 1000, "Epochs (passes over the unlabeled set).")
+  _define("float", "learning_rate", 3e-4, "Adam learning rate.")
+  _define("float", "beta1", 0.9, "Adam beta1.")
+  _define("float", "beta2", 0.999, "Adam beta2.")
+  _define("float", "lr_decay", 0.75, "Multiply the learning rate by this ...")
+  _define("integer", "lr_decay_every", 200, "... every this many epochs ...")
+  _define("float", "lr_min", 3e-5, "... down to this.")
+  _define("float", "clip_norm", 5.0, "Clip the global gradient norm (0: off).")
+  # Distribution, precision.
+  _define("enum", "strategy", "auto", list(c.STRATEGIES),
+          "auto: multi_worker when TF_CONFIG lists several workers, else mirrored.")
+  _define("integer", "cpu_replicas", 1, "Without GPUs: split the CPU into this many replicas.")
+  _define("bool", "jit_compile", False, "Compile the loss and gradients with XLA.")
+  _define("enum", "mixed_precision", "float32", list(c.PRECISIONS),
+          "Compute dtype of the networks; distributions and bounds stay float32.")
+  # Checkpoints, evaluation, summaries, export.
+  _define("integer", "checkpoint_every", 1, "Checkpoint every this many epochs (and at the end).")
+  _define("integer", "keep_checkpoints", 3, "Checkpoints kept.")
+  _define("integer", "eval_every", 1, "Evaluate every this many epochs.")
+  _define("integer", "eval_samples_periodic", 10, "Samples of a in the evaluations during training.")
+  _define("integer", "summary_every", 100, "Training scalars every this many steps.")
+  _define("integer", "ll_samples", 1000, "Importance samples K of the final test log-likelihood.")
+  _define("integer", "ll_examples", 10000, "Test images in the log-likelihood estimate (0: skip).")
+  _define("float", "time_budget_minutes", None,
+          "Stop training after this much wall time (checkpoint, then final evaluation).")
+  _define("string", "export_dir", None, "Export a SavedModel to <export_dir>/<version> at the end.")
+  _define("enum", "progress", "bar", ["bar", "epoch", "none"],
+          "A progress bar per epoch, one line per epoch, or quiet.")
+  flags.mark_flag_as_required("model_dir")
+
+
+def config_from_flags():
+  from adgm_tf import config as c
+  f = FLAGS
+  try:
+    hidden = tuple(int(h) for h in f.hidden)
+  except ValueError as e:
+    raise c.ConfigError(f"--hidden={','.join(f.hidden)}: widths must be integers, "
+                        f"e.g. --hidden=500,500.") from e
+  return c.Config(
+      data=c.DataConfig(
+          dataset=f.dataset, idx_dir=f.idx_dir, data_dir=f.data_dir,
+          num_labels=f.num_labels, label_seed=f.label_seed,
+          validation_size=f.validation_size,
+          labeled_batch_size=f.labeled_batch_size,
+          unlabeled_batch_size=f.unlabeled_batch_size,
+          max_unlabeled=f.max_unlabeled, binarize_eval=f.binarize_eval,
+          eval_batch_size=f.eval_batch_size),
+      model=c.ModelConfig(
+          model=f.model, hidden=hidden, z_dim=f.z_dim, a_dim=f.a_dim,
+          activation=f.activation, batch_norm=f.batch_norm,
+          mc_samples=f.mc_samples, iw_samples=f.iw_samples,
+          eval_samples=f.eval_samples, alpha_beta=f.alpha_beta,
+          weight_prior=f.weight_prior),
+      train=c.TrainConfig(
+          epochs=f.epochs, seed=f.seed, learning_rate=f.learning_rate,
+          beta1=f.beta1, beta2=f.beta2, lr_decay=f.lr_decay,
+          lr_decay_every=f.lr_decay_every, lr_min=f.lr_min,
+          clip_norm=f.clip_norm, strategy=f.strategy,
+          cpu_replicas=f.cpu_replicas, checkpoint_every=f.checkpoint_every,
+          keep_checkpoints=f.keep_checkpoints, eval_every=f.eval_every,
+          eval_samples_periodic=f.eval_samples_periodic,
+          summary_every=f.summary_every, ll_samples=f.ll_samples,
+          ll_examples=f.ll_examples, jit_compile=f.jit_compile,
+          mixed_precision=f.mixed_precision,
+          time_budget_minutes=f.time_budget_minutes, export_dir=f.export_dir,
+          verbose={"bar": 1, "epoch": 2, "none": 0}[f.progress]))
+
+
+def flagfile_text():
+  """Every launcher flag as ``--name=value``: a flagfile replaying this run."""
+  lines = ["# Written by launch.py; replay with --flagfile=<this file>."]
+  for name in _DEFINED:
+    flag = FLAGS[name]
+    if flag.value is None:
+      continue
+    lines.append(flag.serialize())
+  return "\n".join(lines) + "\n"
+
+
+def _log_to_stderr(name):
+  import logging as std_logging
+  logger = std_logging.getLogger(name)
+  handler = std_logging.StreamHandler(sys.stderr)
+  handler.setFormatter(std_logging.Formatter("%(asctime)s %(name)s: %(message)s",
+                                             "%H:%M:%S"))
+  logger.addHandler(handler)
+  logger.setLevel(std_logging.INFO)
+  logger.propagate = False
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from adgm_tf import config as c
+  from adgm_tf import data as d
+  logging.set_verbosity(logging.WARNING)  # TensorFlow's and tfds's chatter
+  _log_to_stderr("adgm_tf")
+  try:
+    config = config_from_flags().validate()  # stops here on bad flags
+    from adgm_tf import train  # imports TensorFlow
+    train.train_and_evaluate(config, FLAGS.model_dir, flagfile_text=flagfile_text())
+  except (c.ConfigError, d.DataError, FileExistsError) as e:
+    print(f"launch.py: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
