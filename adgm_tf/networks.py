@@ -67,16 +67,22 @@ class MultiInputDense(keras.layers.Layer):
       raise ValueError(f"categorical inputs {sorted(unknown)} are not in "
                        f"input_dims {sorted(self.input_dims)}")
     self.use_bias = bool(use_bias)
-    self.kernels: Dict[str, keras.Variable] = {}
+
+  @property
+  def kernels(self) -> Dict[str, keras.Variable]:
+    """``{input name: kernel [width, units]}``."""
+    return {name: getattr(self, f"kernel_{name}") for name in sorted(self.input_dims)}
 
   def build(self, input_shape=None):
     del input_shape  # widths come from input_dims
     fan_in = sum(self.input_dims.values())
     limit = math.sqrt(6.0 / (fan_in + self.units))
     for name in sorted(self.input_dims):
-      self.kernels[name] = self.add_weight(
+      # One attribute per kernel: tf.train.Checkpoint only follows direct
+      # attributes of Keras-3 layers, not dicts or lists.
+      setattr(self, f"kernel_{name}", self.add_weight(
           name=f"kernel_{name}", shape=(self.input_dims[name], self.units),
-          initializer=keras.initializers.RandomUniform(-limit, limit))
+          initializer=keras.initializers.RandomUniform(-limit, limit)))
     self.bias = (self.add_weight(name="bias", shape=(self.units,),
                                  initializer="zeros")
                  if self.use_bias else None)
@@ -155,13 +161,30 @@ class MLP(keras.layers.Layer):
                                  categorical=self.categorical,
                                  use_bias=not self.batch_norm, name="dense_0",
                                  dtype=self.dtype_policy)
-    self.dense = [keras.layers.Dense(h, use_bias=not self.batch_norm,
-                                     name=f"dense_{i + 1}", dtype=self.dtype_policy)
-                  for i, h in enumerate(self.hidden[1:])]
-    self.norms = ([keras.layers.BatchNormalization(name=f"bn_{i}",
-                                                   dtype=self.dtype_policy)
-                   for i in range(len(self.hidden))]
-                  if self.batch_norm else [])
+    # Sublayers are direct attributes (dense_1, ..., bn_0, ...), not lists:
+    # tf.train.Checkpoint follows only direct attributes of Keras-3 layers,
+    # and batch norm's moving statistics are reachable no other way.
+    for i, h in enumerate(self.hidden[1:]):
+      setattr(self, f"dense_{i + 1}", keras.layers.Dense(
+          h, use_bias=not self.batch_norm, name=f"dense_{i + 1}",
+          dtype=self.dtype_policy))
+    if self.batch_norm:
+      # synchronized: batch statistics over the global batch, not each
+      # replica's slice, so R replicas train exactly as one (and every
+      # worker ends with the same moving statistics).
+      for i in range(len(self.hidden)):
+        setattr(self, f"bn_{i}", keras.layers.BatchNormalization(
+            name=f"bn_{i}", synchronized=True, dtype=self.dtype_policy))
+
+  @property
+  def dense(self):
+    return [getattr(self, f"dense_{i + 1}") for i in range(len(self.hidden) - 1)]
+
+  @property
+  def norms(self):
+    if not self.batch_norm:
+      return []
+    return [getattr(self, f"bn_{i}") for i in range(len(self.hidden))]
 
   def build(self, input_shape=None):
     del input_shape

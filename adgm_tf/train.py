@@ -107,7 +107,19 @@ def make_strategy(train_config: config_lib.TrainConfig):
   if gpus:
     return tf.distribute.MirroredStrategy()
   cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-  return tf.distribute.MirroredStrategy(cpus[:max(1, train_config.cpu_replicas)])
+  # Reduction through one device: replica-context all-reduces go through a
+  # merge call, so the synchronized batch norm's independent all-reduces
+  # cannot be launched in different orders on different CPU replicas.
+  return tf.distribute.MirroredStrategy(
+      cpus[:max(1, train_config.cpu_replicas)],
+      cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
+def strategy_name(strategy) -> str:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return "MultiWorkerMirroredStrategy"
+  return type(strategy).__name__
 
 
 def is_chief(strategy) -> bool:
@@ -172,6 +184,21 @@ def build_model(config: config_lib.Config, alpha: float):
       weight_prior_scale=0.0, seed=t.seed, jit_compile_gradients=t.jit_compile)
 
 
+def create_model_and_optimizer(config: config_lib.Config, alpha: float,
+                               steps_per_epoch: int):
+  """Model and optimizer, compiled, with every variable created.
+
+  Call inside ``strategy.scope()``: the optimizer's slots are created here,
+  not lazily inside the first distributed step (where MirroredStrategy
+  cannot initialise them).
+  """
+  model = build_model(config, alpha)
+  optimizer = make_optimizer(config.train, steps_per_epoch)
+  model.compile(optimizer=optimizer)
+  optimizer.build(model.trainable_variables)
+  return model, optimizer
+
+
 # ----------------------------------------------------------------------------
 # The run directory
 # ----------------------------------------------------------------------------
@@ -227,13 +254,18 @@ def check_resumable(config: config_lib.Config, model_dir: str) -> None:
         f"--flagfile={os.path.join(model_dir, 'flags.txt')} to resume it.")
 
 
-def check_checkpoint_matches(model, checkpoint_path: str) -> None:
-  """Compares every model variable with the checkpoint's before restoring."""
+def check_checkpoint_matches(checkpoint, checkpoint_path: str) -> None:
+  """Compares every variable of ``checkpoint`` with the saved one, before restoring.
+
+  ``checkpoint`` is the tf.train.Checkpoint about to restore: written once
+  to a scratch directory it gives the key and shape of every variable it
+  expects, which must all be in ``checkpoint_path`` with the same shapes.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:
-    probe = tf.train.Checkpoint(model=model).write(os.path.join(tmp, "probe"))
+    probe = checkpoint.write(os.path.join(tmp, "probe"))
     expected = {k: s for k, s in tf.train.list_variables(probe)
-                if k.startswith("model/")}
+                if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
   try:
     found = dict(tf.train.list_variables(checkpoint_path))
   except (tf.errors.OpError, ValueError) as e:
@@ -253,6 +285,14 @@ def check_checkpoint_matches(model, checkpoint_path: str) -> None:
         f"architecture ({len(missing)} variables missing, {len(wrong)} with "
         f"other shapes; {detail}). Nothing was restored. Use a new --model_dir, "
         f"or the flags of the run that wrote it.")
+
+
+def make_checkpoint(model, optimizer, wall_time=None):
+  """The tf.train.Checkpoint of a run (its structure fixes the variable keys)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if wall_time is None:
+    wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time")
+  return tf.train.Checkpoint(model=model, optimizer=optimizer, wall_time=wall_time)
 
 
 class History:
@@ -291,6 +331,44 @@ class History:
 # ----------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------
+
+
+def distributed_epoch(strategy, split, data_config: config_lib.DataConfig,
+                      seed: int, epoch: int, skip: int = 0):
+  """Epoch ``epoch`` of training data, split over the strategy's replicas.
+
+  Each worker's input pipeline yields its replicas' slices of every global
+  batch in replica order (``data.train_dataset``), so replica r always sees
+  rows [r B/R, (r+1) B/R) of the batch a single replica would see. ``skip``
+  drops the steps already done when resuming mid-epoch.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  def dataset_fn(ctx):
+    local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+    ids = range(ctx.input_pipeline_id * local, (ctx.input_pipeline_id + 1) * local)
+    ds = data_lib.train_dataset(
+        split, labeled_batch_size=data_config.labeled_batch_size,
+        unlabeled_batch_size=data_config.unlabeled_batch_size, seed=seed,
+        epochs=1, start_epoch=epoch, num_replicas=ctx.num_replicas_in_sync,
+        replica_ids=ids)
+    return ds.skip(skip * local)
+
+  options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+  return strategy.distribute_datasets_from_function(dataset_fn, options)
+
+
+def make_train_step(strategy, model):
+  """A tf.function running ``model.train_step`` on every replica; mean logs."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  @tf.function
+  def train_step(iterator):
+    per_replica = strategy.run(model.train_step, args=(next(iterator),))
+    return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+            for k, v in per_replica.items()}
+
+  return train_step
 
 
 @dataclasses.dataclass
@@ -350,23 +428,20 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
 
   with strategy.scope():
     keras.utils.set_random_seed(t.seed)
-    model = build_model(config, alpha)
+    model, optimizer = create_model_and_optimizer(config, alpha, steps_per_epoch)
     if m.weight_prior:
       model.weight_prior_scale = 1.0 / split.num_unlabeled
-    optimizer = make_optimizer(t, steps_per_epoch)
-    model.compile(optimizer=optimizer)
-    optimizer.build(model.trainable_variables)
     wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                     wall_time=wall_time)
+    checkpoint = make_checkpoint(model, optimizer, wall_time)
 
-  write_dir = model_dir if chief else os.path.join(
-      tempfile.gettempdir(), f"adgm_tf_worker_{os.getpid()}")
+  # Every worker saves (saving may involve collectives); only the chief's
+  # files are kept (the tf.distribute multi-worker checkpointing pattern).
+  write_dir = model_dir if chief else tempfile.mkdtemp(prefix="adgm_tf_worker_")
   manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
                                        max_to_keep=t.keep_checkpoints)
   latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
   if latest:
-    check_checkpoint_matches(model, latest)
+    check_checkpoint_matches(checkpoint, latest)
     checkpoint.restore(latest).assert_existing_objects_matched()
     logger.info("resumed from %s (step %d)", latest, int(optimizer.iterations.numpy()))
   elif os.path.isdir(os.path.join(model_dir, "checkpoints")) and os.listdir(
@@ -402,7 +477,7 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
   logger.info("labeled %d, unlabeled %d, validation %d; alpha %.3g; %d steps per "
               "epoch; %d replica(s) (%s)", split.num_labeled, split.num_unlabeled,
               len(split.validation), alpha, steps_per_epoch, replicas,
-              type(strategy).__name__)
+              strategy_name(strategy))
 
   evaluator = evaluation.Evaluator(model, d.eval_batch_size)
   test_images, test_labels = evaluation.split_images(split, "test")
@@ -411,24 +486,7 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
       checkpoint, os.path.join(write_dir, "best"), max_to_keep=1)
   best = _read_best(model_dir)
 
-  def distributed_epoch(epoch: int, skip: int):
-    def dataset_fn(ctx: tf.distribute.InputContext):
-      local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
-      ids = range(ctx.input_pipeline_id * local, (ctx.input_pipeline_id + 1) * local)
-      ds = data_lib.train_dataset(
-          split, labeled_batch_size=d.labeled_batch_size,
-          unlabeled_batch_size=d.unlabeled_batch_size, seed=t.seed, epochs=1,
-          start_epoch=epoch, num_replicas=ctx.num_replicas_in_sync,
-          replica_ids=ids)
-      return ds.skip(skip * local)
-    options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
-    return strategy.distribute_datasets_from_function(dataset_fn, options)
-
-  @tf.function
-  def train_step(iterator):
-    per_replica = strategy.run(model.train_step, args=(next(iterator),))
-    return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-            for k, v in per_replica.items()}
+  train_step = make_train_step(strategy, model)
 
   def evaluate(state: _State, samples: int, final: bool) -> Dict[str, Any]:
     results: Dict[str, Any] = {}
@@ -477,7 +535,7 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
     epoch_start, skip = time.time(), state.step - state.epoch * steps_per_epoch
     for tracker in model.metrics:
       tracker.reset_state()
-    iterator = iter(distributed_epoch(state.epoch, skip))
+    iterator = iter(distributed_epoch(strategy, split, d, t.seed, state.epoch, skip))
     progbar = (keras.utils.Progbar(steps_per_epoch, verbose=t.verbose,
                                    stateful_metrics=["loss", "accuracy", "elbo_unlabeled"])
                if chief and t.verbose == 1 else None)
@@ -585,6 +643,9 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
         v.assign(value)
     else:
       metrics["best_validation"]["test_error"] = metrics["test_error"]
+  if not chief:
+    import shutil  # pylint: disable=g-import-not-at-top
+    shutil.rmtree(write_dir, ignore_errors=True)
   if chief:
     summaries.scalars("eval", {"final/test_error": metrics["test_error"],
                                "final/test_log_likelihood": metrics["test_log_likelihood"]},
@@ -643,12 +704,14 @@ def load_run(model_dir: str, checkpoint: Optional[str] = None):
     raise config_lib.ConfigError(
         f"{model_dir} has no config.json: it is not an adgm_tf run directory.")
   config = config_lib.Config.from_dict(saved["config"])
-  model = build_model(config, saved["derived"]["alpha"])
+  model, optimizer = create_model_and_optimizer(
+      config, saved["derived"]["alpha"], saved["derived"]["steps_per_epoch"])
+  ckpt = make_checkpoint(model, optimizer)
   path = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
   if not path:
     raise config_lib.ConfigError(f"{model_dir}/checkpoints holds no checkpoint.")
-  check_checkpoint_matches(model, path)
-  tf.train.Checkpoint(model=model).restore(path).expect_partial()
+  check_checkpoint_matches(ckpt, path)
+  ckpt.restore(path).assert_existing_objects_matched()
   return config, model, path
 
 

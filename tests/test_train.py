@@ -1,0 +1,294 @@
+"""Tests for adgm_tf.train: resume, SIGKILL, replicas, workers, selection, budget."""
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from adgm_tf import config as config_lib
+from adgm_tf import data
+from adgm_tf import train
+
+from conftest import REPO, run_env
+
+
+def tiny_config(data_dir, data=None, model=None, train_=None):
+  c = config_lib.Config(
+      data=config_lib.DataConfig(data_dir=data_dir, num_labels=100,
+                                 max_unlabeled=1000, labeled_batch_size=100,
+                                 unlabeled_batch_size=100),
+      model=config_lib.ModelConfig(hidden=(32,), z_dim=8, a_dim=8, mc_samples=1,
+                                   eval_samples=10),
+      train=config_lib.TrainConfig(epochs=2, learning_rate=1e-3,
+                                   eval_samples_periodic=5, ll_samples=10,
+                                   ll_examples=100, summary_every=5, verbose=0))
+  return c.replace(data=dataclasses.replace(c.data, **(data or {})),
+                   model=dataclasses.replace(c.model, **(model or {})),
+                   train=dataclasses.replace(c.train, **(train_ or {})))
+
+
+def checkpoint_weights(model_dir, sub="checkpoints"):
+  path = tf.train.latest_checkpoint(os.path.join(model_dir, sub))
+  reader = tf.train.load_checkpoint(path)
+  return path, {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+                if k.startswith("model/")}
+
+
+def assert_same_weights(a, b, atol=1e-5):
+  assert sorted(a) == sorted(b)
+  for k in a:
+    np.testing.assert_allclose(a[k], b[k], atol=atol, rtol=0, err_msg=k)
+
+
+def dir_digest(path):
+  out = {}
+  for f in sorted(glob.glob(os.path.join(path, "**"), recursive=True)):
+    if os.path.isfile(f):
+      out[os.path.relpath(f, path)] = hashlib.sha256(open(f, "rb").read()).hexdigest()
+  return out
+
+
+# ---------------------------------------------------------------------------
+# Resume
+# ---------------------------------------------------------------------------
+
+
+def test_interrupt_and_resume_equals_a_straight_run(mnist_data_dir, tmp_path):
+  straight = str(tmp_path / "straight")
+  resumed = str(tmp_path / "resumed")
+  m3 = train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=3)), straight)
+  m2 = train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=2)), resumed)
+  assert m2["steps"] == 20 and m3["steps"] == 30
+  m3b = train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=3)), resumed)
+  assert m3b["steps"] == 30 and m3b["epochs"] == 3
+  _, w_straight = checkpoint_weights(straight)
+  path, w_resumed = checkpoint_weights(resumed)
+  assert path.endswith("ckpt-30")
+  assert_same_weights(w_straight, w_resumed)
+  # The history has one row per epoch, with no duplicate from the relaunch.
+  with open(os.path.join(resumed, "history.csv")) as f:
+    rows = f.read().strip().splitlines()
+  assert [r.split(",")[1] for r in rows[1:]] == ["10", "20", "30"]
+  assert m3b["test_error"] == pytest.approx(m3["test_error"], abs=1e-3)
+
+
+def test_checkpoints_hold_every_model_variable(tmp_path):
+  """Including batch norm's moving statistics (not reachable via the optimizer)."""
+  cfg = tiny_config(None, model=dict(hidden=(8, 9), batch_norm=True))
+  keras.utils.set_random_seed(0)
+  model, optimizer = train.create_model_and_optimizer(cfg, 1.0, 10)
+  for v in model.variables:  # give every variable a distinct value
+    v.assign(tf.random.normal(v.shape) + 3.0)
+  path = train.make_checkpoint(model, optimizer).save(str(tmp_path / "ckpt"))
+  keras.utils.set_random_seed(1)
+  fresh, fresh_opt = train.create_model_and_optimizer(cfg, 1.0, 10)
+  ckpt = train.make_checkpoint(fresh, fresh_opt)
+  train.check_checkpoint_matches(ckpt, path)
+  ckpt.restore(path).assert_existing_objects_matched()
+  moving = [v for v in model.variables if "moving" in v.path]
+  assert len(moving) == 2 * 2 * len(model.factors)  # mean and variance, 2 layers
+  for a, b in zip(model.variables, fresh.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_a_finished_run_relaunched_only_evaluates(mnist_data_dir, tmp_path):
+  d = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=1)), d)
+  before = checkpoint_weights(d)
+  again = train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=1)), d)
+  assert again["steps"] == 10
+  assert_same_weights(before[1], checkpoint_weights(d)[1], atol=0)
+
+
+def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(mnist_idx_dir, mnist_data_dir,
+                                                            tmp_path):
+  args = [sys.executable, "launch.py", "--flagfile=tests/tiny.flags",
+          f"--data_dir={mnist_data_dir}", "--max_unlabeled=3000",
+          "--unlabeled_batch_size=30", "--epochs=3", "--eval_every=3",
+          "--ll_examples=0", "--progress=none"]
+  env = run_env(mnist_idx_dir)
+  killed = str(tmp_path / "killed")
+  proc = subprocess.Popen(args + [f"--model_dir={killed}"], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    index = os.path.join(killed, "checkpoints", "ckpt-100.index")
+    deadline = time.time() + 300
+    while not os.path.exists(index) and time.time() < deadline:
+      assert proc.poll() is None, proc.communicate()
+      time.sleep(0.2)
+    assert os.path.exists(index), "no checkpoint after the first epoch"
+    time.sleep(2.0)  # well into the second epoch (about 0.05 s a step)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == -signal.SIGKILL
+  saved_step = int(tf.train.latest_checkpoint(
+      os.path.join(killed, "checkpoints")).rsplit("-", 1)[1])
+  assert saved_step in (100, 200)
+  out = subprocess.run(args + [f"--model_dir={killed}"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert f"(step {saved_step})" in out.stderr
+  straight = str(tmp_path / "straight")
+  out = subprocess.run(args + [f"--model_dir={straight}"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert_same_weights(checkpoint_weights(straight)[1], checkpoint_weights(killed)[1])
+
+
+# ---------------------------------------------------------------------------
+# Replicas and workers
+# ---------------------------------------------------------------------------
+
+
+def _steps_under(devices, split, steps=2, clip_norm=1.0, batch_norm=True):
+  strategy = tf.distribute.MirroredStrategy(
+      devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+  cfg = tiny_config(None, model=dict(batch_norm=batch_norm, mc_samples=2),
+                    train_=dict(clip_norm=clip_norm))
+  with strategy.scope():
+    keras.utils.set_random_seed(3)
+    model, _ = train.create_model_and_optimizer(cfg, alpha=1.0, steps_per_epoch=10)
+  step = train.make_train_step(strategy, model)
+  iterator = iter(train.distributed_epoch(strategy, split, cfg.data, seed=0, epoch=0))
+  logs = [step(iterator) for _ in range(steps)]
+  return {v.path: v.numpy() for v in model.variables}, logs
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_two_replicas_make_the_same_update_as_one(mnist_arrays, batch_norm):
+  """Noise, data slices, clipping and (synchronized) batch norm all match."""
+  split = data.split_semi_supervised(mnist_arrays, 100, 1, 0, max_unlabeled=1000)
+  one, logs_one = _steps_under(["/cpu:0"], split, batch_norm=batch_norm)
+  two, logs_two = _steps_under(["/cpu:0", "/cpu:1"], split, batch_norm=batch_norm)
+  assert sorted(one) == sorted(two)
+  moved = max(float(np.max(np.abs(one[k] - two[k]))) for k in one)
+  for k in one:
+    np.testing.assert_allclose(one[k], two[k], atol=1e-5, rtol=0, err_msg=k)
+  for a, b in zip(logs_one, logs_two):
+    assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-5)
+  assert moved < 1e-5
+  # Not vacuous: the weights did move, by more than the tolerance.
+  keras.utils.set_random_seed(3)
+  cfg = tiny_config(None, model=dict(batch_norm=batch_norm, mc_samples=2))
+  init = {v.path: v.numpy() for v in train.build_model(cfg, 1.0).variables}
+  assert max(float(np.max(np.abs(init[k] - one[k]))) for k in one) > 1e-4
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_workers_train_to_identical_weights(mnist_idx_dir, mnist_data_dir, tmp_path):
+  ports = [_free_port(), _free_port()]
+  cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+  procs = []
+  for i in range(2):
+    tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+    env = run_env(mnist_idx_dir, TF_CONFIG=tf_config)
+    procs.append(subprocess.Popen(
+        [sys.executable, "launch.py", "--flagfile=tests/tiny.flags",
+         f"--model_dir={tmp_path / 'run'}", f"--data_dir={mnist_data_dir}",
+         "--epochs=1", "--ll_examples=0", "--strategy=auto"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (o, e) in zip(procs, outs):
+    assert p.returncode == 0, e[-3000:]
+  prints = [[l for l in o.splitlines() if l.startswith("weights sha256")] for o, _ in outs]
+  assert len(prints[0]) == 1 and prints[0] == prints[1], prints
+  metrics = json.load(open(tmp_path / "run" / "metrics.json"))
+  assert metrics["replicas"] == 2 and metrics["steps"] == 10
+  assert prints[0][0].endswith(metrics["weights_sha256"])
+  assert "MultiWorkerMirroredStrategy" in outs[0][1]
+
+
+# ---------------------------------------------------------------------------
+# Refusals: other experiments, foreign checkpoints
+# ---------------------------------------------------------------------------
+
+
+def test_a_different_architecture_is_refused_and_nothing_changes(mnist_data_dir, tmp_path):
+  d = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=1)), d)
+  before = dir_digest(d)
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"--hidden: \[32\] in the saved run, \[48\] now"):
+    train.train_and_evaluate(tiny_config(mnist_data_dir, model=dict(hidden=(48,))), d)
+  assert dir_digest(d) == before
+
+
+def test_a_foreign_checkpoint_is_never_partially_restored(mnist_data_dir, tmp_path):
+  d = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=1)), d)
+  os.remove(os.path.join(d, "config.json"))  # as if written by something else
+  before = dir_digest(d)
+  with pytest.raises(config_lib.ConfigError,
+                     match="written by a different model architecture .* Nothing was restored"):
+    train.train_and_evaluate(tiny_config(mnist_data_dir, model=dict(z_dim=12)), d)
+  assert dir_digest(d) == before
+
+
+# ---------------------------------------------------------------------------
+# Model selection, time budget, summaries of the run
+# ---------------------------------------------------------------------------
+
+
+def test_selection_uses_validation_never_the_test_set(mnist_data_dir, tmp_path,
+                                                      monkeypatch):
+  cfg = tiny_config(mnist_data_dir, data=dict(validation_size=2000),
+                    train_=dict(epochs=3))
+  a = train.train_and_evaluate(cfg, str(tmp_path / "a"))
+  assert a["best_validation"]["validation_error"] == pytest.approx(min(
+      float(r.split(",")[-2]) for r in open(tmp_path / "a" / "history.csv").read()
+      .strip().splitlines()[1:]))
+  # Scramble the test labels: the choice of the best checkpoint cannot move.
+  arrays = data.load_arrays("mnist", mnist_data_dir)
+  rng = np.random.default_rng(0)
+  scrambled = arrays._replace(test_labels=rng.permutation(arrays.test_labels))
+  monkeypatch.setattr(data, "load_arrays", lambda *a_, **k: scrambled)
+  b = train.train_and_evaluate(cfg, str(tmp_path / "b"))
+  assert b["best_validation"]["step"] == a["best_validation"]["step"]
+  assert b["best_validation"]["validation_error"] == a["best_validation"]["validation_error"]
+  assert b["test_error"] != a["test_error"]  # the test set did change
+
+
+def test_time_budget_stops_training_and_still_evaluates(mnist_data_dir, tmp_path):
+  d = str(tmp_path / "run")
+  cfg = tiny_config(mnist_data_dir, train_=dict(epochs=1000, time_budget_minutes=0.1))
+  start = time.time()
+  m = train.train_and_evaluate(cfg, d)
+  assert time.time() - start < 120
+  assert m["stopped_by_time_budget"] and m["epochs"] < 1000
+  assert m["wall_time"] >= 6.0
+  assert m["test_error"] is not None
+  saved = json.load(open(os.path.join(d, "metrics.json")))
+  assert saved["stopped_by_time_budget"] is True
+  step = int(tf.train.latest_checkpoint(os.path.join(d, "checkpoints")).rsplit("-", 1)[1])
+  assert step == m["steps"]  # checkpointed where it stopped
+
+
+def test_learning_rate_schedule():
+  cfg = config_lib.TrainConfig(learning_rate=3e-4, lr_decay=0.75, lr_decay_every=200,
+                               lr_min=3e-5)
+  schedule = train.learning_rate_schedule(cfg, steps_per_epoch=600)
+  assert float(schedule(0)) == pytest.approx(3e-4)
+  assert float(schedule(200 * 600 - 1)) == pytest.approx(3e-4)
+  assert float(schedule(200 * 600)) == pytest.approx(2.25e-4)
+  assert float(schedule(800 * 600)) == pytest.approx(3e-4 * 0.75 ** 4)
+  assert float(schedule(10 ** 9)) == pytest.approx(3e-5)
