@@ -1,0 +1,120 @@
+"""Tests for launch.py: the tiny end-to-end run, flagfiles, and bad flags."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_env
+from test_train import dir_digest
+
+
+def test_tiny_flagfile_trains_end_to_end(tiny_run):
+  d = tiny_run["model_dir"]
+  assert tiny_run["seconds"] < 60, tiny_run["seconds"]  # TF import included
+  assert glob.glob(os.path.join(d, "checkpoints", "ckpt-20.index"))
+  assert glob.glob(os.path.join(d, "train", "events.out.tfevents.*"))
+  assert glob.glob(os.path.join(d, "eval", "events.out.tfevents.*"))
+  metrics = json.load(open(os.path.join(d, "metrics.json")))
+  for key in ("test_error", "validation_error", "eval_samples",
+              "test_log_likelihood", "epochs", "wall_time"):
+    assert key in metrics, key
+  assert metrics["epochs"] == 2 and metrics["eval_samples"] == 20
+  assert 0.0 <= metrics["test_error"] < 0.9  # learning started; chance is 0.9
+  assert metrics["test_log_likelihood"] < 0
+  assert os.path.isfile(os.path.join(tiny_run["export_dir"], "1", "saved_model.pb"))
+  # Progress: one summary line per epoch, then the final line.
+  lines = [l for l in tiny_run["stdout"].splitlines() if l.startswith("epoch ")]
+  assert len(lines) == 2 and "test_err" in lines[-1]
+  assert "final: test error" in tiny_run["stdout"]
+  assert "data source: idx_dir" in tiny_run["stderr"]
+
+
+def test_flags_txt_replays_the_run(tiny_run, mnist_idx_dir, tmp_path):
+  d = str(tmp_path / "copy")
+  shutil.copytree(tiny_run["model_dir"], d)
+  text = open(os.path.join(d, "flags.txt")).read()
+  for flag in ("--model=adgm", "--hidden=64", "--z_dim=16", "--mc_samples=2",
+               "--max_unlabeled=1000", "--epochs=2", "--learning_rate=0.0003"):
+    assert flag + "\n" in text, flag
+  # Point the copy's flagfile at the copy, then replay it: the run is found
+  # complete, so it only evaluates again; its identity is unchanged.
+  text = text.replace(tiny_run["model_dir"], d).replace(
+      f"--export_dir={tiny_run['export_dir']}\n", "")
+  open(os.path.join(d, "flags.txt"), "w").write(text)
+  before = json.load(open(os.path.join(d, "config.json")))
+  out = subprocess.run([sys.executable, "launch.py", f"--flagfile={d}/flags.txt"],
+                       cwd=REPO, env=run_env(mnist_idx_dir), capture_output=True,
+                       text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "already trained for 2 epochs" in out.stderr
+  after = json.load(open(os.path.join(d, "config.json")))
+  assert before["config"]["train"].pop("export_dir") == tiny_run["export_dir"]
+  assert after["config"]["train"].pop("export_dir") is None  # removed above
+  assert before["config"] == after["config"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--num_labels=105"], "--num_labels=105 is not divisible by the number of classes"),
+    (["--model=adgm_det", "--iw_samples=5"],
+     "--iw_samples=5 with --model=adgm_det: importance weighting over a is undefined"),
+    (["--mc_samples=2", "--iw_samples=3"], "Set --mc_samples=1"),
+    (["--hidden=500,abc"], "--hidden=500,abc: widths must be integers"),
+    (["--learning_rate=2"], "--learning_rate=2.0: must be in (0, 1)"),
+    (["--lr_min=0.1"], "--lr_min=0.1 must be in [0, --learning_rate=0.0003]"),
+    (["--max_unlabeled=50"], "--max_unlabeled=50 is smaller than --num_labels=100"),
+    (["--model=adgm3"], "value should be one of <adgm|adgm_workshop|sdgm|m2|adgm_det>"),
+    (["--num_labels=59000", "--max_unlabeled=60000"],
+     "asks for 5900 labeled images of class"),
+])
+def test_bad_flags_stop_before_any_work(args, message, mnist_idx_dir, mnist_data_dir,
+                                        tmp_path):
+  d = tmp_path / "run"
+  out = subprocess.run(
+      [sys.executable, "launch.py", "--flagfile=tests/tiny.flags",
+       f"--model_dir={d}", f"--data_dir={mnist_data_dir}"] + args,
+      cwd=REPO, env=run_env(mnist_idx_dir), capture_output=True, text=True,
+      timeout=300)
+  assert out.returncode != 0
+  assert message in out.stderr, out.stderr[-2000:]
+  assert not d.exists()  # nothing was written
+
+
+def test_model_dir_is_required(mnist_idx_dir):
+  out = subprocess.run([sys.executable, "launch.py", "--model=adgm"], cwd=REPO,
+                       env=run_env(mnist_idx_dir), capture_output=True, text=True,
+                       timeout=60)
+  assert out.returncode != 0 and "--model_dir" in out.stderr
+
+
+def test_relaunch_with_another_architecture_is_refused(tiny_run, mnist_idx_dir,
+                                                       mnist_data_dir, tmp_path):
+  d = str(tmp_path / "copy")
+  shutil.copytree(tiny_run["model_dir"], d)
+  before = dir_digest(d)
+  out = subprocess.run(
+      [sys.executable, "launch.py", "--flagfile=tests/tiny.flags", f"--model_dir={d}",
+       f"--data_dir={mnist_data_dir}", "--hidden=32"],
+      cwd=REPO, env=run_env(mnist_idx_dir), capture_output=True, text=True,
+      timeout=300)
+  assert out.returncode == 2
+  assert "holds a run of a different experiment (--hidden: [64] in the saved run, [32] now)" in out.stderr
+  assert dir_digest(d) == before
+
+
+def test_importing_the_library_registers_no_flags():
+  code = ("from absl import flags\n"
+          "before = set(flags.FLAGS)\n"
+          "import adgm_tf, adgm_tf.train, adgm_tf.models, adgm_tf.export, launch\n"
+          "print(sorted(set(flags.FLAGS) - before))\n")
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                       text=True, timeout=120,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert out.returncode == 0, out.stderr[-2000:]
+  registered = eval(out.stdout.strip().splitlines()[-1])  # a list of names
+  ours = {"model_dir", "model", "epochs", "hidden", "mc_samples", "export_dir"}
+  assert not ours & set(registered), registered
