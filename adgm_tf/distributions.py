@@ -35,6 +35,41 @@ def bernoulli(logits: tf.Tensor) -> tfd.Distribution:
                          reinterpreted_batch_ndims=1)
 
 
+def bernoulli_log_prob(logits: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+  """``bernoulli(logits).log_prob(x)`` in closed form: sum_d x_d l_d - softplus(l_d).
+
+  log sigmoid(l) = l - softplus(l) and log(1 - sigmoid(l)) = -softplus(l), so
+  the log-density is linear in x; this form needs one softplus where TFP's
+  takes two, on the largest tensor of the step (every enumerated row times
+  784 pixels). ``tests/test_networks.py`` checks it against TFP.
+  """
+  return _bernoulli_log_prob(logits, tf.cast(x, logits.dtype))
+
+
+def _unbroadcast(t: tf.Tensor, shape) -> tf.Tensor:
+  """Sums ``t`` down to ``shape`` (the inverse of broadcasting)."""
+  t_shape = tf.shape(t)
+  shape = tf.convert_to_tensor(shape)
+  padded = tf.concat([tf.ones([tf.rank(t) - tf.size(shape)], tf.int32), shape], 0)
+  _, axes = tf.raw_ops.BroadcastGradientArgs(s0=t_shape, s1=padded)
+  return tf.reshape(tf.reduce_sum(t, axis=axes), shape)
+
+
+@tf.custom_gradient
+def _bernoulli_log_prob(logits, x):
+  # The forward keeps no [..., D] intermediate for the backward pass (only
+  # its inputs): d/dl = x - sigmoid(l), d/dx = l.
+  log_prob = tf.reduce_sum(x * logits - tf.nn.softplus(logits), axis=-1)
+
+  def grad(g):
+    g = g[..., None]
+    d_logits = _unbroadcast(g * (x - tf.sigmoid(logits)), tf.shape(logits))
+    d_x = _unbroadcast(g * logits, tf.shape(x))
+    return d_logits, d_x
+
+  return log_prob, grad
+
+
 def categorical(logits: tf.Tensor) -> tfd.Distribution:
   """Categorical over the last axis of ``logits``."""
   return tfd.Categorical(logits=logits)

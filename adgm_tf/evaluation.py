@@ -90,10 +90,10 @@ class Evaluator:
     x = fixed_binarization(images, seed) if binarize else as_grey(images)
     ls, us = [], []
     for i, (b, y) in enumerate(self._batches(x, np.asarray(labels))):
-      l, u = self._bounds[samples](tf.constant(b), tf.constant(y),
+      lab, unl = self._bounds[samples](tf.constant(b), tf.constant(y),
                                    tf.constant([seed, i], tf.int64))
-      ls.append(l.numpy())
-      us.append(u.numpy())
+      ls.append(lab.numpy())
+      us.append(unl.numpy())
     return {"elbo_labeled": float(np.mean(np.concatenate(ls))),
             "elbo_unlabeled": float(np.mean(np.concatenate(us)))}
 

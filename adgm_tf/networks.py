@@ -39,6 +39,33 @@ def _apply_activation(h, activation: str):
 
 
 @keras.saving.register_keras_serializable(package="adgm_tf")
+class BatchNormalization(keras.layers.BatchNormalization):
+  """Keras batch norm whose statistics always cover the global batch.
+
+  With several replicas it is Keras's synchronized batch norm (sums
+  all-reduced over replicas), so R replicas train exactly as one and every
+  worker ends with the same moving statistics. With one replica the same
+  one-pass moments, E[x] and E[x^2] - E[x]^2, are computed without an
+  all-reduce: cheaper than ``tf.nn.moments``, and free of the merge call that
+  cannot run inside an XLA-compiled function.
+  """
+
+  def __init__(self, **kwargs):
+    kwargs.setdefault("synchronized", True)
+    super().__init__(**kwargs)
+
+  def _moments(self, inputs, mask):
+    ctx = tf.distribute.get_replica_context()
+    if mask is not None or (ctx is not None and ctx.num_replicas_in_sync > 1):
+      return super()._moments(inputs, mask)
+    x = tf.cast(inputs, tf.float32)
+    axes = self._reduction_axes
+    mean = tf.reduce_mean(x, axis=axes)
+    variance = tf.maximum(tf.reduce_mean(tf.square(x), axis=axes) - tf.square(mean), 0.0)
+    return tf.cast(mean, inputs.dtype), tf.cast(variance, inputs.dtype)
+
+
+@keras.saving.register_keras_serializable(package="adgm_tf")
 class MultiInputDense(keras.layers.Layer):
   """``h = sum_i project(name_i, input_i) + b`` with one kernel per input.
 
@@ -169,12 +196,11 @@ class MLP(keras.layers.Layer):
           h, use_bias=not self.batch_norm, name=f"dense_{i + 1}",
           dtype=self.dtype_policy))
     if self.batch_norm:
-      # synchronized: batch statistics over the global batch, not each
-      # replica's slice, so R replicas train exactly as one (and every
-      # worker ends with the same moving statistics).
+      # Batch statistics over the global batch, not each replica's slice
+      # (see BatchNormalization).
       for i in range(len(self.hidden)):
-        setattr(self, f"bn_{i}", keras.layers.BatchNormalization(
-            name=f"bn_{i}", synchronized=True, dtype=self.dtype_policy))
+        setattr(self, f"bn_{i}", BatchNormalization(name=f"bn_{i}",
+                                                    dtype=self.dtype_policy))
 
   @property
   def dense(self):

@@ -163,7 +163,8 @@ def learning_rate_schedule(train_config: config_lib.TrainConfig, steps_per_epoch
 
 def make_optimizer(train_config: config_lib.TrainConfig, steps_per_epoch: int):
   import keras  # pylint: disable=g-import-not-at-top
-  optimizer = keras.optimizers.Adam(
+  from adgm_tf import optimizers  # pylint: disable=g-import-not-at-top
+  optimizer = optimizers.Adam(
       learning_rate=learning_rate_schedule(train_config, steps_per_epoch),
       beta_1=train_config.beta1, beta_2=train_config.beta2)
   if train_config.mixed_precision == "mixed_float16":

@@ -13,7 +13,10 @@ S, BL, BU, Y = 2, 3, 4, 10
 
 def random_factors(seed=0, one_hot_label=None):
   rng = np.random.default_rng(seed)
-  f32 = lambda *s: tf.constant(rng.normal(size=s) * 3 - 5, tf.float32)
+
+  def f32(*s):
+    return tf.constant(rng.normal(size=s) * 3 - 5, tf.float32)
+
   logits = rng.normal(size=(S, Y, BU)) * 2
   if one_hot_label is not None:
     logits = np.full((S, Y, BU), -1e4)

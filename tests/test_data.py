@@ -330,7 +330,7 @@ def test_train_batches_are_fresh_binary_samples(mnist_arrays):
   xs = np.concatenate([b[1].numpy() for b in batches])
   assert set(np.unique(xs)) <= {0.0, 1.0}
   # Each labeled batch is all 100 labels, reshuffled.
-  for (x_l, y_l), _ in batches[:3]:
+  for (_, y_l), _ in batches[:3]:
     assert np.bincount(y_l.numpy(), minlength=10).tolist() == [10] * 10
   assert not np.array_equal(batches[0][0][1], batches[1][0][1])
   # Averaged over many epochs, a labeled image's binarizations approach its

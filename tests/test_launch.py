@@ -28,7 +28,7 @@ def test_tiny_flagfile_trains_end_to_end(tiny_run):
   assert metrics["test_log_likelihood"] < 0
   assert os.path.isfile(os.path.join(tiny_run["export_dir"], "1", "saved_model.pb"))
   # Progress: one summary line per epoch, then the final line.
-  lines = [l for l in tiny_run["stdout"].splitlines() if l.startswith("epoch ")]
+  lines = [ln for ln in tiny_run["stdout"].splitlines() if ln.startswith("epoch ")]
   assert len(lines) == 2 and "test_err" in lines[-1]
   assert "final: test error" in tiny_run["stdout"]
   assert "data source: idx_dir" in tiny_run["stderr"]

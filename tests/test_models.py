@@ -1,7 +1,6 @@
 """Tests for the model variants: forward pass, bounds, traps, train_step, fit."""
 
 import json
-import os
 
 import keras
 import numpy as np
@@ -379,3 +378,64 @@ def test_one_epoch_of_fit_on_mnist_learns(name, mnist_arrays):
   accuracy = np.mean(np.argmax(model.predict(x_test, verbose=0), 1) == y_test)
   assert accuracy > 0.4, accuracy  # chance is 0.1
   print(f"{name}: loss {before:.1f} -> {after:.1f}, test accuracy {accuracy:.3f}")
+
+
+# ---------------------------------------------------------------------------
+# XLA and mixed precision (the GPU paths, checked on CPU)
+# ---------------------------------------------------------------------------
+
+
+def _copy_weights(src, dst):
+  for a, b in zip(src.variables, dst.variables):
+    b.assign(tf.cast(a, b.dtype))
+
+
+def test_xla_step_equals_the_plain_step():
+  x_l, y_l, x_u = small_batch(12)
+  models = []
+  for jit in (False, True):
+    keras.utils.set_random_seed(5)
+    m = small_model("adgm", batch_norm=True, jit_compile_gradients=jit)
+    m.compile(optimizer=keras.optimizers.Adam(1e-3))
+    logs = tf.function(m.train_step)(((x_l, y_l), x_u))
+    models.append((m, {k: float(v) for k, v in logs.items()}))
+  (plain, a), (xla, b) = models
+  for k in a:
+    assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-4), k
+  for u, v in zip(plain.trainable_variables, xla.trainable_variables):
+    np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=1e-4, atol=1e-5)
+
+
+# Stated tolerances for the bound under mixed precision, relative to float32:
+# bfloat16 keeps 8 bits of mantissa (about 3 significant digits), float16 11.
+MIXED_TOLERANCE = {"mixed_bfloat16": 3e-2, "mixed_float16": 5e-3}
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_gives_the_float32_bound_and_finite_steps(policy):
+  x = (np.random.default_rng(13).random((6, 784)) < 0.3).astype(np.float32)
+  y = np.arange(6) % 10
+  keras.utils.set_random_seed(6)
+  ref = build_model("adgm", z_dim=16, a_dim=16, hidden=(64, 64), batch_norm=True)
+  try:
+    keras.mixed_precision.set_global_policy(policy)
+    keras.utils.set_random_seed(6)
+    mixed = build_model("adgm", z_dim=16, a_dim=16, hidden=(64, 64), batch_norm=True)
+    assert mixed.q_z.mlp.first.compute_dtype == policy.split("_")[1]
+    _copy_weights(ref, mixed)
+    noise = ref.sample_noise([3, 3], 1, 6, 6)
+    t32 = ref.bound_terms(x, y, x, noise)
+    t16 = mixed.bound_terms(x, y, x, noise)
+    for a, b in ((t32.elbo_l, t16.elbo_l), (t32.elbo_u, t16.elbo_u)):
+      assert b.dtype == tf.float32  # bounds stay float32
+      np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=MIXED_TOLERANCE[policy])
+    optimizer = keras.optimizers.Adam(1e-3)
+    if policy == "mixed_float16":
+      optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    mixed.compile(optimizer=optimizer)
+    step = tf.function(mixed.train_step)
+    for _ in range(3):
+      logs = step(((x, y), x))
+    assert all(np.isfinite(float(v)) for v in logs.values())
+  finally:
+    keras.mixed_precision.set_global_policy("float32")

@@ -93,6 +93,23 @@ def test_distribution_shapes():
   assert n.log_prob(tf.zeros([2, 6])).numpy() == pytest.approx(-3 * np.log(2 * np.pi))
 
 
+def test_closed_form_bernoulli_log_prob_matches_tfp():
+  rng = np.random.default_rng(4)
+  logits = tf.constant(rng.normal(size=(2, 3, 5)) * 8, tf.float32)
+  for x in (tf.constant((rng.random((2, 3, 5)) < 0.5).astype(np.float32)),
+            tf.constant(rng.random((1, 3, 5)).astype(np.float32))):  # grey, broadcast
+    np.testing.assert_allclose(dists.bernoulli_log_prob(logits, x),
+                               dists.bernoulli(logits).log_prob(x), rtol=1e-5, atol=1e-5)
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch([logits, x])
+    w = tf.constant(rng.normal(size=(2, 3)), tf.float32)  # a non-uniform upstream gradient
+    a = tf.reduce_sum(w * dists.bernoulli_log_prob(logits, x))
+    b = tf.reduce_sum(w * dists.bernoulli(logits).log_prob(x))
+  for wrt in (logits, x):  # x is broadcast [1, 3, 5] -> [2, 3, 5]
+    np.testing.assert_allclose(tape.gradient(a, wrt), tape.gradient(b, wrt),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_reparameterized_sample_has_the_right_moments():
   loc = tf.constant([1.0, -2.0])
   log_var = tf.constant([np.log(4.0), np.log(0.25)], tf.float32)

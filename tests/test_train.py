@@ -208,9 +208,10 @@ def test_two_workers_train_to_identical_weights(mnist_idx_dir, mnist_data_dir, t
          "--epochs=1", "--ll_examples=0", "--strategy=auto"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
   outs = [p.communicate(timeout=600) for p in procs]
-  for p, (o, e) in zip(procs, outs):
-    assert p.returncode == 0, e[-3000:]
-  prints = [[l for l in o.splitlines() if l.startswith("weights sha256")] for o, _ in outs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  prints = [[ln for ln in o.splitlines() if ln.startswith("weights sha256")]
+            for o, _ in outs]
   assert len(prints[0]) == 1 and prints[0] == prints[1], prints
   metrics = json.load(open(tmp_path / "run" / "metrics.json"))
   assert metrics["replicas"] == 2 and metrics["steps"] == 10

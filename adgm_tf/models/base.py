@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import operator
 
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
@@ -99,14 +99,16 @@ class _Layout:
     """
     S, Bl, Y = self.S, self.Bl, self.Y
     h_l, h_u = [], []
+    # tf.split rather than slicing: the gradient of a split is a concat, that
+    # of a slice a zero-padded copy of the whole tensor.
     for name, v in (per_example or {}).items():
-      p = net.project(name, v)                          # [B, H]
-      h_l.append(p[None, :Bl])                          # [1, B_l, H]
-      h_u.append(p[None, None, Bl:])                    # [1, 1, B_u, H]
+      p_l, p_u = self._split_examples(net.project(name, v), 0)   # [B, H]
+      h_l.append(p_l[None])                             # [1, B_l, H]
+      h_u.append(p_u[None, None])                       # [1, 1, B_u, H]
     for name, v in (per_sample or {}).items():
-      p = net.project(name, v)                          # [S, B, H]
-      h_l.append(p[:, :Bl])                             # [S, B_l, H]
-      h_u.append(p[:, None, Bl:])                       # [S, 1, B_u, H]
+      p_l, p_u = self._split_examples(net.project(name, v), 1)   # [S, B, H]
+      h_l.append(p_l)                                   # [S, B_l, H]
+      h_u.append(p_u[:, None])                          # [S, 1, B_u, H]
     if y_l is not None:
       table = net.project("y")                          # [Y, H]
       h_l.append(tf.gather(table, y_l)[None])           # [1, B_l, H]
@@ -121,12 +123,16 @@ class _Layout:
       h = h + net.project(name, v)                      # [N, H]
     return h
 
+  def _split_examples(self, t: tf.Tensor, axis: int):
+    """Labeled and unlabeled examples along ``axis`` (B = B_l + B_u)."""
+    return tf.split(t, tf.stack([self.Bl, self.Bu]), axis=axis)
+
   def split(self, t: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     """``[N, ...]`` -> ``([S, B_l, ...], [S, Y, B_u, ...])``."""
-    n_l = self.S * self.Bl
+    t_l, t_u = tf.split(t, tf.stack([self.S * self.Bl, self.S * self.Y * self.Bu]))
     rest = tf.shape(t)[1:]
-    t_l = tf.reshape(t[:n_l], tf.concat([[self.S, self.Bl], rest], 0))
-    t_u = tf.reshape(t[n_l:], tf.concat([[self.S, self.Y, self.Bu], rest], 0))
+    t_l = tf.reshape(t_l, tf.concat([[self.S, self.Bl], rest], 0))
+    t_u = tf.reshape(t_u, tf.concat([[self.S, self.Y, self.Bu], rest], 0))
     return t_l, t_u
 
   def flatten(self, t_l: tf.Tensor, t_u: tf.Tensor) -> tf.Tensor:
@@ -136,7 +142,8 @@ class _Layout:
 
   def per_sample_rows(self, t: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     """A per-sample tensor ``[S, B, d]`` as row-aligned ``([S,B_l,d], [S,1,B_u,d])``."""
-    return t[:, :self.Bl], t[:, None, self.Bl:]
+    t_l, t_u = self._split_examples(t, 1)
+    return t_l, t_u[:, None]
 
 
 class SemiSupervisedModel(keras.Model):
@@ -354,15 +361,7 @@ class SemiSupervisedModel(keras.Model):
     return self._forward(x_l, y_l, x_u, noise, training)[0]
 
   def _forward(self, x_l, y_l, x_u, noise: Noise, training=False):
-    """:meth:`compute_factors`, plus the distributions' parameters (``Params``).
-
-    Args:
-      x_l: ``[B_l, D]`` labeled images in [0, 1] (binary when training).
-      y_l: ``[B_l]`` integer labels.
-      x_u: ``[B_u, D]`` unlabeled images.
-      noise: from :meth:`sample_noise` (S samples).
-      training: batch-norm mode.
-    """
+    """:meth:`compute_factors` (same arguments), plus the parameters (``Params``)."""
     w = self.wiring
     S, Y = noise.samples, self.num_classes
     x_l = tf.cast(x_l, tf.float32)
@@ -398,8 +397,8 @@ class SemiSupervisedModel(keras.Model):
     # p(x|y,z) (SDGM: p(x|a,y,z)).
     h = layout.first_layer(self.p_x, **inputs_of(w.p_x, z))
     logits_l, logits_u = layout.split(self.p_x.from_preactivation(h, training))
-    log_px_l = dists.bernoulli(logits_l).log_prob(x_l[None])                # [S, B_l]
-    log_px_u = dists.bernoulli(logits_u).log_prob(x_u[None, None])          # [S, Y, B_u]
+    log_px_l = dists.bernoulli_log_prob(logits_l, x_l[None])                # [S, B_l]
+    log_px_u = dists.bernoulli_log_prob(logits_u, x_u[None, None])          # [S, Y, B_u]
 
     # p(a|x,y,z) (SDGM: p(a|y,z); workshop: N(0, I); none: no a-terms).
     p_a_params = None
@@ -567,6 +566,8 @@ class SemiSupervisedModel(keras.Model):
   def train_step(self, data):
     """One step on ``((x_l, y_l), x_u)``; see the module docstring."""
     (x_l, y_l), x_u = data
+    if not self.optimizer.built:  # slots (and a loss scale) exist before use
+      self.optimizer.build(self.trainable_variables)
     strategy = tf.distribute.get_strategy()
     num_replicas = strategy.num_replicas_in_sync
     samples = self.iw_samples if self.iw_samples > 1 else self.mc_samples

@@ -1,0 +1,360 @@
+"""Speed benchmark: the training step against this machine's own matmul peak.
+
+  python -m adgm_tf.bench            # full table
+  python -m adgm_tf.bench --short    # a few steps per configuration (CI)
+  python -m adgm_tf.bench --json     # machine-readable
+  python -m adgm_tf.bench --profile=/tmp/prof   # TensorBoard profile of 10 steps
+
+For each configuration (model, labeled + unlabeled batch, samples S or K) it
+reports steps/s (median of several timed windows after warm-up, with min and
+max), examples/s, the GFLOP a step does (counted analytically from the layer
+shapes of the work the step really does, forward + backward taken as 3x
+forward), the achieved GFLOP/s, the fraction of the fp32 matmul peak measured
+in the same run, and the peak resident memory of a process that ran only that
+configuration. Each configuration runs in its own subprocess, so memory
+figures do not mix.
+
+Two timings are reported per configuration: ``loop`` runs the launcher's own
+training loop (tf.data pipeline on real MNIST when available, ``strategy.run``,
+metric reduction, one host sync per step, as ``train.py`` does) and
+``compute`` runs ``model.train_step`` on tensors already in memory; their
+ratio is the cost of the input pipeline and the metric updates.
+
+Ratios measured in one run are what to compare: these machines are shared and
+absolute times drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+# The paper's architecture (Maaløe et al. 2016): a = z = 100, two hidden
+# layers of 500 in every network, 784 pixels, 10 classes.
+PAPER = dict(x_dim=784, num_classes=10, z_dim=100, a_dim=100, hidden=(500, 500))
+
+CONFIGS = [
+    dict(model="adgm", labeled=100, unlabeled=100, samples=1),
+    dict(model="adgm", labeled=100, unlabeled=100, samples=10),
+    dict(model="adgm", labeled=100, unlabeled=1000, samples=1),
+    dict(model="adgm", labeled=100, unlabeled=1000, samples=10),
+    dict(model="m2", labeled=100, unlabeled=100, samples=1),
+    dict(model="sdgm", labeled=100, unlabeled=100, samples=1),
+    dict(model="adgm", labeled=100, unlabeled=100, samples=1, iw=10),
+]
+
+# A PyTorch ADGM port at the same architecture and batch, 1 sample: the figure
+# quoted in the speed issue (it reruns q(a|x) for every label and recomputes
+# every input projection).
+PYTORCH_PORT_GFLOP = 21.4
+
+
+# ----------------------------------------------------------------------------
+# Analytic FLOP count
+# ----------------------------------------------------------------------------
+
+
+def step_gflop(model: str, labeled: int, unlabeled: int, samples: int,
+               x_dim: int = 784, num_classes: int = 10, z_dim: int = 100,
+               a_dim: int = 100, hidden=(500, 500), backward_factor: float = 3.0) -> float:
+  """GFLOP of one training step, from the layer shapes of the work it does.
+
+  Counts the multiply-adds of every dense layer (2 FLOP each) at the number
+  of rows it really runs on: per example (B = B_l + B_u), per sample of a
+  (S B), or per enumerated row (N = S (B_l + Y B_u)); label projections are
+  lookups (0). Forward + backward = ``backward_factor`` x forward.
+  Elementwise work (activations, batch norm, log-densities) is not counted.
+  """
+  from adgm_tf import networks  # pylint: disable=g-import-not-at-top
+  from adgm_tf.models import adgm as adgm_lib, m2 as m2_lib  # pylint: disable=g-import-not-at-top
+  wiring = {"adgm": adgm_lib.adgm_wiring("icml", "stochastic"),
+            "adgm_workshop": adgm_lib.adgm_wiring("workshop", "stochastic"),
+            "adgm_det": adgm_lib.adgm_wiring("icml", "deterministic"),
+            "sdgm": adgm_lib.SDGM_WIRING, "m2": m2_lib.M2_WIRING}[model]
+  S, Y = samples, num_classes
+  B = labeled + unlabeled
+  N = S * (labeled + Y * unlabeled)
+  dims = {"x": x_dim, "a": a_dim, "y": Y, "z": z_dim}
+  sample_rows = S * B if wiring.auxiliary == "stochastic" else B
+  rows_of = {"x": B, "a": sample_rows, "y": 0, "z": N}
+  macs = 0
+
+  def factor(inputs, out, rest_rows):
+    nonlocal macs
+    first, rest = networks.flops_per_row({i: dims[i] for i in inputs}, hidden, out,
+                                         categorical=("y",))
+    macs += sum(first[i] * rows_of[i] for i in inputs)
+    macs += rest * rest_rows
+
+  if wiring.auxiliary != "none":
+    heads = 2 * a_dim if wiring.auxiliary == "stochastic" else a_dim
+    factor(("x",), heads, B)                                  # q(a|x)
+  factor(wiring.q_y, Y, sample_rows if "a" in wiring.q_y else B)  # q(y|.)
+  factor(wiring.q_z, 2 * z_dim, N)                             # q(z|.)
+  factor(wiring.p_x, x_dim, N)                                 # p(x|.)
+  if wiring.p_a:
+    factor(wiring.p_a, 2 * a_dim, N)                           # p(a|.)
+  return 2.0 * macs * backward_factor / 1e9
+
+
+# ----------------------------------------------------------------------------
+# Measurements (run in a child process per configuration)
+# ----------------------------------------------------------------------------
+
+
+def _quiet_tf():
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf
+
+
+def _windows(fn, steps_per_window: int, windows: int, warmup: int) -> List[float]:
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(windows):
+    t0 = time.perf_counter()
+    for _ in range(steps_per_window):
+      fn()
+    times.append((time.perf_counter() - t0) / steps_per_window)
+  return times
+
+
+def matmul_peak(n: int = 2048, seconds: float = 3.0) -> Dict[str, float]:
+  """fp32 GFLOP/s of an n x n x n matmul in TensorFlow (median of windows)."""
+  tf = _quiet_tf()
+  a = tf.random.normal([n, n], seed=1)
+  b = tf.random.normal([n, n], seed=2)
+  mm = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)[:1, :1]))
+  mm().numpy()
+  t0 = time.perf_counter()
+  mm().numpy()
+  one = time.perf_counter() - t0
+  per_window = max(1, int(seconds / 5 / max(one, 1e-4)))
+  times = _windows(lambda: mm().numpy(), per_window, 5, 1)
+  rates = [2 * n ** 3 / t / 1e9 for t in times]
+  return dict(n=n, gflops=float(np.median(rates)), gflops_min=float(min(rates)),
+              gflops_max=float(max(rates)))
+
+
+def _mnist_split(unlabeled: int):
+  """A real MNIST split when a source is at hand, else random grey images."""
+  from adgm_tf import data  # pylint: disable=g-import-not-at-top
+  try:
+    source = data.resolve_source("mnist", allow_download=False)
+    arrays = data.load_arrays("mnist", source.data_dir)
+    real = True
+  except data.DataError:
+    rng = np.random.default_rng(0)
+    arrays = data.Arrays(rng.integers(0, 256, (6000, 28, 28, 1), dtype=np.uint8),
+                         np.arange(6000) % 10,
+                         rng.integers(0, 256, (100, 28, 28, 1), dtype=np.uint8),
+                         np.arange(100) % 10)
+    real = False
+  # Every unlabeled image: one epoch holds more steps than a benchmark runs.
+  return data.split_semi_supervised(arrays, 100, 1, 0), real
+
+
+def measure(cfg: Dict, short: bool, jit: bool = False,
+            profile_dir: Optional[str] = None) -> Dict:
+  """Times one configuration in this process (called in a child)."""
+  tf = _quiet_tf()
+  import keras  # pylint: disable=g-import-not-at-top
+  from adgm_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from adgm_tf import train  # pylint: disable=g-import-not-at-top
+
+  iw = cfg.get("iw", 1)
+  samples = cfg["samples"] if iw == 1 else iw
+  config = config_lib.Config(
+      data=config_lib.DataConfig(labeled_batch_size=cfg["labeled"],
+                                 unlabeled_batch_size=cfg["unlabeled"]),
+      model=config_lib.ModelConfig(model=cfg["model"], batch_norm=True,
+                                   mc_samples=1 if iw > 1 else cfg["samples"],
+                                   iw_samples=iw, **{k: PAPER[k] for k in (
+                                       "z_dim", "a_dim", "hidden")}),
+      train=config_lib.TrainConfig(jit_compile=jit))
+  split, real = _mnist_split(cfg["unlabeled"])
+  strategy = tf.distribute.MirroredStrategy(
+      ["/cpu:0"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+  with strategy.scope():
+    keras.utils.set_random_seed(0)
+    model, _ = train.create_model_and_optimizer(config, alpha=60.0, steps_per_epoch=600)
+  step = train.make_train_step(strategy, model)
+  iterator = iter(train.distributed_epoch(strategy, split, config.data, 0, 0))
+
+  # The launcher's loop: pipeline + strategy.run + reduce + host sync.
+  def loop_step():
+    logs = step(iterator)
+    float(logs["loss"])
+
+  # Compute only: the same train_step on tensors already in memory.
+  batch = next(iter(train.distributed_epoch(strategy, split, config.data, 0, 1)))
+  compute_fn = tf.function(lambda b: strategy.run(model.train_step, args=(b,)))
+
+  def compute_step():
+    out = compute_fn(batch)
+    float(strategy.experimental_local_results(out["loss"])[0])
+
+  gflop = step_gflop(cfg["model"], cfg["labeled"], cfg["unlabeled"], samples,
+                     **{k: PAPER[k] for k in ("z_dim", "a_dim", "hidden")})
+  loop_step()  # trace
+  compute_step()
+  t0 = time.perf_counter()
+  loop_step()
+  one = time.perf_counter() - t0
+  if short:
+    per_window, windows, warmup = 1, 1, 0
+  else:
+    per_window, windows, warmup = max(1, int(2.0 / one)), 5, 1
+  loop = _windows(loop_step, per_window, windows, warmup)
+  compute = _windows(compute_step, per_window, windows, warmup)
+  if profile_dir:
+    tf.profiler.experimental.start(profile_dir)
+    for _ in range(10):
+      loop_step()
+    tf.profiler.experimental.stop()
+  med = float(np.median(loop))
+  return dict(
+      cfg, samples=samples, real_mnist=real, jit=jit,
+      steps_per_s=1.0 / med, steps_per_s_min=1.0 / max(loop),
+      steps_per_s_max=1.0 / min(loop),
+      examples_per_s=(cfg["labeled"] + cfg["unlabeled"]) / med,
+      compute_steps_per_s=1.0 / float(np.median(compute)),
+      gflop_per_step=gflop, gflops=gflop / med,
+      compute_gflops=gflop / float(np.median(compute)),
+      peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)
+
+
+def measure_export(short: bool) -> Dict:
+  """Latency (batch 1) and throughput (batch 1024) of the exported classifier."""
+  tf = _quiet_tf()
+  import keras  # pylint: disable=g-import-not-at-top
+  from adgm_tf import export, models  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  model = models.build_model("adgm", batch_norm=True, eval_samples=100,
+                             **{k: PAPER[k] for k in ("z_dim", "a_dim", "hidden")})
+  with tempfile.TemporaryDirectory() as tmp:
+    path = export.export_saved_model(model, tmp)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    one = tf.constant(np.random.default_rng(0).random((1, 784), dtype=np.float32))
+    many = tf.constant(np.random.default_rng(1).random((1024, 784), dtype=np.float32))
+    for _ in range(20):
+      serve(images=one)["classes"].numpy()
+    lat = []
+    for _ in range(50 if short else 500):
+      t0 = time.perf_counter()
+      serve(images=one)["classes"].numpy()
+      lat.append(time.perf_counter() - t0)
+    serve(images=many)["classes"].numpy()
+    tput = _windows(lambda: serve(images=many)["classes"].numpy(), 1 if short else 3,
+                    2 if short else 5, 0)
+  return dict(samples=100, p50_ms=1e3 * float(np.percentile(lat, 50)),
+              p99_ms=1e3 * float(np.percentile(lat, 99)),
+              batch1024_images_per_s=1024 / float(np.median(tput)),
+              peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)
+
+
+# ----------------------------------------------------------------------------
+# Parent: run every configuration in a child, print one table
+# ----------------------------------------------------------------------------
+
+
+def _child(kind: str, payload: Dict, short: bool) -> Dict:
+  args = [sys.executable, "-m", "adgm_tf.bench", "--_child", kind,
+          "--_payload", json.dumps(payload)] + (["--short"] if short else [])
+  out = subprocess.run(args, capture_output=True, text=True,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  if out.returncode != 0:
+    raise RuntimeError(f"benchmark child {kind} {payload} failed:\n{out.stderr[-3000:]}")
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(short: bool = False, configs=None, profile_dir=None, jit=False) -> Dict:
+  configs = CONFIGS if configs is None else configs
+  peak = _child("peak", {}, short)
+  rows = []
+  for cfg in configs:
+    payload = dict(cfg=cfg, jit=jit,
+                   profile=profile_dir if (profile_dir and cfg is configs[0]) else None)
+    r = _child("config", payload, short)
+    r["fraction_of_peak"] = r["gflops"] / peak["gflops"]
+    r["compute_fraction_of_peak"] = r["compute_gflops"] / peak["gflops"]
+    r["loop_overhead"] = 1.0 - r["steps_per_s"] / r["compute_steps_per_s"]
+    rows.append(r)
+  exported = _child("export", {}, short)
+  return dict(date=time.strftime("%Y-%m-%d"), cpus=os.cpu_count(), short=short,
+              matmul_peak=peak, configs=rows, exported_classifier=exported,
+              pytorch_port_gflop_per_step=PYTORCH_PORT_GFLOP)
+
+
+def format_table(result: Dict) -> str:
+  p = result["matmul_peak"]
+  lines = [
+      f"adgm_tf benchmark, {result['date']}, {result['cpus']} CPUs"
+      + (" (short mode: too few steps for stable figures)" if result["short"] else ""),
+      f"fp32 matmul peak ({p['n']}^3): {p['gflops']:.1f} GFLOP/s "
+      f"(min {p['gflops_min']:.1f}, max {p['gflops_max']:.1f})",
+      "",
+      f"{'model':<6} {'B_l+B_u':>9} {'S':>3} {'K':>3} {'steps/s (min-max)':>21} "
+      f"{'ex/s':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} {'%peak':>6} "
+      f"{'compute %peak':>13} {'loop ovh':>8} {'RSS GiB':>7}",
+  ]
+  for r in result["configs"]:
+    k = r.get("iw", 1)
+    lines.append(
+        f"{r['model']:<6} {str(r['labeled']) + '+' + str(r['unlabeled']):>9} "
+        f"{(1 if k > 1 else r['samples']):>3} {k:>3} "
+        f"{r['steps_per_s']:>7.2f} ({r['steps_per_s_min']:.2f}-{r['steps_per_s_max']:.2f})"
+        f"{'':>1} {r['examples_per_s']:>7.0f} {r['gflop_per_step']:>10.2f} "
+        f"{r['gflops']:>8.1f} {100 * r['fraction_of_peak']:>5.1f}% "
+        f"{100 * r['compute_fraction_of_peak']:>12.1f}% "
+        f"{100 * r['loop_overhead']:>7.1f}% {r['peak_rss_gib']:>7.2f}")
+  e = result["exported_classifier"]
+  lines += [
+      "",
+      f"exported classifier (S_eval={e['samples']}): batch 1 p50 {e['p50_ms']:.2f} ms, "
+      f"p99 {e['p99_ms']:.2f} ms; batch 1024 {e['batch1024_images_per_s']:.0f} images/s",
+      f"reference: a PyTorch ADGM port does {result['pytorch_port_gflop_per_step']} GFLOP "
+      f"per step at adgm 100+100 S=1 (the speed issue's figure)",
+  ]
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--short", action="store_true", help="a few steps per configuration")
+  parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+  parser.add_argument("--profile", default=None,
+                      help="write a TensorBoard profile of 10 steps of the first configuration here")
+  parser.add_argument("--jit_compile", action="store_true", help="XLA for the loss and gradients")
+  parser.add_argument("--only", type=int, nargs="*", default=None,
+                      help="indices of CONFIGS to run (default: all)")
+  parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
+  parser.add_argument("--_payload", default="{}", help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  if args._child == "peak":
+    print(json.dumps(matmul_peak(seconds=1.0 if args.short else 3.0)))
+    return
+  if args._child == "config":
+    p = json.loads(args._payload)
+    print(json.dumps(measure(p["cfg"], args.short, p.get("jit", False), p.get("profile"))))
+    return
+  if args._child == "export":
+    print(json.dumps(measure_export(args.short)))
+    return
+  configs = None if args.only is None else [CONFIGS[i] for i in args.only]
+  result = run(args.short, configs, args.profile, args.jit_compile)
+  print(json.dumps(result, indent=2) if args.json else format_table(result))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,46 @@
+"""Tests for adgm_tf.bench: the FLOP count, and the short mode runs (CI)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from adgm_tf import bench
+
+from conftest import REPO, run_env
+
+
+def test_flop_count_by_hand_for_the_paper_adgm():
+  # 100 + 100 images, S = 1, a = z = 100, hidden 500, 500, x = 784, Y = 10.
+  B, N = 200, 100 + 10 * 100
+  rest = lambda out: 500 * 500 + 500 * out  # noqa: E731
+  macs = (
+      B * (784 * 500 + rest(200))                       # q(a|x)
+      + B * 784 * 500 + B * 100 * 500 + B * rest(10)    # q(y|a,x)
+      + B * 784 * 500 + B * 100 * 500 + N * rest(200)   # q(z|a,x,y)
+      + N * 100 * 500 + N * rest(784)                   # p(x|y,z)
+      + B * 784 * 500 + N * 100 * 500 + N * rest(200))  # p(a|x,y,z)
+  assert bench.step_gflop("adgm", 100, 100, 1) == pytest.approx(3 * 2 * macs / 1e9)
+  assert bench.step_gflop("adgm", 100, 100, 1) < 12.5 < bench.PYTORCH_PORT_GFLOP
+  # Linear in samples and in the unlabeled batch for the enumerated part.
+  assert bench.step_gflop("adgm", 100, 1000, 10) > 9 * bench.step_gflop("adgm", 100, 1000, 1)
+  assert bench.step_gflop("m2", 100, 100, 1) < bench.step_gflop("adgm", 100, 100, 1)
+
+
+def test_short_benchmark_runs_and_prints_the_table(mnist_idx_dir, mnist_data_dir):
+  out = subprocess.run(
+      [sys.executable, "-m", "adgm_tf.bench", "--short", "--json", "--only", "0", "4", "5"],
+      cwd=REPO, env=run_env(mnist_idx_dir, TFDS_DATA_DIR=mnist_data_dir),
+      capture_output=True, text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  result = json.loads(out.stdout)
+  assert result["matmul_peak"]["gflops"] > 0
+  assert [r["model"] for r in result["configs"]] == ["adgm", "m2", "sdgm"]
+  for r in result["configs"]:
+    assert r["steps_per_s"] > 0 and r["gflop_per_step"] > 0 and r["peak_rss_gib"] > 0
+    assert r["real_mnist"] is True
+  assert result["exported_classifier"]["p50_ms"] > 0
+  table = bench.format_table(result)
+  assert "fp32 matmul peak" in table and "exported classifier" in table

@@ -1,0 +1,100 @@
+"""Tests for adgm_tf.experiments: the runner, its summary, its figures, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from adgm_tf import experiments
+
+from conftest import REPO, run_env
+
+
+def tiny_experiment(tmp_path, mnist_data_dir):
+  config = dict(
+      title="tiny",
+      common_flags=[f"--data_dir={mnist_data_dir}", "--ll_examples=100"],
+      runs=[dict(name="tiny_adgm", flagfile="tests/tiny.flags", seeds=[1, 2],
+                 flags=["--epochs=1"])])
+  path = tmp_path / "config.json"
+  path.write_text(json.dumps(config))
+  return str(path)
+
+
+def test_runner_summarizes_two_seeds_and_draws_the_figures(tmp_path, mnist_idx_dir,
+                                                           mnist_data_dir):
+  from PIL import Image
+  config = tiny_experiment(tmp_path, mnist_data_dir)
+  out = tmp_path / "out"
+  proc = subprocess.run([sys.executable, "-m", "adgm_tf.experiments", f"--config={config}",
+                         f"--out={out}"], cwd=REPO, env=run_env(mnist_idx_dir),
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+  errors = [json.load(open(out / "runs" / f"tiny_adgm-seed{s}" / "metrics.json"))["test_error"]
+            for s in (1, 2)]
+  assert errors[0] != errors[1]  # two different runs
+  summary = json.load(open(out / "summary.json"))
+  row, = summary["rows"]
+  assert row["seeds"] == 2
+  assert row["test_error_percent"] == pytest.approx(100 * np.mean(errors))
+  assert row["test_error_std"] == pytest.approx(100 * np.std(errors, ddof=1))
+  md = (out / "summary.md").read_text()
+  assert "tiny_adgm" in md and "0.96 ± 0.02" in md and "the paper's" in md
+  for name, size in (("convergence.png", (1200, 450)), ("active_units.png", (1200, 450)),
+                     ("samples.png", (500, 500))):
+    image = Image.open(out / name)
+    assert image.size == size, name
+    pixels = np.asarray(image.convert("L"), np.float32)
+    assert pixels.std() > 5, name  # not a blank image
+
+
+def test_interrupted_runner_skips_finished_runs_and_resumes_the_other(
+    tmp_path, mnist_idx_dir, mnist_data_dir):
+  config = dict(
+      title="resume",
+      common_flags=[f"--data_dir={mnist_data_dir}", "--ll_examples=0",
+                    "--max_unlabeled=3000", "--unlabeled_batch_size=30"],
+      runs=[dict(name="a", flagfile="tests/tiny.flags", seeds=[0], flags=["--epochs=1"]),
+            dict(name="b", flagfile="tests/tiny.flags", seeds=[0], flags=["--epochs=2"])])
+  path = tmp_path / "config.json"
+  path.write_text(json.dumps(config))
+  out = tmp_path / "out"
+  args = [sys.executable, "-m", "adgm_tf.experiments", f"--config={path}", f"--out={out}"]
+  env = run_env(mnist_idx_dir)
+  proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
+  first_ckpt = out / "runs" / "b-seed0" / "checkpoints" / "checkpoint"
+  deadline = time.time() + 400
+  while not first_ckpt.exists() and time.time() < deadline:
+    assert proc.poll() is None, proc.communicate()[0][-3000:]
+    time.sleep(0.3)
+  assert first_ckpt.exists()
+  os.killpg(proc.pid, signal.SIGKILL)  # the runner and its launch.py child
+  proc.wait(timeout=30)
+  a_metrics = (out / "runs" / "a-seed0" / "metrics.json").read_bytes()
+  assert not (out / "runs" / "b-seed0" / "metrics.json").exists()
+  again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:] + again.stdout[-3000:]
+  assert "a seed 0: finished, skipped" in again.stdout
+  assert "b seed 0: resuming" in again.stdout
+  assert (out / "runs" / "a-seed0" / "metrics.json").read_bytes() == a_metrics
+  log = (out / "runs" / "b-seed0" / "launch.log").read_text()
+  assert "resumed from" in log
+  assert json.load(open(out / "runs" / "b-seed0" / "metrics.json"))["epochs"] == 2
+
+
+def test_summary_statistics_by_hand():
+  records = [dict(name="m", metrics=dict(test_error=e, test_log_likelihood=ll, epochs=3,
+                                         wall_time=120, model="adgm"))
+             for e, ll in ((0.10, -100.0), (0.20, -110.0), (0.30, -90.0))]
+  row, = experiments.summarize(records)["rows"]
+  assert row["test_error_percent"] == pytest.approx(20.0)
+  assert row["test_error_std"] == pytest.approx(10.0)
+  assert row["test_log_likelihood"] == pytest.approx(-100.0)
+  assert row["wall_time_minutes"] == pytest.approx(2.0)
+  assert row["seeds"] == 3
