@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import subprocess
 import sys
@@ -105,7 +104,7 @@ def summarize(records: List[Dict[str, Any]]) -> Dict[str, Any]:
   for name in dict.fromkeys(r["name"] for r in records):
     group = [r["metrics"] for r in records if r["name"] == name]
 
-    def stats(key, scale=1.0):
+    def stats(key, scale=1.0, group=group):
       values = [g[key] * scale for g in group if g.get(key) is not None]
       if not values:
         return None, None

@@ -1,7 +1,6 @@
 """Tests for adgm_tf.bench: the FLOP count, and the short mode runs (CI)."""
 
 import json
-import os
 import subprocess
 import sys
 
