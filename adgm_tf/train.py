@@ -44,7 +44,7 @@ from adgm_tf import data as data_lib
 
 logger = logging.getLogger("adgm_tf")
 
-HISTORY_FIELDS = ["epoch", "step", "wall_time", "learning_rate", "loss",
+HISTORY_FIELDS = ["epoch", "step", "wall_time", "cpu_time", "learning_rate", "loss",
                   "elbo_labeled", "elbo_unlabeled", "classification", "kl_z",
                   "kl_a", "kl_y", "log_px", "accuracy", "validation_error",
                   "test_error"]
@@ -524,6 +524,11 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
   def elapsed() -> float:
     return wall0 + time.time() - clock0
 
+  def cpu_time() -> float:
+    """CPU seconds of this process (all threads) since it started."""
+    t = os.times()
+    return t.user + t.system
+
   def save(manager_, force: bool = False):
     wall_time.assign(elapsed())
     manager_.save(checkpoint_number=state.step, check_interval=not force)
@@ -589,7 +594,7 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
       save(manager, force=True)
     history.append(dict(
         epoch=round(state.step / steps_per_epoch, 4), step=state.step,
-        wall_time=round(elapsed(), 2), learning_rate=lr,
+        wall_time=round(elapsed(), 2), cpu_time=round(cpu_time(), 1), learning_rate=lr,
         validation_error=eval_results.get("validation_error"),
         test_error=eval_results.get("test_error"), **last_logs))
     if chief and t.verbose:
@@ -626,6 +631,9 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
       "epochs": state.step / steps_per_epoch,
       "steps": state.step,
       "wall_time": elapsed(),
+      # CPU seconds of the last launch (all threads). On a shared machine,
+      # wall time also counts the moments the process got no CPU.
+      "cpu_time_last_launch": cpu_time(),
       "stopped_by_time_budget": state.stopped_by_budget,
       "model": m.model,
       "replicas": replicas,

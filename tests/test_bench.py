@@ -23,8 +23,13 @@ def test_flop_count_by_hand_for_the_paper_adgm():
       + B * 784 * 500 + N * 100 * 500 + N * rest(200))  # p(a|x,y,z)
   assert bench.step_gflop("adgm", 100, 100, 1) == pytest.approx(3 * 2 * macs / 1e9)
   assert bench.step_gflop("adgm", 100, 100, 1) < 12.5 < bench.PYTORCH_PORT_GFLOP
-  # Linear in samples and in the unlabeled batch for the enumerated part.
-  assert bench.step_gflop("adgm", 100, 1000, 10) > 9 * bench.step_gflop("adgm", 100, 1000, 1)
+  # Affine in the samples: the x-input layers run once per example, the rest
+  # once per sample, so S = 10 costs less than 10 x (S = 1).
+  f = {s: bench.step_gflop("adgm", 100, 1000, s) for s in (1, 2, 10)}
+  per_sample, shared = f[2] - f[1], 2 * f[1] - f[2]
+  assert f[10] == pytest.approx(shared + 10 * per_sample)
+  assert 0 < shared < per_sample
+  assert f[10] < 10 * f[1]
   assert bench.step_gflop("m2", 100, 100, 1) < bench.step_gflop("adgm", 100, 100, 1)
 
 

@@ -118,3 +118,17 @@ def test_importing_the_library_registers_no_flags():
   registered = eval(out.stdout.strip().splitlines()[-1])  # a list of names
   ours = {"model_dir", "model", "epochs", "hidden", "mc_samples", "export_dir"}
   assert not ours & set(registered), registered
+
+
+def test_a_diverging_run_stops_with_one_clear_line(mnist_idx_dir, mnist_data_dir, tmp_path):
+  d = tmp_path / "run"
+  out = subprocess.run(
+      [sys.executable, "launch.py", "--flagfile=tests/tiny.flags", f"--model_dir={d}",
+       f"--data_dir={mnist_data_dir}", "--learning_rate=0.9", "--clip_norm=0",
+       "--lr_min=0"],
+      cwd=REPO, env=run_env(mnist_idx_dir), capture_output=True, text=True, timeout=300)
+  assert out.returncode == 3, out.stderr[-3000:]
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith("launch.py: error: adgm_tf: non-finite loss at training step ")
+  assert "non-finite terms:" in last and "relaunch resumes" in last
+  assert "Traceback" not in out.stderr

@@ -268,6 +268,19 @@ def test_a_train_step_updates_weights_and_reports_every_metric():
   assert int(model.optimizer.iterations) == 1
 
 
+def test_weight_prior_adds_a_scaled_gaussian_log_density_of_the_kernels():
+  model = small_model("adgm", weight_prior_scale=0.0)
+  x_l, y_l, x_u = small_batch(14)
+  noise = model.sample_noise([4, 4], S, BL, BU)
+  plain = float(model.compute_loss_terms(x_l, y_l, x_u, noise, training=False)[0])
+  model.weight_prior_scale = 1.0 / 60000
+  with_prior = float(model.compute_loss_terms(x_l, y_l, x_u, noise, training=False)[0])
+  kernels = [v.numpy() for v in model.trainable_variables if "kernel" in v.path]
+  assert len(kernels) > 10  # every first-layer input kernel, hidden and head
+  expected = 0.5 * sum(float(np.sum(k.astype(np.float64) ** 2)) for k in kernels) / 60000
+  assert with_prior - plain == pytest.approx(expected, rel=1e-4)
+
+
 def test_gradient_clipping_bounds_the_update():
   x_l, y_l, x_u = small_batch(8)
   updates = {}
