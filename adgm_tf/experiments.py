@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -166,22 +167,32 @@ def _plt():
 
 def plot_convergence(records, path: str) -> None:
   plt = _plt()
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
   names = list(dict.fromkeys(r["name"] for r in records))
   colors = {n: f"C{i}" for i, n in enumerate(names)}
+  lo, hi = math.inf, -math.inf
   for r in records:
     pts = [(h["epoch"], h["wall_time"] / 60, 100 * h["test_error"])
            for h in r["history"] if "test_error" in h]
     if not pts:
       continue
     e, w, err = zip(*pts)
+    lo, hi = min(lo, min(err)), max(hi, max(err))
     label = f"{r['name']} (seed {r['seed']})"
     axes[0].plot(e, err, color=colors[r["name"]], label=label, lw=1.2)
     axes[1].plot(w, err, color=colors[r["name"]], label=label, lw=1.2)
   for ax, xlabel in zip(axes, ("epoch", "wall time (minutes)")):
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test error (%)")
+    # Log scale with plain percentages; ticks at 1, 2, ..., 9 times each power
+    # of ten when the curves span less than a decade, else at 1, 2 and 5.
     ax.set_yscale("log")
+    subs = (tuple(float(k) for k in range(1, 10)) if hi < 10 * lo
+            else (1.0, 2.0, 5.0))
+    ax.yaxis.set_major_locator(ticker.LogLocator(subs=subs))
+    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     ax.grid(True, which="both", alpha=0.3)
   axes[0].legend(fontsize=8)
   axes[0].set_title("test error against epochs")
