@@ -384,6 +384,22 @@ def _fmt(value, spec=".4f"):
   return "-" if value is None else format(value, spec)
 
 
+def _non_finite_error(error: Exception) -> Exception:
+  """The in-graph non-finite-loss assertion as a one-line FloatingPointError.
+
+  ``SemiSupervisedVAE._check_finite`` stops the step with an
+  InvalidArgumentError (possibly wrapped by the distribution strategy) whose
+  text holds ``adgm_tf: non-finite loss ... ]``; any other error is returned
+  unchanged.
+  """
+  text = str(error)
+  start = text.find("adgm_tf: non-finite loss")
+  if start < 0:
+    return error
+  end = text.find("]", start)
+  return FloatingPointError(text[start:end if end > 0 else None].strip())
+
+
 def train_and_evaluate(config: config_lib.Config, model_dir: str,
                        flagfile_text: Optional[str] = None) -> Dict[str, Any]:
   """Trains (or resumes) the run in ``model_dir``; returns the final metrics.
@@ -550,7 +566,13 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
       if skip:
         progbar.update(skip)
     for _ in range(skip, steps_per_epoch):
-      logs = {k: float(v) for k, v in train_step(iterator).items()}
+      try:
+        logs = {k: float(v) for k, v in train_step(iterator).items()}
+      except tf.errors.OpError as e:
+        stop = _non_finite_error(e)
+        if stop is e:
+          raise
+        raise stop from None
       state.step += 1
       bad = [k for k, v in logs.items() if not math.isfinite(v)]
       if bad:  # also catches XLA, where the in-graph assertion compiles away
