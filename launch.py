@@ -68,6 +68,19 @@ def define_flags():
   _define("integer", "eval_samples", 100, "Samples of a averaged by the classifier at the end and in the export.")
   _define("float", "alpha_beta", 0.1, "alpha = alpha_beta * N_unlabeled / N_labeled.")
   _define("bool", "weight_prior", False, "Add an N(0,1) prior on the weights, scaled by 1/N.")
+  _define("enum", "init", "glorot", list(c.INITS),
+          "glorot: Glorot-uniform over the concatenated inputs, zero biases; "
+          "authors: as the authors' code (Glorot-normal gain sqrt(2) per input, "
+          "Gaussian heads and biases N(0, 1e-3^2)).")
+  _define("float", "bn_momentum", 0.9,
+          "Momentum of batch norm's moving averages (0.9 = the authors' Lasagne alpha 0.1).")
+  _define("enum", "bn_statistics", "joint", list(c.BN_STATISTICS),
+          "joint: one set of batch statistics per step; split: the labeled and the "
+          "unlabeled pass each their own, moving averages from the unlabeled pass "
+          "(the authors' code).")
+  _define("enum", "unlabeled_weighting", "sample", list(c.UNLABELED_WEIGHTINGS),
+          "With S>1, U(x) weights labels by q(y|a_s,x) per sample, or by their "
+          "mean qbar(y|x) (mean: the authors' code). Same at S=1.")
   # Optimization.
   _define("integer", "epochs", 1000, "Epochs (passes over the unlabeled set).")
   _define("float", "learning_rate", 3e-4, "Adam learning rate.")
@@ -77,6 +90,8 @@ def define_flags():
   _define("integer", "lr_decay_every", 200, "... every this many epochs ...")
   _define("float", "lr_min", 3e-5, "... down to this.")
   _define("float", "clip_norm", 5.0, "Clip the global gradient norm (0: off).")
+  _define("float", "clip_value", 0.0,
+          "Then clip every gradient element to [-v, v] (the authors' code: 1; 0: off).")
   # Distribution, precision.
   _define("enum", "strategy", "auto", list(c.STRATEGIES),
           "auto: multi_worker when TF_CONFIG lists several workers, else mirrored.")
@@ -122,12 +137,14 @@ def config_from_flags():
           activation=f.activation, batch_norm=f.batch_norm,
           mc_samples=f.mc_samples, iw_samples=f.iw_samples,
           eval_samples=f.eval_samples, alpha_beta=f.alpha_beta,
-          weight_prior=f.weight_prior),
+          weight_prior=f.weight_prior, init=f.init, bn_momentum=f.bn_momentum,
+          bn_statistics=f.bn_statistics,
+          unlabeled_weighting=f.unlabeled_weighting),
       train=c.TrainConfig(
           epochs=f.epochs, seed=f.seed, learning_rate=f.learning_rate,
           beta1=f.beta1, beta2=f.beta2, lr_decay=f.lr_decay,
           lr_decay_every=f.lr_decay_every, lr_min=f.lr_min,
-          clip_norm=f.clip_norm, strategy=f.strategy,
+          clip_norm=f.clip_norm, clip_value=f.clip_value, strategy=f.strategy,
           cpu_replicas=f.cpu_replicas, checkpoint_every=f.checkpoint_every,
           keep_checkpoints=f.keep_checkpoints, eval_every=f.eval_every,
           eval_samples_periodic=f.eval_samples_periodic,

@@ -15,6 +15,17 @@ classifier**, and z_s^y ~ q(z|a_s,x,y):
   U(x) = 1/S sum_s [ sum_y q(y|a_s,x) ( L_s(x,y) + log q(a_s|x) - log q(y|a_s,x) )
                       - log q(a_s|x) ]
   (the -log q(a_s|x) of L_s does not depend on y and sits outside the sum);
+  with S > 1 the authors' code weights the labels by the averaged classifier
+  qbar(y|x) = 1/S sum_s q(y|a_s,x) instead ("mean" weighting, below):
+  U_mean(x) = sum_y qbar(y|x) ( 1/S sum_s L_s(x,y) - log qbar(y|x) ).
+  Both equal U(x) at S = 1. The per-sample form is the Monte Carlo estimate
+  of eq. 8 (the expectation over a outside the sum over y). The mean form
+  puts the sum over y outside the average over samples: as S grows it tends
+  to the bound of the *factorised* posterior q(a|x) qbar(y|x) q(z|a,x,y), in
+  which a and y are independent given x (still a lower bound on log p(x),
+  but not an unbiased estimate of eq. 8), its entropy term is that of qbar
+  (never below the average per-sample entropy), and a sample's L_s(x,y)
+  counts for a label that q(y|a_s,x) itself may give no weight.
 * classification term (Kingma et al., 2014, eq. 9; the authors' code):
   alpha * log qbar(y|x), qbar(y|x) = 1/S sum_s q(y|a_s,x): the log of the
   averaged probability, not the average of the logs; alpha = beta N / N_l;
@@ -47,6 +58,9 @@ import math
 from typing import NamedTuple
 
 import tensorflow as tf
+
+# How U(x) weights the enumerated labels when S > 1 (module docstring).
+UNLABELED_WEIGHTINGS = ("sample", "mean")
 
 
 class Factors(NamedTuple):
@@ -114,8 +128,19 @@ def labeled_elbo(f: Factors) -> tf.Tensor:
   return _mean_s(labeled_log_weight(f))
 
 
-def unlabeled_elbo(f: Factors) -> tf.Tensor:
-  """U(x) with exact enumeration of y and the entropy of q(y|a,x), ``[B_u]``."""
+def unlabeled_elbo(f: Factors, weighting: str = "sample") -> tf.Tensor:
+  """U(x) with exact enumeration of y and the entropy of q(y|a,x), ``[B_u]``.
+
+  ``weighting``: "sample" weights each sample's label terms by q(y|a_s,x);
+  "mean" (the authors' code) by qbar(y|x), with the entropy of qbar.
+  """
+  if weighting == "mean":
+    log_qbar_u = log_mean_exp(f.log_qy_u, axis=0)                 # [Y, B_u]
+    per_label = _mean_s(unlabeled_log_joint(f)) - log_qbar_u      # [Y, B_u]
+    return (tf.reduce_sum(tf.exp(log_qbar_u) * per_label, axis=0)
+            - _mean_s(f.log_qa_u))                                # [B_u]
+  if weighting != "sample":
+    raise ValueError(f"weighting must be one of {UNLABELED_WEIGHTINGS}, got {weighting!r}")
   qy = tf.exp(f.log_qy_u)                                         # [S, Y, B_u]
   per_label = unlabeled_log_joint(f) - f.log_qy_u                 # [S, Y, B_u]
   per_sample = tf.reduce_sum(qy * per_label, axis=1) - f.log_qa_u  # [S, B_u]
@@ -147,12 +172,13 @@ def iw_unlabeled(f: Factors) -> tf.Tensor:
   return log_mean_exp(unlabeled_log_weight(f), axis=0)
 
 
-def bound_terms(f: Factors, importance_weighted: bool = False) -> BoundTerms:
+def bound_terms(f: Factors, importance_weighted: bool = False,
+                unlabeled_weighting: str = "sample") -> BoundTerms:
   """Every per-example quantity the training step and the metrics need."""
   if importance_weighted:
     elbo_l, elbo_u = iw_labeled(f), iw_unlabeled(f)
   else:
-    elbo_l, elbo_u = labeled_elbo(f), unlabeled_elbo(f)
+    elbo_l, elbo_u = labeled_elbo(f), unlabeled_elbo(f, unlabeled_weighting)
   log_qbar_all = log_qbar(f.log_qy_l)                              # [B_l, Y]
   log_qbar_l = tf.gather(log_qbar_all, f.y_l, axis=1, batch_dims=1)
   correct_l = tf.cast(

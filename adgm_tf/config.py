@@ -16,6 +16,9 @@ from adgm_tf import data as data_lib
 MODELS = ("adgm", "adgm_workshop", "sdgm", "m2", "adgm_det")
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+INITS = ("glorot", "authors")                 # networks.INITS
+BN_STATISTICS = ("joint", "split")            # networks.BN_STATISTICS
+UNLABELED_WEIGHTINGS = ("sample", "mean")     # bounds.UNLABELED_WEIGHTINGS
 
 
 class ConfigError(ValueError):
@@ -50,6 +53,10 @@ class ModelConfig:
   eval_samples: int = 100
   alpha_beta: float = 0.1
   weight_prior: bool = False
+  init: str = "glorot"
+  bn_momentum: float = 0.9
+  bn_statistics: str = "joint"
+  unlabeled_weighting: str = "sample"
 
   def architecture(self) -> Dict[str, Any]:
     """The settings that determine the model's variables and their shapes."""
@@ -68,6 +75,7 @@ class TrainConfig:
   lr_decay_every: int = 200
   lr_min: float = 3e-5
   clip_norm: float = 5.0
+  clip_value: float = 0.0
   strategy: str = "auto"
   cpu_replicas: int = 1
   checkpoint_every: int = 1
@@ -114,6 +122,12 @@ class Config:
     _choice("model", m.model, MODELS)
     _choice("strategy", t.strategy, STRATEGIES)
     _choice("mixed_precision", t.mixed_precision, PRECISIONS)
+    _choice("init", m.init, INITS)
+    _choice("bn_statistics", m.bn_statistics, BN_STATISTICS)
+    _choice("unlabeled_weighting", m.unlabeled_weighting, UNLABELED_WEIGHTINGS)
+    if not 0 <= m.bn_momentum < 1:
+      raise ConfigError(f"--bn_momentum={m.bn_momentum}: must be in [0, 1) "
+                        f"(0.9 is the authors' rate, Lasagne's alpha = 0.1).")
     for name, value in (("num_labels", d.num_labels),
                         ("labeled_batch_size", d.labeled_batch_size),
                         ("unlabeled_batch_size", d.unlabeled_batch_size),
@@ -168,6 +182,8 @@ class Config:
           f"--lr_min={t.lr_min} must be in [0, --learning_rate={t.learning_rate}].")
     if t.clip_norm < 0:
       raise ConfigError(f"--clip_norm={t.clip_norm}: must be >= 0 (0 turns it off).")
+    if t.clip_value < 0:
+      raise ConfigError(f"--clip_value={t.clip_value}: must be >= 0 (0 turns it off).")
     if t.ll_examples < 0:
       raise ConfigError(f"--ll_examples={t.ll_examples}: must be >= 0 (0: skip).")
     if t.time_budget_minutes is not None and t.time_budget_minutes <= 0:

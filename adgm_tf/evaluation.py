@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from adgm_tf import bounds
 from adgm_tf import data as data_lib
+from adgm_tf import diagnostics
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # nats of KL(q||p), averaged over the test set
 
@@ -56,6 +57,7 @@ class Evaluator:
     self._iw = {}
     self._kl = tf.function(
         lambda x: model.posterior_kl_per_unit(x, samples=1), reduce_retracing=True)
+    self._diagnostics = diagnostics.AuxiliaryDiagnostics(model, self.batch_size)
 
   def _batches(self, *arrays, batch_size=None):
     n = len(arrays[0])
@@ -75,6 +77,16 @@ class Evaluator:
     x = fixed_binarization(images, seed) if binarize else as_grey(images)
     pred = np.argmax(self.log_proba(x, samples), axis=1)
     return float(np.mean(pred != np.asarray(labels)))
+
+  def classify(self, images, labels, samples: int, binarize: bool = False,
+               seed: int = 0) -> Dict[str, Optional[float]]:
+    """The error and the a-diagnostics (``diagnostics.py``) in one pass.
+
+    ``error`` equals :meth:`error`'s; the ``aux_*`` values are None for a
+    model without a.
+    """
+    x = fixed_binarization(images, seed) if binarize else as_grey(images)
+    return self._diagnostics(x, labels, samples, seed=seed)
 
   def bounds(self, images, labels, samples: int, binarize: bool = False,
              seed: int = 0) -> Dict[str, float]:

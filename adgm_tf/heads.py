@@ -26,14 +26,23 @@ from adgm_tf import networks
 
 
 class Conditional(keras.layers.Layer):
-  """Base: an :class:`networks.MLP` trunk and a dense head of ``head_units``."""
+  """Base: an :class:`networks.MLP` trunk and a dense head of ``head_units``.
+
+  ``init`` and ``bn_momentum`` are those of :class:`networks.MLP`; with
+  ``init="authors"`` the head is initialised as the authors' output layers
+  (``head_init``).
+  """
 
   head_multiplier = 1
+  # The head under init="authors": "small" = N(0, 1e-3^2) kernel and bias (a
+  # Gaussian's mu and log-variance), "glorot" = Glorot-normal kernel with
+  # gain 1 and an N(0, 1e-3^2) bias (softmax and sigmoid outputs).
+  head_init = "glorot"
 
   def __init__(self, input_dims: Dict[str, int], units: int,
                hidden: Sequence[int] = (500, 500), activation: str = "relu",
                batch_norm: bool = False, categorical: Sequence[str] = (),
-               **kwargs):
+               init: str = "glorot", bn_momentum: float = 0.9, **kwargs):
     super().__init__(**kwargs)
     self.input_dims = {str(k): int(v) for k, v in input_dims.items()}
     self.units = int(units)
@@ -41,10 +50,20 @@ class Conditional(keras.layers.Layer):
     self.activation = activation
     self.batch_norm = bool(batch_norm)
     self.categorical = tuple(categorical)
+    self.init = networks.check_init(init)
+    self.bn_momentum = float(bn_momentum)
     self.mlp = networks.MLP(self.input_dims, self.hidden, activation,
-                            batch_norm, self.categorical, name="mlp",
+                            batch_norm, self.categorical, init=self.init,
+                            bn_momentum=self.bn_momentum, name="mlp",
                             dtype=self.dtype_policy)
+    kernel_init, bias_init = "glorot_uniform", "zeros"
+    if self.init == "authors":
+      bias_init = networks.small_normal()
+      kernel_init = (networks.small_normal() if self.head_init == "small"
+                     else networks.glorot_normal(1.0))
     self.head = keras.layers.Dense(self.units * self.head_multiplier,
+                                   kernel_initializer=kernel_init,
+                                   bias_initializer=bias_init,
                                    name="head", dtype=self.dtype_policy)
 
   def build(self, input_shape=None):
@@ -57,14 +76,17 @@ class Conditional(keras.layers.Layer):
     """First-layer contribution of one input (see ``networks.MultiInputDense``)."""
     return self.mlp.project(name, value)
 
-  def from_preactivation(self, h: tf.Tensor, training=None):
-    """Parameters from the summed first-layer projections ``[N, H0]``."""
-    return self._split(tf.cast(self.head(self.mlp.trunk(h, training=training)),
-                               tf.float32))
+  def from_preactivation(self, h: tf.Tensor, training=None, bn_split=None):
+    """Parameters from the summed first-layer projections ``[N, H0]``.
 
-  def call(self, inputs: Dict[str, tf.Tensor], training=None):
-    return self._split(tf.cast(self.head(self.mlp(inputs, training=training)),
-                               tf.float32))
+    ``bn_split``: see ``networks.MLP.trunk``.
+    """
+    return self._split(tf.cast(self.head(self.mlp.trunk(
+        h, training=training, bn_split=bn_split)), tf.float32))
+
+  def call(self, inputs: Dict[str, tf.Tensor], training=None, bn_split=None):
+    return self._split(tf.cast(self.head(self.mlp(
+        inputs, training=training, bn_split=bn_split)), tf.float32))
 
   def _split(self, out):
     return out
@@ -73,7 +95,8 @@ class Conditional(keras.layers.Layer):
     config = super().get_config()
     config.update(input_dims=dict(self.input_dims), units=self.units,
                   hidden=list(self.hidden), activation=self.activation,
-                  batch_norm=self.batch_norm, categorical=list(self.categorical))
+                  batch_norm=self.batch_norm, categorical=list(self.categorical),
+                  init=self.init, bn_momentum=self.bn_momentum)
     return config
 
 
@@ -82,6 +105,7 @@ class GaussianConditional(Conditional):
   """A diagonal Gaussian factor; returns ``(loc, log_var)``, each ``[N, units]``."""
 
   head_multiplier = 2
+  head_init = "small"
 
   def _split(self, out) -> Tuple[tf.Tensor, tf.Tensor]:
     loc, log_var = tf.split(out, 2, axis=-1)
@@ -95,4 +119,9 @@ class LogitsConditional(Conditional):
 
 @keras.saving.register_keras_serializable(package="adgm_tf")
 class DeterministicConditional(Conditional):
-  """A deterministic unit ``mu(inputs)`` ``[N, units]`` (no noise, no density)."""
+  """A deterministic unit ``mu(inputs)`` ``[N, units]`` (no noise, no density).
+
+  Initialised as the mean head of the stochastic q(a|x) it replaces.
+  """
+
+  head_init = "small"

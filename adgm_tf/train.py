@@ -44,15 +44,20 @@ from adgm_tf import data as data_lib
 
 logger = logging.getLogger("adgm_tf")
 
-HISTORY_FIELDS = ["epoch", "step", "wall_time", "cpu_time", "learning_rate", "loss",
-                  "elbo_labeled", "elbo_unlabeled", "classification", "kl_z",
-                  "kl_a", "kl_y", "log_px", "accuracy", "validation_error",
-                  "test_error"]
+AUX_FIELDS = ["aux_alive_fraction", "aux_mean_spread", "aux_swap_error",
+              "aux_information", "aux_log_variance"]
+HISTORY_FIELDS = (["epoch", "step", "wall_time", "cpu_time", "learning_rate", "loss",
+                   "elbo_labeled", "elbo_unlabeled", "classification", "kl_z",
+                   "kl_a", "kl_y", "log_px", "accuracy", "validation_error",
+                   "test_error"] + AUX_FIELDS
+                  + ["validation_" + k for k in AUX_FIELDS]
+                  + ["active_units_z", "active_units_a"])
 
 # Settings that must not change when a run is resumed: they define the
 # experiment (its variables, its data and its random draws).
 FIXED_ON_RESUME = {
-    "model": ("model", "hidden", "z_dim", "a_dim", "batch_norm", "activation"),
+    "model": ("model", "hidden", "z_dim", "a_dim", "batch_norm", "activation",
+              "init"),
     "data": ("dataset", "num_labels", "label_seed", "validation_size",
              "max_unlabeled", "labeled_batch_size", "unlabeled_batch_size"),
     "train": ("seed",),
@@ -181,8 +186,10 @@ def build_model(config: config_lib.Config, alpha: float):
       activation=m.activation, batch_norm=m.batch_norm,
       mc_samples=m.mc_samples, iw_samples=m.iw_samples,
       eval_samples=m.eval_samples, eval_bound_samples=m.mc_samples,
-      alpha=alpha, clip_norm=t.clip_norm,
-      weight_prior_scale=0.0, seed=t.seed, jit_compile_gradients=t.jit_compile)
+      alpha=alpha, clip_norm=t.clip_norm, clip_value=t.clip_value,
+      weight_prior_scale=0.0, init=m.init, bn_momentum=m.bn_momentum,
+      bn_statistics=m.bn_statistics, unlabeled_weighting=m.unlabeled_weighting,
+      seed=t.seed, jit_compile_gradients=t.jit_compile)
 
 
 def create_model_and_optimizer(config: config_lib.Config, alpha: float,
@@ -512,8 +519,12 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
                                     ("test", (test_images, test_labels))):
       if len(labels) == 0:
         continue
-      results[f"{which}_error"] = evaluator.error(
-          images, labels, samples, binarize=d.binarize_eval, seed=t.seed)
+      c = evaluator.classify(images, labels, samples, binarize=d.binarize_eval,
+                             seed=t.seed)
+      results[f"{which}_error"] = c.pop("error")
+      # The a-diagnostics of the test set are the top-level aux_* numbers.
+      results.update({(k if which == "test" else f"{which}_{k}"): v
+                      for k, v in c.items()})
       sub = slice(None, bound_examples)
       b = evaluator.bounds(images[sub], labels[sub], max(1, m.mc_samples),
                            binarize=d.binarize_eval, seed=t.seed)
@@ -524,7 +535,11 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
     if chief:
       step = state.step
       summaries.scalars("eval", {k: v for k, v in results.items()
-                                 if isinstance(v, (int, float))}, step)
+                                 if isinstance(v, (int, float))
+                                 and not k.startswith(("aux_", "validation_aux_"))},
+                        step)
+      summaries.auxiliary({k: v for k, v in results.items()
+                           if k.startswith(("aux_", "validation_aux_"))}, step)
       summaries.histogram("kl_per_unit/z", kl_z, step)
       summaries.histogram("kl_per_unit/a", kl_a, step)
       grid = evaluation.image_grid(evaluation.class_conditional_samples(model, 10, t.seed))
@@ -617,8 +632,10 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
     history.append(dict(
         epoch=round(state.step / steps_per_epoch, 4), step=state.step,
         wall_time=round(elapsed(), 2), cpu_time=round(cpu_time(), 1), learning_rate=lr,
-        validation_error=eval_results.get("validation_error"),
-        test_error=eval_results.get("test_error"), **last_logs))
+        **{k: eval_results.get(k) for k in HISTORY_FIELDS
+           if k.endswith("_error") or k.startswith(("aux_", "validation_aux_",
+                                                    "active_units_"))},
+        **last_logs))
     if chief and t.verbose:
       print(f"epoch {state.step / steps_per_epoch:g}/{t.epochs}  {epoch_time:.1f}s  "
             f"loss {_fmt(last_logs.get('loss'), '.2f')}  "
@@ -648,6 +665,10 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
       "test_elbo_unlabeled": final.get("test_elbo_unlabeled"),
       "active_units_z": final.get("active_units_z"),
       "active_units_a": final.get("active_units_a"),
+      # The auxiliary variable (diagnostics.py), on the test images with
+      # eval_samples samples; validation_aux_* on the validation split.
+      **{k: final.get(k) for k in AUX_FIELDS},
+      **{f"validation_{k}": final.get(f"validation_{k}") for k in AUX_FIELDS},
       "kl_per_unit_z": None if kl_z is None else [round(float(v), 5) for v in kl_z],
       "kl_per_unit_a": None if kl_a is None else [round(float(v), 5) for v in kl_a],
       "epochs": state.step / steps_per_epoch,

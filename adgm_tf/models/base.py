@@ -38,6 +38,7 @@ import tensorflow as tf
 from adgm_tf import bounds
 from adgm_tf import distributions as dists
 from adgm_tf import heads
+from adgm_tf import networks
 
 AUXILIARY = ("none", "stochastic", "deterministic")
 
@@ -165,8 +166,19 @@ class SemiSupervisedModel(keras.Model):
     alpha: weight of the classification term (beta N / N_l; 0.1 * 60000 /
       100 = 60 for MNIST-100).
     clip_norm: clip the global gradient norm to this (0 or None: off).
+    clip_value: then clip every gradient element to [-clip_value,
+      clip_value] (the authors' code: 1 after a global norm of 5; 0: off).
     weight_prior_scale: scale of an N(0, 1) prior on the kernels added to the
       loss (1/N in the authors' code; 0: off).
+    init: "glorot" or "authors" (``networks.INITS``).
+    bn_momentum: momentum of batch norm's moving averages (0.9: the authors'
+      Lasagne rate alpha = 0.1).
+    bn_statistics: "joint" (one set of batch statistics over the labeled and
+      the unlabeled rows of a step) or "split" (each pass its own, moving
+      averages from the unlabeled pass only, as the authors' code).
+    unlabeled_weighting: with S > 1, U(x) weights the labels by q(y|a_s,x)
+      per sample ("sample") or by their average qbar(y|x) ("mean", the
+      authors' code); see ``bounds.unlabeled_elbo``.
     seed: seed of the sampling noise.
     check_numerics: raise when a training step's loss is not finite.
     jit_compile_gradients: compile the loss and its gradients with XLA (the
@@ -180,7 +192,10 @@ class SemiSupervisedModel(keras.Model):
                activation: str = "relu", batch_norm: bool = False,
                mc_samples: int = 1, iw_samples: int = 1, eval_samples: int = 100,
                eval_bound_samples: Optional[int] = None, alpha: float = 60.0,
-               clip_norm: Optional[float] = 5.0, weight_prior_scale: float = 0.0,
+               clip_norm: Optional[float] = 5.0, clip_value: float = 0.0,
+               weight_prior_scale: float = 0.0,
+               init: str = "glorot", bn_momentum: float = 0.9,
+               bn_statistics: str = "joint", unlabeled_weighting: str = "sample",
                seed: int = 0, check_numerics: bool = True,
                jit_compile_gradients: bool = False, **kwargs):
     super().__init__(**kwargs)
@@ -210,7 +225,20 @@ class SemiSupervisedModel(keras.Model):
     self.eval_bound_samples = int(eval_bound_samples or mc_samples)
     self.alpha = float(alpha)
     self.clip_norm = float(clip_norm) if clip_norm else 0.0
+    self.clip_value = float(clip_value) if clip_value else 0.0
+    if self.clip_value < 0:
+      raise ValueError(f"clip_value must be >= 0, got {clip_value}")
     self.weight_prior_scale = float(weight_prior_scale)
+    self.init = networks.check_init(init)
+    self.bn_momentum = float(bn_momentum)
+    if bn_statistics not in networks.BN_STATISTICS:
+      raise ValueError(f"bn_statistics must be one of {networks.BN_STATISTICS}, "
+                       f"got {bn_statistics!r}")
+    self.bn_statistics = bn_statistics
+    if unlabeled_weighting not in bounds.UNLABELED_WEIGHTINGS:
+      raise ValueError(f"unlabeled_weighting must be one of "
+                       f"{bounds.UNLABELED_WEIGHTINGS}, got {unlabeled_weighting!r}")
+    self.unlabeled_weighting = unlabeled_weighting
     self.seed = int(seed)
     self.check_numerics = bool(check_numerics)
     self.jit_compile_gradients = bool(jit_compile_gradients)
@@ -233,7 +261,8 @@ class SemiSupervisedModel(keras.Model):
     dims = self._dims()
     layer = cls({i: dims[i] for i in inputs}, units, hidden=self.hidden,
                 activation=self.activation, batch_norm=self.batch_norm,
-                categorical=("y",) if "y" in inputs else (), name=name)
+                categorical=("y",) if "y" in inputs else (), init=self.init,
+                bn_momentum=self.bn_momentum, name=name)
     layer.build()
     return layer
 
@@ -315,35 +344,94 @@ class SemiSupervisedModel(keras.Model):
   # Forward pass
   # --------------------------------------------------------------------------
 
-  def _auxiliary(self, x, eps_a, samples: int, training):
+  def _bn_split(self, num_labeled_rows, training):
+    """The ``bn_split`` argument of the networks: labeled rows come first."""
+    if training and self.batch_norm and self.bn_statistics == "split":
+      return num_labeled_rows
+    return None
+
+  def _auxiliary(self, x, eps_a, samples: int, training, num_labeled=None):
     """a ``[S, B, A]``, log q(a|x) ``[S, B]`` and q(a|x)'s (loc, log_var).
 
     Without a: (None, zeros, None). Deterministic a = mu(x): ``[1, B, A]``
     (the same for every sample; broadcasting does the rest), zeros, None.
+    ``num_labeled``: the first rows of ``x`` that are labeled (batch norm
+    with split statistics).
     """
     w = self.wiring
     if w.auxiliary == "none":
       return None, tf.zeros([samples, tf.shape(x)[0]]), None
+    split = self._bn_split(num_labeled, training)
     if w.auxiliary == "deterministic":
-      mu = self.q_a({"x": x}, training=training)                     # [B, A]
+      mu = self.q_a({"x": x}, training=training, bn_split=split)     # [B, A]
       return mu[None], tf.zeros([samples, tf.shape(x)[0]]), None
-    loc, log_var = self.q_a({"x": x}, training=training)            # [B, A]
+    loc, log_var = self.q_a({"x": x}, training=training, bn_split=split)  # [B, A]
     a = dists.reparameterize(loc[None], log_var[None], eps_a)       # [S, B, A]
     log_qa = dists.diag_gaussian(loc, log_var).log_prob(a)          # [S, B]
     return a, log_qa, (loc, log_var)
 
-  def _classifier_logits(self, x, a, samples: int, training):
-    """Logits of q(y|a,x) (M2: q(y|x)), ``[S, B, Y]``."""
+  def _classifier_logits(self, x, a, samples: int, training, num_labeled=None):
+    """Logits of q(y|a,x) (M2: q(y|x)), ``[S, B, Y]``.
+
+    ``a``: ``[S, B, A]`` or ``[1, B, A]`` (ignored by M2). ``num_labeled``: the
+    first examples of ``x`` that are labeled (batch norm with split
+    statistics: their rows are gathered ahead of the unlabeled ones).
+    """
     net = self.q_y
     h = net.project("x", x)[None]                                   # [1, B, H]
     if "a" in self.wiring.q_y:
       h = h + net.project("a", a)                                   # [S, B, H]
     width = net.hidden[0]
     lead = tf.shape(h)[:2]
-    logits = net.from_preactivation(tf.reshape(h, [-1, width]), training=training)
-    logits = tf.reshape(logits, tf.concat([lead, [self.num_classes]], 0))
+    split = self._bn_split(num_labeled, training)
+    if split is None:
+      logits = net.from_preactivation(tf.reshape(h, [-1, width]), training=training)
+      logits = tf.reshape(logits, tf.concat([lead, [self.num_classes]], 0))
+    else:  # rows [S, B_l] first, then [S, B_u]
+      h_l, h_u = tf.split(h, tf.stack([split, lead[1] - split]), axis=1)
+      rows_l = lead[0] * split
+      logits = net.from_preactivation(
+          tf.concat([tf.reshape(h_l, [-1, width]), tf.reshape(h_u, [-1, width])], 0),
+          training=training, bn_split=rows_l)
+      logits_l, logits_u = tf.split(logits, tf.stack([rows_l, tf.shape(logits)[0] - rows_l]))
+      logits = tf.concat([
+          tf.reshape(logits_l, tf.stack([lead[0], split, self.num_classes])),
+          tf.reshape(logits_u, tf.stack([lead[0], lead[1] - split, self.num_classes]))], 1)
     return tf.broadcast_to(logits, tf.stack(
         [samples, tf.shape(x)[0], self.num_classes]))
+
+  # --------------------------------------------------------------------------
+  # The auxiliary variable, piece by piece (``diagnostics.py``)
+  # --------------------------------------------------------------------------
+
+  def auxiliary_posterior(self, x, training=False):
+    """q(a|x)'s ``(loc, log_var)``, each ``[B, A]``; ``(mu, None)`` for a
+    deterministic a; None for a model without a."""
+    if self.q_a is None:
+      return None
+    out = self.q_a({"x": tf.cast(x, tf.float32)}, training=training)
+    return (out, None) if self.wiring.auxiliary == "deterministic" else out
+
+  def auxiliary_hidden(self, x, training=False):
+    """The hidden layers of q(a|x)'s network for images ``x``: ``[[B, H_0], ...]``."""
+    mlp = self.q_a.mlp
+    return mlp.activations(mlp.preactivation({"x": tf.cast(x, tf.float32)}),
+                           training=training)
+
+  def auxiliary_noise(self, samples: int, seed=None) -> tf.Tensor:
+    """The classifier's standard-normal noise ``[S, 1, A]``, shared by all images.
+
+    The default seed is the one :meth:`predict_log_proba` uses, so an
+    analysis with this noise sees the predictions the model makes.
+    """
+    seed = tf.constant([self.seed, -1], tf.int64) if seed is None else seed
+    return tf.random.stateless_normal([samples, 1, self.a_dim], seed=seed)
+
+  def classifier_log_probs(self, x, a, training=False) -> tf.Tensor:
+    """log q(y|a_s,x) for given a ``[S, B, A]`` (or ``[1, B, A]``), ``[S, B, Y]``."""
+    x = tf.cast(x, tf.float32)
+    samples = tf.shape(a)[0] if a is not None else 1
+    return tf.nn.log_softmax(self._classifier_logits(x, a, samples, training), axis=-1)
 
   def compute_factors(self, x_l, y_l, x_u, noise: Noise,
                       training=False) -> bounds.Factors:
@@ -373,9 +461,10 @@ class SemiSupervisedModel(keras.Model):
 
     eps_a = (tf.concat([noise.a_l, noise.a_u], 1)
              if noise.a_l is not None else None)                    # [S, B, A]
-    a, log_qa, q_a_params = self._auxiliary(x, eps_a, S, training)  # [S,B,A], [S,B]
+    a, log_qa, q_a_params = self._auxiliary(x, eps_a, S, training, Bl)  # [S,B,A], [S,B]
     log_qy = tf.nn.log_softmax(
-        self._classifier_logits(x, a, S, training), axis=-1)        # [S, B, Y]
+        self._classifier_logits(x, a, S, training, Bl), axis=-1)    # [S, B, Y]
+    split = self._bn_split(S * Bl, training)  # rows of the enumerated batch
 
     def inputs_of(factor_inputs, z=None):
       per_example = {"x": x} if "x" in factor_inputs else {}
@@ -386,7 +475,7 @@ class SemiSupervisedModel(keras.Model):
 
     # q(z|a,x,y) and z for every row.
     h = layout.first_layer(self.q_z, **inputs_of(w.q_z))            # [N, H]
-    loc_z, log_var_z = self.q_z.from_preactivation(h, training)     # [N, Z]
+    loc_z, log_var_z = self.q_z.from_preactivation(h, training, split)  # [N, Z]
     z = dists.reparameterize(loc_z, log_var_z,
                              layout.flatten(noise.z_l, noise.z_u))  # [N, Z]
     log_qz_l, log_qz_u = layout.split(
@@ -396,7 +485,7 @@ class SemiSupervisedModel(keras.Model):
 
     # p(x|y,z) (SDGM: p(x|a,y,z)).
     h = layout.first_layer(self.p_x, **inputs_of(w.p_x, z))
-    logits_l, logits_u = layout.split(self.p_x.from_preactivation(h, training))
+    logits_l, logits_u = layout.split(self.p_x.from_preactivation(h, training, split))
     log_px_l = dists.bernoulli_log_prob(logits_l, x_l[None])                # [S, B_l]
     log_px_u = dists.bernoulli_log_prob(logits_u, x_u[None, None])          # [S, Y, B_u]
 
@@ -409,7 +498,7 @@ class SemiSupervisedModel(keras.Model):
       log_pa_l, log_pa_u = log_pa[:, :Bl], log_pa[:, None, Bl:]
     else:
       h = layout.first_layer(self.p_a, **inputs_of(w.p_a, z))
-      loc_a, log_var_a = self.p_a.from_preactivation(h, training)   # [N, A]
+      loc_a, log_var_a = self.p_a.from_preactivation(h, training, split)  # [N, A]
       p_a_params = (loc_a, log_var_a)
       (loc_l, loc_u), (lv_l, lv_u) = layout.split(loc_a), layout.split(log_var_a)
       a_l, a_u = layout.per_sample_rows(a)                          # [S,B_l,A], [S,1,B_u,A]
@@ -468,7 +557,8 @@ class SemiSupervisedModel(keras.Model):
                   importance_weighted: bool = False) -> bounds.BoundTerms:
     return bounds.bound_terms(
         self.compute_factors(x_l, y_l, x_u, noise, training=training),
-        importance_weighted=importance_weighted)
+        importance_weighted=importance_weighted,
+        unlabeled_weighting=self.unlabeled_weighting)
 
   # --------------------------------------------------------------------------
   # The classifier
@@ -484,10 +574,7 @@ class SemiSupervisedModel(keras.Model):
     """
     samples = int(samples or self.eval_samples)
     x = tf.cast(x, tf.float32)
-    eps_a = None
-    if self.has_stochastic_a:
-      seed = tf.constant([self.seed, -1], tf.int64) if seed is None else seed
-      eps_a = tf.random.stateless_normal([samples, 1, self.a_dim], seed=seed)
+    eps_a = self.auxiliary_noise(samples, seed) if self.has_stochastic_a else None
     s = samples if self.has_stochastic_a else 1  # q(y|.) is deterministic otherwise
     a, _, _ = self._auxiliary(x, eps_a, s, training)
     logits = self._classifier_logits(x, a, s, training)             # [S, B, Y]
@@ -593,23 +680,35 @@ class SemiSupervisedModel(keras.Model):
     return {name: t.result() for name, t in self._train_trackers.items()}
 
   def _clip(self, grads, num_replicas: int):
-    """Clip the *global* (all-replica) gradient to ``clip_norm``.
+    """Clip the *global* (all-replica) gradient to ``clip_norm``, then to ``clip_value``.
 
     Keras clips each replica's gradient before summing them; here the norm
     is that of the summed gradient, and the same factor scales every
-    replica's share, so the update equals the single-replica one.
+    replica's share, so the update equals the single-replica one. The
+    element-wise clip (the authors' ``T.clip(g, -1, 1)`` after their total
+    norm constraint) also acts on the summed gradient.
     """
-    if not self.clip_norm:
+    if not self.clip_norm and not self.clip_value:
       return grads
-    norm_of = grads
+    total = grads
     if num_replicas > 1:
       ctx = tf.distribute.get_replica_context()
-      norm_of = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-    norm = tf.linalg.global_norm(norm_of)
+      total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    loss_scale = 1.0
     if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-      norm = norm / tf.cast(self.optimizer.dynamic_scale, norm.dtype)
-    factor = self.clip_norm / tf.maximum(norm, self.clip_norm)
-    return [g * tf.cast(factor, g.dtype) for g in grads]
+      loss_scale = tf.cast(self.optimizer.dynamic_scale, tf.float32)
+    if self.clip_norm:
+      norm = tf.linalg.global_norm(total) / loss_scale
+      factor = self.clip_norm / tf.maximum(norm, self.clip_norm)
+      grads = [g * tf.cast(factor, g.dtype) for g in grads]
+      total = [g * tf.cast(factor, g.dtype) for g in total]
+    if not self.clip_value:
+      return grads
+    # Element-wise clipping of the summed gradient; each replica passes on
+    # its 1/R share of the clipped sum, which the optimizer adds up again.
+    return [tf.clip_by_value(g, -tf.cast(self.clip_value * loss_scale, g.dtype),
+                             tf.cast(self.clip_value * loss_scale, g.dtype))
+            / num_replicas for g in total]
 
   def test_step(self, data):
     """Error with ``eval_samples``; L, U and log qbar with ``eval_bound_samples``.
@@ -664,8 +763,10 @@ class SemiSupervisedModel(keras.Model):
         batch_norm=self.batch_norm, mc_samples=self.mc_samples,
         iw_samples=self.iw_samples, eval_samples=self.eval_samples,
         eval_bound_samples=self.eval_bound_samples, alpha=self.alpha,
-        clip_norm=self.clip_norm, weight_prior_scale=self.weight_prior_scale,
-        seed=self.seed, check_numerics=self.check_numerics,
+        clip_norm=self.clip_norm, clip_value=self.clip_value,
+        weight_prior_scale=self.weight_prior_scale, init=self.init,
+        bn_momentum=self.bn_momentum, bn_statistics=self.bn_statistics,
+        unlabeled_weighting=self.unlabeled_weighting, seed=self.seed, check_numerics=self.check_numerics,
         jit_compile_gradients=self.jit_compile_gradients)
     return config
 
