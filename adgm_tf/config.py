@@ -82,6 +82,7 @@ class TrainConfig:
   keep_checkpoints: int = 3
   eval_every: int = 1
   eval_samples_periodic: int = 10
+  periodic_test: bool = True
   summary_every: int = 100
   ll_samples: int = 1000
   ll_examples: int = 10000

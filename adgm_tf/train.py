@@ -517,7 +517,7 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
     bound_examples = None if final else 1000
     for which, (images, labels) in (("validation", (val_images, val_labels)),
                                     ("test", (test_images, test_labels))):
-      if len(labels) == 0:
+      if len(labels) == 0 or (which == "test" and not final and not t.periodic_test):
         continue
       c = evaluator.classify(images, labels, samples, binarize=d.binarize_eval,
                              seed=t.seed)
@@ -529,7 +529,9 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
       b = evaluator.bounds(images[sub], labels[sub], max(1, m.mc_samples),
                            binarize=d.binarize_eval, seed=t.seed)
       results.update({f"{which}_{k}": v for k, v in b.items()})
-    kl_z, kl_a = evaluator.kl_per_unit(test_images[:1000])
+    # Periodic active units on the validation split when there is one.
+    kl_images = val_images if len(val_labels) and not final else test_images
+    kl_z, kl_a = evaluator.kl_per_unit(kl_images[:1000])
     results["active_units_z"] = evaluation.active_units(kl_z)
     results["active_units_a"] = evaluation.active_units(kl_a)
     if chief:

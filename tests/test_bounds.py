@@ -141,3 +141,26 @@ def test_iw_unlabeled_enumerates_labels_inside_each_weight():
 def test_classification_weight_rejects_no_labels():
   with pytest.raises(ValueError, match="num_labeled must be positive"):
     bounds.classification_weight(100, 0)
+
+
+def test_mean_weighted_unlabeled_bound_by_hand():
+  """The authors' form: sum_y qbar(y|x) (mean_s L_s(x,y) - log qbar(y|x))."""
+  f = random_factors(7)
+  n = {k: np.asarray(v, np.float64) for k, v in f._asdict().items()}
+  want = np.zeros(BU)
+  for b in range(BU):
+    qbar = np.mean(np.exp(n["log_qy_u"][:, :, b]), axis=0)          # [Y]
+    for y in range(Y):
+      joint = np.mean([n["log_px_u"][s, y, b] + n["log_py_u"][0, y, 0]
+                       + n["log_pz_u"][s, y, b] + n["log_pa_u"][s, y, b]
+                       - n["log_qz_u"][s, y, b] - n["log_qa_u"][s, b]
+                       for s in range(S)])
+      want[b] += qbar[y] * (joint - math.log(qbar[y]))
+  np.testing.assert_allclose(bounds.unlabeled_elbo(f, "mean"), want, rtol=1e-5)
+  # One sample: the two weightings are the same estimate.
+  one = f._replace(**{k: v[:1] for k, v in f._asdict().items()
+                      if k.endswith("_u") and k != "log_py_u"})
+  np.testing.assert_allclose(bounds.unlabeled_elbo(one, "mean"),
+                             bounds.unlabeled_elbo(one, "sample"), rtol=1e-5)
+  with pytest.raises(ValueError, match="weighting"):
+    bounds.unlabeled_elbo(f, "median")

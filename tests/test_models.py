@@ -453,3 +453,70 @@ def test_mixed_precision_gives_the_float32_bound_and_finite_steps(policy):
     assert all(np.isfinite(float(v)) for v in logs.values())
   finally:
     keras.mixed_precision.set_global_policy("float32")
+
+
+# ---------------------------------------------------------------------------
+# The authors' recipe
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["adgm", "sdgm", "adgm_workshop"])
+def test_authors_init_starts_q_a_at_p_a(name):
+  """At step 0 the a-terms nearly cancel with the authors' init, not with Glorot heads."""
+  rng = np.random.default_rng(0)
+  x = (rng.random((20, 784)) < 0.2).astype(np.float32)
+  y = np.arange(20, dtype=np.int32) % 10
+  kl = {}
+  for init in ("glorot", "authors"):
+    keras.utils.set_random_seed(0)
+    model = build_model(name, hidden=(100, 100), batch_norm=True, init=init)
+    noise = model.sample_noise(tf.constant([0, 1], tf.int64), 1, 20, 20)
+    kl[init] = float(tf.reduce_mean(model.bound_terms(x, y, x, noise, training=True).kl_a))
+  assert abs(kl["authors"]) < 0.5
+  assert kl["glorot"] > 10.0
+
+
+def test_split_batch_statistics_keep_the_two_passes_apart():
+  """With split statistics the unlabeled bound does not depend on the labeled batch."""
+  x_l, y_l, x_u = small_batch(3)
+  x_l2 = 1.0 - x_l
+  for stats, independent in (("split", True), ("joint", False)):
+    model = small_model("adgm", batch_norm=True, bn_statistics=stats)
+    noise = model.sample_noise(tf.constant([0, 2], tf.int64), S, BL, BU)
+    u1 = model.bound_terms(x_l, y_l, x_u, noise, training=True).elbo_u
+    u2 = model.bound_terms(x_l2, y_l, x_u, noise, training=True).elbo_u
+    if independent:
+      np.testing.assert_allclose(u1, u2, rtol=1e-5)
+    else:
+      assert np.max(np.abs(u1 - u2)) > 1e-3
+  with pytest.raises(ValueError, match="bn_statistics"):
+    small_model("adgm", bn_statistics="both")
+
+
+def test_elementwise_clipping_bounds_every_gradient_element():
+  x_l, y_l, x_u = small_batch(8)
+  for clip_value in (0.0, 1e-4):
+    keras.utils.set_random_seed(1)
+    model = small_model("adgm", clip_norm=5.0, clip_value=clip_value)
+    model.compile(optimizer=keras.optimizers.SGD(1.0))
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    model.train_step(((x_l, y_l), x_u))
+    biggest = max(float(np.max(np.abs(v.numpy() - b)))
+                  for b, v in zip(before, model.trainable_variables))
+    if clip_value:
+      assert biggest == pytest.approx(clip_value, rel=1e-3)
+    else:
+      assert biggest > 1e-2
+
+
+def test_mean_weighting_is_used_by_the_training_objective():
+  x_l, y_l, x_u = small_batch(5)
+  values = {}
+  for weighting in ("sample", "mean"):
+    keras.utils.set_random_seed(2)
+    model = small_model("adgm", unlabeled_weighting=weighting)
+    noise = model.sample_noise(tf.constant([0, 3], tf.int64), S, BL, BU)
+    f = model.compute_factors(x_l, y_l, x_u, noise)
+    values[weighting] = model.bound_terms(x_l, y_l, x_u, noise).elbo_u
+    np.testing.assert_allclose(values[weighting], bounds.unlabeled_elbo(f, weighting))
+  assert np.max(np.abs(values["sample"] - values["mean"])) > 1e-4  # S = 2 differs

@@ -146,3 +146,57 @@ def test_heads_config_round_trip():
     config = json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))
     clone = keras.saving.deserialize_keras_object(config)
     assert type(clone) is cls and clone.get_config() == layer.get_config()
+
+
+def test_authors_init_matches_their_lasagne_layers():
+  """Glorot-normal gain sqrt(2) per input, N(0, 1e-3^2) biases and Gaussian heads."""
+  mlp = networks.MLP({"x": 784, "a": 100}, hidden=(500, 400), init="authors")
+  mlp.build()
+  for name, dim in (("x", 784), ("a", 100)):
+    want = np.sqrt(2.0) * np.sqrt(2.0 / (dim + 500))  # each input's own fan-in
+    assert np.std(mlp.first.kernels[name].numpy()) == pytest.approx(want, rel=0.03)
+  assert np.std(mlp.dense[0].kernel.numpy()) == pytest.approx(
+      np.sqrt(2.0) * np.sqrt(2.0 / 900), rel=0.03)
+  assert np.std(mlp.first.bias.numpy()) == pytest.approx(1e-3, rel=0.2)
+  gauss = heads.GaussianConditional({"x": 784}, units=100, hidden=(500,), init="authors")
+  gauss.build()
+  assert np.std(gauss.head.kernel.numpy()) == pytest.approx(1e-3, rel=0.05)
+  assert np.abs(gauss.head.bias.numpy()).max() < 6e-3
+  logits = heads.LogitsConditional({"x": 784}, units=10, hidden=(500,), init="authors")
+  logits.build()
+  assert np.std(logits.head.kernel.numpy()) == pytest.approx(np.sqrt(2.0 / 510), rel=0.1)
+  with pytest.raises(ValueError, match="Unknown init"):
+    networks.MLP({"x": 5}, hidden=(4,), init="he")
+
+
+def test_split_batch_norm_normalises_each_pass_and_learns_from_the_unlabeled_one():
+  bn = networks.BatchNormalization(momentum=0.9)
+  bn.build((None, 3))
+  rng = np.random.default_rng(0)
+  labeled = rng.normal(5.0, 2.0, size=(20, 3)).astype(np.float32)
+  unlabeled = rng.normal(-1.0, 0.5, size=(60, 3)).astype(np.float32)
+  out = bn(tf.concat([labeled, unlabeled], 0), training=True, split=20).numpy()
+  for part in (out[:20], out[20:]):  # each pass standardised by its own moments
+    np.testing.assert_allclose(part.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(part.std(0), 1.0, atol=1e-2)
+  # The moving averages moved 10% of the way to the unlabeled moments only.
+  np.testing.assert_allclose(bn.moving_mean.numpy(), 0.1 * unlabeled.mean(0), rtol=1e-4)
+  np.testing.assert_allclose(bn.moving_variance.numpy(),
+                             0.9 + 0.1 * unlabeled.var(0), rtol=1e-4)
+  # Joint statistics (no split) mix the two passes.
+  joint = networks.BatchNormalization(momentum=0.9)
+  joint.build((None, 3))
+  out = joint(tf.concat([labeled, unlabeled], 0), training=True).numpy()
+  assert np.abs(out[:20].mean(0)).min() > 1.0
+  # In inference, split changes nothing.
+  x = tf.constant(labeled)
+  np.testing.assert_array_equal(bn(x, training=False, split=5), bn(x, training=False))
+
+
+def test_batch_norm_momentum_is_the_authors_rate_by_default():
+  mlp = networks.MLP({"x": 5}, hidden=(4,), batch_norm=True)
+  assert mlp.norms[0].momentum == 0.9
+  mlp = networks.MLP({"x": 5}, hidden=(4,), batch_norm=True, bn_momentum=0.99)
+  assert mlp.norms[0].momentum == 0.99
+  with pytest.raises(ValueError, match="bn_momentum"):
+    networks.MLP({"x": 5}, hidden=(4,), bn_momentum=1.0)

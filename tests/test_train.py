@@ -155,11 +155,22 @@ def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(mnist_idx_dir, mnist
 # ---------------------------------------------------------------------------
 
 
-def _steps_under(devices, split, steps=2, clip_norm=1.0, batch_norm=True):
+RECIPES = {
+    "plain": (dict(batch_norm=False), {}),
+    "batch_norm": (dict(batch_norm=True), {}),
+    # The authors' recipe: their init, split batch statistics, element-wise
+    # clipping (small enough to bind), qbar weighting of U(x).
+    "authors": (dict(batch_norm=True, init="authors", bn_statistics="split",
+                     unlabeled_weighting="mean"), dict(clip_value=1e-3)),
+}
+
+
+def _steps_under(devices, split, steps=2, clip_norm=1.0, recipe="batch_norm"):
   strategy = tf.distribute.MirroredStrategy(
       devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
-  cfg = tiny_config(None, model=dict(batch_norm=batch_norm, mc_samples=2),
-                    train_=dict(clip_norm=clip_norm))
+  model_kw, train_kw = RECIPES[recipe]
+  cfg = tiny_config(None, model=dict(model_kw, mc_samples=2),
+                    train_=dict(train_kw, clip_norm=clip_norm))
   with strategy.scope():
     keras.utils.set_random_seed(3)
     model, _ = train.create_model_and_optimizer(cfg, alpha=1.0, steps_per_epoch=10)
@@ -169,12 +180,12 @@ def _steps_under(devices, split, steps=2, clip_norm=1.0, batch_norm=True):
   return {v.path: v.numpy() for v in model.variables}, logs
 
 
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_two_replicas_make_the_same_update_as_one(mnist_arrays, batch_norm):
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_two_replicas_make_the_same_update_as_one(mnist_arrays, recipe):
   """Noise, data slices, clipping and (synchronized) batch norm all match."""
   split = data.split_semi_supervised(mnist_arrays, 100, 1, 0, max_unlabeled=1000)
-  one, logs_one = _steps_under(["/cpu:0"], split, batch_norm=batch_norm)
-  two, logs_two = _steps_under(["/cpu:0", "/cpu:1"], split, batch_norm=batch_norm)
+  one, logs_one = _steps_under(["/cpu:0"], split, recipe=recipe)
+  two, logs_two = _steps_under(["/cpu:0", "/cpu:1"], split, recipe=recipe)
   assert sorted(one) == sorted(two)
   moved = max(float(np.max(np.abs(one[k] - two[k]))) for k in one)
   for k in one:
@@ -184,7 +195,7 @@ def test_two_replicas_make_the_same_update_as_one(mnist_arrays, batch_norm):
   assert moved < 1e-5
   # Not vacuous: the weights did move, by more than the tolerance.
   keras.utils.set_random_seed(3)
-  cfg = tiny_config(None, model=dict(batch_norm=batch_norm, mc_samples=2))
+  cfg = tiny_config(None, model=dict(RECIPES[recipe][0], mc_samples=2))
   init = {v.path: v.numpy() for v in train.build_model(cfg, 1.0).variables}
   assert max(float(np.max(np.abs(init[k] - one[k]))) for k in one) > 1e-4
 
