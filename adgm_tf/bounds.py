@@ -50,6 +50,8 @@ References:
   [2] Kingma, Rezende, Mohamed, Welling. Semi-Supervised Learning with Deep
       Generative Models. NIPS 2014.
   [3] Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
+  [4] Sønderby, Raiko, Maaløe, Sønderby, Winther. Ladder Variational
+      Autoencoders. NIPS 2016 (deterministic warm-up).
 """
 
 from __future__ import annotations
@@ -145,6 +147,18 @@ def unlabeled_elbo(f: Factors, weighting: str = "sample") -> tf.Tensor:
   per_label = unlabeled_log_joint(f) - f.log_qy_u                 # [S, Y, B_u]
   per_sample = tf.reduce_sum(qy * per_label, axis=1) - f.log_qa_u  # [S, B_u]
   return _mean_s(per_sample)
+
+
+def warm_up(f: Factors, weight) -> Factors:
+  """The factors with the a-terms log p(a|.) and log q(a|x) scaled by ``weight``.
+
+  The bounds are linear in these terms, so the bound of the result is the
+  bound with the a-part, E[log p(a|.) - log q(a|x)], weighted (a
+  deterministic warm-up of that part, as Sønderby et al., 2016, do for the
+  KL terms of deep VAEs). ``weight`` = 1 gives the bound itself.
+  """
+  return f._replace(log_pa_l=weight * f.log_pa_l, log_qa_l=weight * f.log_qa_l,
+                    log_pa_u=weight * f.log_pa_u, log_qa_u=weight * f.log_qa_u)
 
 
 def log_qbar(log_qy: tf.Tensor) -> tf.Tensor:

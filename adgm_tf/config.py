@@ -57,6 +57,7 @@ class ModelConfig:
   bn_momentum: float = 0.9
   bn_statistics: str = "joint"
   unlabeled_weighting: str = "sample"
+  aux_warmup_epochs: float = 0.0
 
   def architecture(self) -> Dict[str, Any]:
     """The settings that determine the model's variables and their shapes."""
@@ -126,6 +127,9 @@ class Config:
     _choice("init", m.init, INITS)
     _choice("bn_statistics", m.bn_statistics, BN_STATISTICS)
     _choice("unlabeled_weighting", m.unlabeled_weighting, UNLABELED_WEIGHTINGS)
+    if m.aux_warmup_epochs < 0:
+      raise ConfigError(f"--aux_warmup_epochs={m.aux_warmup_epochs}: must be >= 0 "
+                        f"(0 turns the warm-up off).")
     if not 0 <= m.bn_momentum < 1:
       raise ConfigError(f"--bn_momentum={m.bn_momentum}: must be in [0, 1) "
                         f"(0.9 is the authors' rate, Lasagne's alpha = 0.1).")

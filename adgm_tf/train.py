@@ -177,7 +177,7 @@ def make_optimizer(train_config: config_lib.TrainConfig, steps_per_epoch: int):
   return optimizer
 
 
-def build_model(config: config_lib.Config, alpha: float):
+def build_model(config: config_lib.Config, alpha: float, steps_per_epoch: int = 1):
   """The model a config describes (classification weight ``alpha``)."""
   from adgm_tf import models  # pylint: disable=g-import-not-at-top
   m, t = config.model, config.train
@@ -189,6 +189,7 @@ def build_model(config: config_lib.Config, alpha: float):
       alpha=alpha, clip_norm=t.clip_norm, clip_value=t.clip_value,
       weight_prior_scale=0.0, init=m.init, bn_momentum=m.bn_momentum,
       bn_statistics=m.bn_statistics, unlabeled_weighting=m.unlabeled_weighting,
+      aux_warmup_steps=int(round(m.aux_warmup_epochs * steps_per_epoch)),
       seed=t.seed, jit_compile_gradients=t.jit_compile)
 
 
@@ -200,7 +201,7 @@ def create_model_and_optimizer(config: config_lib.Config, alpha: float,
   not lazily inside the first distributed step (where MirroredStrategy
   cannot initialise them).
   """
-  model = build_model(config, alpha)
+  model = build_model(config, alpha, steps_per_epoch)
   optimizer = make_optimizer(config.train, steps_per_epoch)
   model.compile(optimizer=optimizer)
   optimizer.build(model.trainable_variables)

@@ -520,3 +520,23 @@ def test_mean_weighting_is_used_by_the_training_objective():
     values[weighting] = model.bound_terms(x_l, y_l, x_u, noise).elbo_u
     np.testing.assert_allclose(values[weighting], bounds.unlabeled_elbo(f, weighting))
   assert np.max(np.abs(values["sample"] - values["mean"])) > 1e-4  # S = 2 differs
+
+
+def test_warm_up_scales_the_a_terms_of_the_loss_but_not_the_reported_bound():
+  x_l, y_l, x_u = small_batch(6)
+  model = small_model("adgm", aux_warmup_steps=4)
+  noise = model.sample_noise(tf.constant([0, 4], tf.int64), S, BL, BU)
+  f = model.compute_factors(x_l, y_l, x_u, noise)
+  plain_loss, plain_terms, _ = model.compute_loss_terms(x_l, y_l, x_u, noise, False)
+  for step, weight in ((0, 0.25), (1, 0.5), (3, 1.0), (9, 1.0)):
+    assert float(model.aux_kl_weight(step)) == weight
+    loss, terms, _ = model.compute_loss_terms(x_l, y_l, x_u, noise, False, step=step)
+    want = -bounds.objective(bounds.bound_terms(bounds.warm_up(f, weight)), 0.5)
+    assert float(loss) == pytest.approx(float(want), rel=1e-6)
+    np.testing.assert_allclose(terms.elbo_u, plain_terms.elbo_u)  # metrics: true bound
+  # The a-part of the labeled bound is what the weight scales.
+  half = bounds.labeled_elbo(bounds.warm_up(f, 0.5))
+  a_part = np.mean(np.asarray(f.log_pa_l) - np.asarray(f.log_qa_l), axis=0)
+  np.testing.assert_allclose(bounds.labeled_elbo(f) - half, 0.5 * a_part, rtol=1e-4, atol=1e-3)
+  assert float(plain_loss) != pytest.approx(float(
+      model.compute_loss_terms(x_l, y_l, x_u, noise, False, step=0)[0]), rel=1e-6)

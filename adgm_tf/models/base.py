@@ -179,6 +179,10 @@ class SemiSupervisedModel(keras.Model):
     unlabeled_weighting: with S > 1, U(x) weights the labels by q(y|a_s,x)
       per sample ("sample") or by their average qbar(y|x) ("mean", the
       authors' code); see ``bounds.unlabeled_elbo``.
+    aux_warmup_steps: deterministic warm-up of the a-terms, log p(a|.) -
+      log q(a|x), whose weight rises linearly from 0 to 1 over this many
+      training steps (Sønderby et al., 2016, warm up the KL terms of deep
+      VAEs the same way); 0: off. Metrics report the true bounds.
     seed: seed of the sampling noise.
     check_numerics: raise when a training step's loss is not finite.
     jit_compile_gradients: compile the loss and its gradients with XLA (the
@@ -196,7 +200,7 @@ class SemiSupervisedModel(keras.Model):
                weight_prior_scale: float = 0.0,
                init: str = "glorot", bn_momentum: float = 0.9,
                bn_statistics: str = "joint", unlabeled_weighting: str = "sample",
-               seed: int = 0, check_numerics: bool = True,
+               aux_warmup_steps: int = 0, seed: int = 0, check_numerics: bool = True,
                jit_compile_gradients: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.wiring = wiring
@@ -239,6 +243,9 @@ class SemiSupervisedModel(keras.Model):
       raise ValueError(f"unlabeled_weighting must be one of "
                        f"{bounds.UNLABELED_WEIGHTINGS}, got {unlabeled_weighting!r}")
     self.unlabeled_weighting = unlabeled_weighting
+    self.aux_warmup_steps = int(aux_warmup_steps)
+    if self.aux_warmup_steps < 0:
+      raise ValueError(f"aux_warmup_steps must be >= 0, got {aux_warmup_steps}")
     self.seed = int(seed)
     self.check_numerics = bool(check_numerics)
     self.jit_compile_gradients = bool(jit_compile_gradients)
@@ -607,11 +614,33 @@ class SemiSupervisedModel(keras.Model):
     return self.sample_noise(seed, samples, tf.shape(x_l)[0], tf.shape(x_u)[0],
                              replica_id, strategy.num_replicas_in_sync)
 
-  def compute_loss_terms(self, x_l, y_l, x_u, noise: Noise, training=True):
-    """(loss, BoundTerms, objective J): the loss is -J plus the weight prior."""
-    terms = self.bound_terms(x_l, y_l, x_u, noise, training=training,
-                             importance_weighted=self.iw_samples > 1)
-    objective = bounds.objective(terms, self.alpha)
+  def aux_kl_weight(self, step) -> tf.Tensor:
+    """The weight of the a-terms at optimizer step ``step`` (warm-up), a scalar.
+
+    min(1, (step + 1) / aux_warmup_steps); 1 without warm-up.
+    """
+    if not self.aux_warmup_steps:
+      return tf.constant(1.0)
+    return tf.minimum(1.0, tf.cast(step + 1, tf.float32) / float(self.aux_warmup_steps))
+
+  def compute_loss_terms(self, x_l, y_l, x_u, noise: Noise, training=True,
+                         step=None):
+    """(loss, BoundTerms, objective J): the loss is -J plus the weight prior.
+
+    ``step``: the optimizer step, for the warm-up of the a-terms; the loss is
+    then that of ``bounds.warm_up``'s factors while BoundTerms (the metrics)
+    stay the true bounds.
+    """
+    factors = self.compute_factors(x_l, y_l, x_u, noise, training=training)
+    iw = self.iw_samples > 1
+    terms = bounds.bound_terms(factors, importance_weighted=iw,
+                               unlabeled_weighting=self.unlabeled_weighting)
+    objective_terms = terms
+    if self.aux_warmup_steps and step is not None:
+      objective_terms = bounds.bound_terms(
+          bounds.warm_up(factors, self.aux_kl_weight(step)), importance_weighted=iw,
+          unlabeled_weighting=self.unlabeled_weighting)
+    objective = bounds.objective(objective_terms, self.alpha)
     loss = -objective + self._weight_prior()
     return loss, terms, objective
 
@@ -627,11 +656,13 @@ class SemiSupervisedModel(keras.Model):
         "gradient clipping on (clip_norm), and check that inputs are in [0, 1]."])
     return tf.debugging.Assert(tf.reduce_all(finite), [message])
 
-  def _loss_and_gradients(self, x_l, y_l, x_u, noise: Noise, num_replicas: int):
+  def _loss_and_gradients(self, x_l, y_l, x_u, noise: Noise, num_replicas: int,
+                          step=None):
     """Gradients of loss / num_replicas, and the step's metric values."""
     variables = self.trainable_variables
     with tf.GradientTape() as tape:
-      loss, terms, _ = self.compute_loss_terms(x_l, y_l, x_u, noise, training=True)
+      loss, terms, _ = self.compute_loss_terms(x_l, y_l, x_u, noise, training=True,
+                                               step=step)
       # Keras does not scale the loss for a custom train_step: the optimizer
       # sums gradients over replicas, so each replica contributes 1/R.
       scaled = loss / num_replicas
@@ -666,7 +697,7 @@ class SemiSupervisedModel(keras.Model):
         object.__setattr__(self, "_jit_gradients",
                            tf.function(self._loss_and_gradients, jit_compile=True))
       compute = self._jit_gradients
-    grads, means, accuracy = compute(x_l, y_l, x_u, noise, num_replicas)
+    grads, means, accuracy = compute(x_l, y_l, x_u, noise, num_replicas, step)
     deps = []
     if self.check_numerics:
       deps.append(self._check_finite(step, means))
@@ -766,7 +797,8 @@ class SemiSupervisedModel(keras.Model):
         clip_norm=self.clip_norm, clip_value=self.clip_value,
         weight_prior_scale=self.weight_prior_scale, init=self.init,
         bn_momentum=self.bn_momentum, bn_statistics=self.bn_statistics,
-        unlabeled_weighting=self.unlabeled_weighting, seed=self.seed, check_numerics=self.check_numerics,
+        unlabeled_weighting=self.unlabeled_weighting,
+        aux_warmup_steps=self.aux_warmup_steps, seed=self.seed, check_numerics=self.check_numerics,
         jit_compile_gradients=self.jit_compile_gradients)
     return config
 
