@@ -1,28 +1,37 @@
 """The paper's comparisons and figures from one command.
 
-  python -m adgm_tf.experiments --config=experiments/equal_cost.json --out=results/equal_cost
+  python -m adgm_tf.experiments --config=experiments/fig4.json \
+      --out=~/adgm-results/fig4 --publish=docs/results/fig4
 
 runs a list of (flagfile, seed) runs one after another, each a normal
 ``launch.py`` run in its own model_dir under ``<out>/runs/``, and writes to
 ``<out>``:
 
-* ``summary.md`` and ``summary.json``: one row per model with test error mean
-  +- std over seeds, number of seeds, epochs, wall time and the test
-  log-likelihood estimate, next to the paper's Table 1 (labeled as such);
-* ``convergence.png``: test error against epoch and against wall time, one
-  line per run (Fig. 4 of Maaløe et al. 2016);
+* ``summary.md`` and ``summary.json``: one row per run name with, mean +- std
+  over seeds, the validation error (what settings are chosen on), the test
+  error (the final table only), the a-diagnostics (``diagnostics.py``), epochs,
+  wall time and the test log-likelihood estimate, next to the paper's Table 1
+  (labeled as such);
+* ``convergence.png``: validation and test error per epoch, mean over seeds
+  with the range as a band (Fig. 4 of Maaløe et al. 2016, per epoch), and
+  validation error against wall time;
+* ``auxiliary.png``: the a-diagnostics per epoch on the validation split;
 * ``active_units.png``: per-unit KL of z and of a, sorted, from each model's
   final checkpoint (Fig. 3);
 * ``samples.png``: 10 samples per class from the first model (Fig. 5).
 
+``--publish DIR`` copies those and each run's ``history.csv``,
+``metrics.json`` and ``flags.txt`` (never checkpoints or events) to DIR.
+Keep ``--out`` outside the work tree: long comparisons span sessions.
 Starting it again skips the runs that finished (their ``metrics.json``
 exists) and resumes the one that was interrupted (launch.py resumes from its
 latest checkpoint).
 
 The config is JSON::
 
-  {"runs": [{"name": "adgm", "flagfile": "mnist100_cpu.flags",
-             "flags": ["--time_budget_minutes=20"], "seeds": [0]}, ...],
+  {"title": "...", "budget": "10 epochs each",
+   "runs": [{"name": "adgm", "flagfile": "mnist100_cpu.flags",
+             "flags": ["--epochs=10"], "seeds": [1, 2, 3]}, ...],
    "common_flags": ["--data_dir=..."]}
 
 A run's seed sets both ``--seed`` and ``--label_seed``.
@@ -99,29 +108,58 @@ def read_history(model_dir: str) -> List[Dict[str, float]]:
   return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in rows]
 
 
+# Per-run numbers summarised over seeds (metrics.json keys; errors in percent).
+SUMMARY_KEYS = (
+    ("validation_error", 100.0), ("test_error", 100.0),
+    ("aux_alive_fraction", 1.0), ("aux_mean_spread", 1.0),
+    ("aux_swap_cost", 100.0), ("validation_aux_swap_cost", 100.0),
+    ("aux_information", 1.0), ("test_log_likelihood", 1.0),
+    ("active_units_z", 1.0), ("active_units_a", 1.0),
+)
+
+
+def _with_swap_cost(metrics: Dict[str, Any]) -> Dict[str, Any]:
+  """Adds ``aux_swap_cost`` = aux_swap_error - error (test and validation)."""
+  m = dict(metrics)
+  for prefix, err in (("", "test_error"), ("validation_", "validation_error")):
+    swap = m.get(f"{prefix}aux_swap_error")
+    if swap is not None and m.get(err) is not None:
+      m[f"{prefix}aux_swap_cost"] = swap - m[err]
+  return m
+
+
+def mean_std(values):
+  """Mean and sample standard deviation (0 for one value); (None, None) for none."""
+  values = [float(v) for v in values if v is not None]
+  if not values:
+    return None, None
+  std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+  return float(np.mean(values)), std
+
+
 def summarize(records: List[Dict[str, Any]]) -> Dict[str, Any]:
-  """One row per run name: mean and sample std over seeds of each run's metrics."""
+  """One row per run name: mean and sample std over seeds of each run's metrics.
+
+  Validation figures are for choosing between settings; test figures are
+  for the final table only.
+  """
   rows = []
   for name in dict.fromkeys(r["name"] for r in records):
-    group = [r["metrics"] for r in records if r["name"] == name]
-
-    def stats(key, scale=1.0, group=group):
-      values = [g[key] * scale for g in group if g.get(key) is not None]
-      if not values:
-        return None, None
-      std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-      return float(np.mean(values)), std
-
-    err, err_std = stats("test_error", 100.0)
-    ll, ll_std = stats("test_log_likelihood")
-    rows.append(dict(
-        name=name, model=group[0].get("model"), seeds=len(group),
-        test_error_percent=err, test_error_std=err_std,
-        test_log_likelihood=ll, test_log_likelihood_std=ll_std,
-        epochs=stats("epochs")[0], wall_time_minutes=stats("wall_time", 1 / 60)[0],
-        eval_samples=group[0].get("eval_samples"),
-        ll_samples=group[0].get("ll_samples"), ll_examples=group[0].get("ll_examples"),
-        stopped_by_time_budget=all(g.get("stopped_by_time_budget") for g in group)))
+    group = [_with_swap_cost(r["metrics"]) for r in records if r["name"] == name]
+    row = dict(name=name, model=group[0].get("model"), seeds=len(group))
+    for key, scale in SUMMARY_KEYS:
+      mean, std = mean_std(g.get(key) * scale if g.get(key) is not None else None
+                           for g in group)
+      row[key], row[f"{key}_std"] = mean, std
+    # Kept under their earlier names too (percent).
+    row["test_error_percent"], row["test_error_std"] = row["test_error"], row["test_error_std"]
+    row["epochs"] = mean_std(g.get("epochs") for g in group)[0]
+    row["wall_time_minutes"] = mean_std(
+        g.get("wall_time") / 60 if g.get("wall_time") else None for g in group)[0]
+    row.update(eval_samples=group[0].get("eval_samples"),
+               ll_samples=group[0].get("ll_samples"), ll_examples=group[0].get("ll_examples"),
+               stopped_by_time_budget=all(g.get("stopped_by_time_budget") for g in group))
+    rows.append(row)
   return dict(rows=rows, paper_table=[
       dict(name=n, test_error_percent=m, test_error_std=s) for n, m, s in PAPER_TABLE])
 
@@ -134,17 +172,26 @@ def _pm(mean, std, digits=2):
 
 def summary_markdown(summary: Dict[str, Any], title: str) -> str:
   lines = [f"# {title}", "",
-           "Measured here (each run's own metrics.json; mean ± sample std over seeds):", "",
-           "| run | model | seeds | test error (%) | epochs | wall time (min) | "
-           "test log-likelihood (nats) |",
-           "|---|---|---|---|---|---|---|"]
+           "Measured here (each run's own metrics.json; mean ± sample std over seeds). "
+           "Validation error (a split of the training set) is what settings are chosen "
+           "on; test error is reported, never used to choose. Swap cost: error with "
+           "every image given another image's a-samples, minus the error (points).", "",
+           "| run | model | seeds | epochs | validation error (%) | test error (%) | "
+           "alive fraction of q(a\|x) | spread of q(a\|x)'s mean | swap cost, "
+           "validation (points) | swap cost, test (points) | I(y;a\|x) (nats) | "
+           "active units z | wall time (min) | test log-likelihood (nats) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in summary["rows"]:
+    def f(key, digits=2):
+      return _pm(r.get(key), r.get(f"{key}_std"), digits)
     lines.append(
         f"| {r['name']} | {r['model']} | {r['seeds']} | "
-        f"{_pm(r['test_error_percent'], r['test_error_std'])} | "
         f"{'-' if r['epochs'] is None else format(r['epochs'], '.1f')} | "
+        f"{f('validation_error')} | {f('test_error')} | {f('aux_alive_fraction')} | "
+        f"{f('aux_mean_spread', 3)} | {f('validation_aux_swap_cost')} | "
+        f"{f('aux_swap_cost')} | {f('aux_information', 3)} | {f('active_units_z', 1)} | "
         f"{'-' if r['wall_time_minutes'] is None else format(r['wall_time_minutes'], '.1f')} | "
-        f"{_pm(r['test_log_likelihood'], r['test_log_likelihood_std'])} |")
+        f"{f('test_log_likelihood')} |")
   lines += ["", "For comparison, **the paper's** Table 1 (Maaløe et al. 2016, MNIST, 100 "
             "labels, 1000 epochs on a GPU; not measured here):", "",
             "| model (paper) | test error (%) |", "|---|---|"]
@@ -165,41 +212,134 @@ def _plt():
   return plt
 
 
-def plot_convergence(records, path: str) -> None:
-  plt = _plt()
+def per_epoch(records, key: str, scale: float = 1.0):
+  """``{name: (epochs, mean, lo, hi, n_seeds)}`` of ``key`` over each run's seeds.
+
+  Only epochs that every seed of the run evaluated are kept; the band is the
+  range over seeds (min to max).
+  """
+  out = {}
+  for name in dict.fromkeys(r["name"] for r in records):
+    series = []
+    for r in records:
+      if r["name"] != name:
+        continue
+      series.append({round(h["epoch"], 3): h[key] * scale for h in r["history"]
+                     if h.get(key) is not None and float(h["epoch"]).is_integer()})
+    common = sorted(set.intersection(*(set(s) for s in series))) if series else []
+    if not common:
+      continue
+    values = np.array([[s[e] for e in common] for s in series])       # [seeds, epochs]
+    out[name] = (np.array(common), values.mean(0), values.min(0), values.max(0),
+                 len(series))
+  return out
+
+
+def _percent_axis(ax, lo, hi):
+  """A log axis with a labelled tick at every 1-9 x 10^k (plain percentages)."""
   from matplotlib import ticker  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
+  ax.set_yscale("log")
+  subs = (tuple(float(k) for k in range(1, 10)) if hi < 30 * lo else (1.0, 2.0, 5.0))
+  ax.yaxis.set_major_locator(ticker.LogLocator(subs=subs))
+  ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+  ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+  ax.grid(True, which="both", alpha=0.3)
+
+
+def _seeds_text(curves) -> str:
+  counts = sorted({c[4] for c in curves.values()})
+  return "/".join(map(str, counts)) + (" seed" if counts == [1] else " seeds")
+
+
+def plot_convergence(records, path: str, budget: str = "") -> None:
+  """Validation and test error per epoch (mean over seeds, band = range), and
+  validation error against wall time (Fig. 4 of Maaløe et al. 2016, per epoch)."""
+  plt = _plt()
+  fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), dpi=100)
   names = list(dict.fromkeys(r["name"] for r in records))
   colors = {n: f"C{i}" for i, n in enumerate(names)}
   lo, hi = math.inf, -math.inf
+  seeds = ""
+  for ax, key in zip(axes[:2], ("validation_error", "test_error")):
+    curves = per_epoch(records, key, 100.0)
+    seeds = seeds or (_seeds_text(curves) if curves else "")
+    for name, (e, mean, low, high, n) in curves.items():
+      ax.plot(e, mean, color=colors[name], lw=1.5, marker=".",
+              label=f"{name} ({n} seed{'s' if n > 1 else ''})")
+      if n > 1:
+        ax.fill_between(e, low, high, color=colors[name], alpha=0.2, lw=0)
+      lo, hi = min(lo, float(low.min())), max(hi, float(high.max()))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{key.replace('_', ' ')} (%)")
+    ax.set_title(f"{key.replace('_', ' ')} per epoch")
+    if curves:
+      ax.legend(fontsize=8)
   for r in records:
-    pts = [(h["epoch"], h["wall_time"] / 60, 100 * h["test_error"])
-           for h in r["history"] if "test_error" in h]
-    if not pts:
-      continue
-    e, w, err = zip(*pts)
-    lo, hi = min(lo, min(err)), max(hi, max(err))
-    label = f"{r['name']} (seed {r['seed']})"
-    axes[0].plot(e, err, color=colors[r["name"]], label=label, lw=1.2)
-    axes[1].plot(w, err, color=colors[r["name"]], label=label, lw=1.2)
-  for ax, xlabel in zip(axes, ("epoch", "wall time (minutes)")):
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("test error (%)")
-    # Log scale with plain percentages; ticks at 1, 2, ..., 9 times each power
-    # of ten when the curves span less than a decade, else at 1, 2 and 5.
-    ax.set_yscale("log")
-    subs = (tuple(float(k) for k in range(1, 10)) if hi < 10 * lo
-            else (1.0, 2.0, 5.0))
-    ax.yaxis.set_major_locator(ticker.LogLocator(subs=subs))
-    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-    ax.grid(True, which="both", alpha=0.3)
-  axes[0].legend(fontsize=8)
-  axes[0].set_title("test error against epochs")
-  axes[1].set_title("test error against wall time")
+    pts = [(h["wall_time"] / 60, 100 * h["validation_error"]) for h in r["history"]
+           if h.get("validation_error") is not None]
+    if pts:
+      w, err = zip(*pts)
+      axes[2].plot(w, err, color=colors[r["name"]], lw=1, alpha=0.8)
+      lo, hi = min(lo, min(err)), max(hi, max(err))
+  axes[2].set_xlabel("wall time (minutes; one line per seed)")
+  axes[2].set_ylabel("validation error (%)")
+  axes[2].set_title("validation error against wall time")
+  if math.isfinite(lo):
+    for ax in axes:
+      _percent_axis(ax, lo, hi)
+  fig.suptitle(f"MNIST, 100 labels: mean over {seeds or 'the seeds'}, band = range "
+               f"over seeds{'; ' + budget if budget else ''}")
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+AUX_PANELS = (
+    ("validation_aux_alive_fraction", 1.0, "alive fraction of q(a|x)'s units", "linear"),
+    ("validation_aux_mean_spread", 1.0, "std over images of q(a|x)'s mean", "log"),
+    ("validation_aux_swap_cost", 100.0, "swap cost: error with another image's a\n"
+     "minus the error (points)", "linear"),
+    ("validation_aux_information", 1.0, "I(y; a | x) (nats)", "linear"),
+)
+
+
+def plot_auxiliary(records, path: str, budget: str = "") -> None:
+  """The a-diagnostics per epoch on the validation split (``diagnostics.py``)."""
+  plt = _plt()
+  fig, axes = plt.subplots(1, 4, figsize=(18, 4.5), dpi=100)
+  names = list(dict.fromkeys(r["name"] for r in records))
+  colors = {n: f"C{i}" for i, n in enumerate(names)}
+  with_cost = [dict(r, history=[_history_swap_cost(h) for h in r["history"]])
+               for r in records]
+  seeds = ""
+  for ax, (key, scale, label, scale_kind) in zip(axes, AUX_PANELS):
+    curves = per_epoch(with_cost, key, scale)
+    seeds = seeds or (_seeds_text(curves) if curves else "")
+    for name, (e, mean, low, high, n) in curves.items():
+      ax.plot(e, mean, color=colors[name], lw=1.5, marker=".", label=name)
+      if n > 1:
+        ax.fill_between(e, low, high, color=colors[name], alpha=0.2, lw=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label)
+    if scale_kind == "log" and curves:
+      ax.set_yscale("log")
+    if key.endswith("swap_cost"):
+      ax.axhline(0.0, color="gray", lw=0.8)
+    ax.grid(True, which="both", alpha=0.3)
+    if curves:
+      ax.legend(fontsize=8)
+  fig.suptitle(f"The auxiliary variable on the validation split: mean over "
+               f"{seeds or 'the seeds'}, band = range{'; ' + budget if budget else ''}")
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def _history_swap_cost(h: Dict[str, float]) -> Dict[str, float]:
+  h = dict(h)
+  if "validation_aux_swap_error" in h and "validation_error" in h:
+    h["validation_aux_swap_cost"] = h["validation_aux_swap_error"] - h["validation_error"]
+  return h
 
 
 def plot_active_units(records, path: str) -> None:
@@ -215,16 +355,18 @@ def plot_active_units(records, path: str) -> None:
       kl = m.get(key)
       if kl:
         ax.plot(sorted(kl, reverse=True), marker=".", lw=1, color=f"C{i}",
-                label=f"{r['name']} ({sum(k > 0.01 for k in kl)} active)")
-  for ax, title in zip(axes, ("z", "a")):
+                label=f"{r['name']} seed {r['seed']} ({sum(k > 0.01 for k in kl)} active)")
+  for ax, title in zip(axes, ("z: KL(q(z|.) || N(0, I))",
+                              "a: KL(q(a|x) || p(a|.)) (ICML form: p sees x)")):
     ax.axhline(0.01, color="gray", ls="--", lw=0.8)
     ax.set_yscale("log")
     ax.set_xlabel("unit (sorted)")
-    ax.set_ylabel("KL(q || p) per unit (nats)")
-    ax.set_title(f"per-unit KL of {title} (test set, final checkpoint)")
+    ax.set_ylabel("KL per unit (nats)")
+    ax.set_title(f"per-unit KL of {title}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=8)
+  fig.suptitle("Active units (test images, final checkpoint; above 0.01 nats: active)")
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
@@ -244,16 +386,36 @@ def plot_samples(model_dir: str, path: str) -> None:
   plt.close(fig)
 
 
-def report(records, out: str, title: str) -> Dict[str, Any]:
+def report(records, out: str, title: str, budget: str = "") -> Dict[str, Any]:
   summary = summarize(records)
   with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
   with open(os.path.join(out, "summary.md"), "w") as f:
     f.write(summary_markdown(summary, title))
-  plot_convergence(records, os.path.join(out, "convergence.png"))
+  plot_convergence(records, os.path.join(out, "convergence.png"), budget)
+  plot_auxiliary(records, os.path.join(out, "auxiliary.png"), budget)
   plot_active_units(records, os.path.join(out, "active_units.png"))
   plot_samples(records[0]["model_dir"], os.path.join(out, "samples.png"))
   return summary
+
+
+PUBLISHED_FILES = ("history.csv", "metrics.json", "flags.txt")
+
+
+def publish(records, out: str, dest: str) -> None:
+  """Copies the small result files (never checkpoints or events) to ``dest``."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  os.makedirs(dest, exist_ok=True)
+  for name in ("summary.md", "summary.json", "convergence.png", "auxiliary.png",
+               "active_units.png", "samples.png"):
+    if os.path.exists(os.path.join(out, name)):
+      shutil.copy(os.path.join(out, name), os.path.join(dest, name))
+  for r in records:
+    target = os.path.join(dest, "runs", os.path.basename(r["model_dir"]))
+    os.makedirs(target, exist_ok=True)
+    for name in PUBLISHED_FILES:
+      if os.path.exists(os.path.join(r["model_dir"], name)):
+        shutil.copy(os.path.join(r["model_dir"], name), os.path.join(target, name))
 
 
 def main(argv=None):
@@ -262,6 +424,9 @@ def main(argv=None):
   parser.add_argument("--out", required=True, help="output directory")
   parser.add_argument("--report_only", action="store_true",
                       help="only rebuild the summary and figures from finished runs")
+  parser.add_argument("--publish", default=None,
+                      help="copy the summary, figures and each run's history.csv, "
+                           "metrics.json and flags.txt here (e.g. docs/results/fig4)")
   args = parser.parse_args(argv)
   with open(args.config) as f:
     config = json.load(f)
@@ -279,10 +444,13 @@ def main(argv=None):
     records = run_all(config, args.out, log=lambda m: print(m, flush=True))
   if not records:
     raise SystemExit("no finished runs to report")
-  summary = report(records, args.out, config.get("title", os.path.basename(args.config)))
+  summary = report(records, args.out, config.get("title", os.path.basename(args.config)),
+                   config.get("budget", ""))
+  if args.publish:
+    publish(records, args.out, args.publish)
   for r in summary["rows"]:
-    print(f"{r['name']}: test error {_pm(r['test_error_percent'], r['test_error_std'])} % "
-          f"over {r['seeds']} seed(s)")
+    print(f"{r['name']}: validation error {_pm(r['validation_error'], r['validation_error_std'])} %, "
+          f"test error {_pm(r['test_error'], r['test_error_std'])} % over {r['seeds']} seed(s)")
 
 
 if __name__ == "__main__":

@@ -45,8 +45,8 @@ def test_runner_summarizes_two_seeds_and_draws_the_figures(tmp_path, mnist_idx_d
   assert row["test_error_std"] == pytest.approx(100 * np.std(errors, ddof=1))
   md = (out / "summary.md").read_text()
   assert "tiny_adgm" in md and "0.96 ± 0.02" in md and "the paper's" in md
-  for name, size in (("convergence.png", (1200, 450)), ("active_units.png", (1200, 450)),
-                     ("samples.png", (500, 500))):
+  for name, size in (("convergence.png", (1600, 480)), ("auxiliary.png", (1800, 450)),
+                     ("active_units.png", (1200, 450)), ("samples.png", (500, 500))):
     image = Image.open(out / name)
     assert image.size == size, name
     pixels = np.asarray(image.convert("L"), np.float32)
@@ -90,11 +90,23 @@ def test_interrupted_runner_skips_finished_runs_and_resumes_the_other(
 
 def test_summary_statistics_by_hand():
   records = [dict(name="m", metrics=dict(test_error=e, test_log_likelihood=ll, epochs=3,
-                                         wall_time=120, model="adgm"))
-             for e, ll in ((0.10, -100.0), (0.20, -110.0), (0.30, -90.0))]
+                                         wall_time=120, model="adgm",
+                                         validation_error=v, validation_aux_swap_error=v + c,
+                                         aux_swap_error=e + c, aux_mean_spread=0.1))
+             for e, ll, v, c in ((0.10, -100.0, 0.12, 0.01), (0.20, -110.0, 0.18, 0.02),
+                                 (0.30, -90.0, 0.30, 0.03))]
   row, = experiments.summarize(records)["rows"]
   assert row["test_error_percent"] == pytest.approx(20.0)
   assert row["test_error_std"] == pytest.approx(10.0)
+  assert row["validation_error"] == pytest.approx(20.0)
+  assert row["validation_error_std"] == pytest.approx(np.std([12, 18, 30], ddof=1))
+  # Swap cost: error with another image's a minus the error, in points.
+  assert row["validation_aux_swap_cost"] == pytest.approx(2.0)
+  assert row["aux_swap_cost"] == pytest.approx(2.0)
+  assert row["validation_aux_swap_cost_std"] == pytest.approx(1.0)
+  assert row["aux_mean_spread"] == pytest.approx(0.1)
+  assert row["aux_mean_spread_std"] == pytest.approx(0.0, abs=1e-12)
+  assert row["aux_alive_fraction"] is None  # not in these metrics
   assert row["test_log_likelihood"] == pytest.approx(-100.0)
   assert row["wall_time_minutes"] == pytest.approx(2.0)
   assert row["seeds"] == 3
