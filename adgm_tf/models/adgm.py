@@ -6,8 +6,11 @@ richer, non-factorised posterior. They differ in the generative model:
 
 * ADGM (ICML form): p(y) p(z) p(x|y,z) p(a|x,y,z); a is auxiliary, the
   marginal p(x, y, z) is M2's.
-* ADGM, workshop form (NIPS 2015 workshop, the "seed" poster): p(a) = N(0, I)
-  and q(z|x,y) without a. ``ADGM(form="workshop")``.
+* ADGM, workshop form (Maaløe, Sønderby, Sønderby & Winther, "Improving
+  Semi-Supervised Learning with Auxiliary Deep Generative Models", NIPS 2015
+  Workshop on Advances in Approximate Bayesian Inference,
+  approximateinference.org/accepted/MaaloeEtAl2015.pdf): p(a) = N(0, I) and
+  q(z|x,y) without a. ``ADGM(form="workshop")``.
 * ADGM with a deterministic auxiliary unit (ablation, Fig. 4 of the paper):
   a = mu(x), no noise and no a-terms in the bound.
   ``ADGM(auxiliary="deterministic")``.
