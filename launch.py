@@ -10,14 +10,11 @@ Several machines: set ``TF_CONFIG`` on each and use ``--strategy=auto`` or
 ``multi_worker`` (see BUILD.md).
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
-
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
+from absl import app
+from absl import flags
+from absl import logging
 
 FLAGS = flags.FLAGS
 
@@ -118,6 +115,12 @@ def define_flags():
   _define("string", "export_dir", None, "Export a SavedModel to <export_dir>/<version> at the end.")
   _define("enum", "progress", "bar", ["bar", "epoch", "none"],
           "A progress bar per epoch, one line per epoch, or quiet.")
+  _define("bool", "show_tf_logs", False,
+          "Keep TensorFlow's C++ start-up lines (also ADGM_SHOW_TF_LOGS=1); "
+          "hidden by default.")
+  _define("bool", "verbose_errors", False,
+          "Show the Python traceback of a failure (also ADGM_VERBOSE_ERRORS=1); "
+          "by default a known failure prints one line.")
   flags.mark_flag_as_required("model_dir")
 
 
@@ -185,25 +188,23 @@ def _log_to_stderr(name):
   logger.propagate = False
 
 
-def main(argv):
+def run(argv):
+  from adgm_tf import cli
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  from adgm_tf import config as c
-  from adgm_tf import data as d
-  logging.set_verbosity(logging.WARNING)  # TensorFlow's and tfds's chatter
   _log_to_stderr("adgm_tf")
-  try:
-    config = config_from_flags().validate()  # stops here on bad flags
-    from adgm_tf import train  # imports TensorFlow
-    train.train_and_evaluate(config, FLAGS.model_dir, flagfile_text=flagfile_text())
-  except (c.ConfigError, d.DataError, FileExistsError) as e:
-    print(f"launch.py: error: {e}", file=sys.stderr)
-    sys.exit(2)
-  except FloatingPointError as e:  # a diverging run (train.py names step and terms)
-    print(f"launch.py: error: {e} The run stopped; the checkpoints already "
-          f"in {FLAGS.model_dir}/checkpoints are intact and a relaunch resumes "
-          f"from the latest.", file=sys.stderr)
-    sys.exit(3)
+  config = config_from_flags().validate()  # stops here on bad flags
+  cli.import_tensorflow(show=FLAGS.show_tf_logs or None)
+  logging.set_verbosity(logging.WARNING)  # TensorFlow's and tfds's chatter
+  from adgm_tf import train
+  train.train_and_evaluate(config, FLAGS.model_dir, flagfile_text=flagfile_text())
+
+
+def main(argv):
+  """``run`` with the package's error reporting (adgm_tf/cli.py)."""
+  from adgm_tf import cli
+  cli.run_main("launch.py", lambda: run(argv),
+               verbose=FLAGS.verbose_errors or cli.verbose_requested([]))
 
 
 if __name__ == "__main__":

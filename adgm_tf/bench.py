@@ -38,6 +38,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from adgm_tf.errors import ConfigError
+
 # The paper's architecture (Maaløe et al. 2016): a = z = 100, two hidden
 # layers of 500 in every network, 784 pixels, 10 classes.
 PAPER = dict(x_dim=784, num_classes=10, z_dim=100, a_dim=100, hidden=(500, 500))
@@ -170,7 +172,7 @@ def measure(cfg: Dict, short: bool, jit: bool = False,
   tf = _quiet_tf()
   import keras  # pylint: disable=g-import-not-at-top
   from adgm_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from adgm_tf import train  # pylint: disable=g-import-not-at-top
+  from adgm_tf import builders, train  # pylint: disable=g-import-not-at-top
 
   iw = cfg.get("iw", 1)
   samples = cfg["samples"] if iw == 1 else iw
@@ -187,7 +189,7 @@ def measure(cfg: Dict, short: bool, jit: bool = False,
       ["/cpu:0"], cross_device_ops=tf.distribute.ReductionToOneDevice())
   with strategy.scope():
     keras.utils.set_random_seed(0)
-    model, _ = train.create_model_and_optimizer(config, alpha=60.0, steps_per_epoch=600)
+    model, _ = builders.create_model_and_optimizer(config, alpha=60.0, steps_per_epoch=600)
   step = train.make_train_step(strategy, model)
   iterator = iter(train.distributed_epoch(strategy, split, config.data, 0, 0))
 
@@ -338,6 +340,8 @@ def main(argv=None):
   parser.add_argument("--jit_compile", action="store_true", help="XLA for the loss and gradients")
   parser.add_argument("--only", type=int, nargs="*", default=None,
                       help="indices of CONFIGS to run (default: all)")
+  parser.add_argument("--verbose_errors", action="store_true",
+                      help="show the traceback of a failure")
   parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
   parser.add_argument("--_payload", default="{}", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
@@ -351,10 +355,15 @@ def main(argv=None):
   if args._child == "export":
     print(json.dumps(measure_export(args.short)))
     return
+  bad = [i for i in args.only or [] if not 0 <= i < len(CONFIGS)]
+  if bad:
+    raise ConfigError(f"--only {' '.join(map(str, bad))}: the configurations are "
+                      f"numbered 0 to {len(CONFIGS) - 1}.")
   configs = None if args.only is None else [CONFIGS[i] for i in args.only]
   result = run(args.short, configs, args.profile, args.jit_compile)
   print(json.dumps(result, indent=2) if args.json else format_table(result))
 
 
 if __name__ == "__main__":
-  main()
+  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
+  cli.run_main("adgm_tf.bench", main)

@@ -12,6 +12,7 @@ import json
 from typing import Any, Dict, Optional, Tuple
 
 from adgm_tf import data as data_lib
+from adgm_tf.errors import ConfigError  # noqa: F401  (re-exported)
 
 MODELS = ("adgm", "adgm_workshop", "sdgm", "m2", "adgm_det")
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
@@ -19,10 +20,6 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 INITS = ("glorot", "authors")                 # networks.INITS
 BN_STATISTICS = ("joint", "split")            # networks.BN_STATISTICS
 UNLABELED_WEIGHTINGS = ("sample", "mean")     # bounds.UNLABELED_WEIGHTINGS
-
-
-class ConfigError(ValueError):
-  """An invalid or inconsistent setting."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +152,9 @@ class Config:
           f"--num_labels={d.num_labels} is not divisible by the number of "
           f"classes ({data_lib.NUM_CLASSES}): the labeled set is balanced. "
           f"Use e.g. --num_labels={d.num_labels - d.num_labels % 10 or 10}.")
+    for name, value in (("seed", t.seed), ("label_seed", d.label_seed)):
+      if value < 0:
+        raise ConfigError(f"--{name}={value}: seeds must be >= 0 (e.g. --{name}=1).")
     if d.validation_size < 0:
       raise ConfigError(f"--validation_size={d.validation_size}: must be >= 0.")
     if d.max_unlabeled is not None and d.max_unlabeled < max(

@@ -43,14 +43,18 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from typing import Dict, Iterable, NamedTuple, Optional, Tuple
 
 import numpy as np
+
+from adgm_tf.errors import DataError  # noqa: F401  (re-exported)
 
 logger = logging.getLogger("adgm_tf")
 
@@ -68,8 +72,6 @@ TFDS_DOWNLOAD_HOSTS = {
 }
 
 
-class DataError(ValueError):
-  """A data file or data source is missing or not what it should be."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +210,7 @@ def read_idx(path: str, idx: IdxFile, verify_hash: bool = True) -> np.ndarray:
   if gzipped:
     try:
       content = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
       raise DataError(
           f"{path}: the gzip stream is damaged or truncated ({e}). Replace it "
           f"with the official {os.path.basename(idx.name)} file.") from e
@@ -352,6 +354,54 @@ def prepared_version_dir(dataset: str, data_dir: str) -> Optional[str]:
   return None
 
 
+def damaged_record_file(prepared_dir: str) -> Optional[Tuple[str, str]]:
+  """``(file, reason)`` of the first unreadable or short record file, else None.
+
+  Reads every record of every ``*.tfrecord*`` file (TFRecord keeps a CRC of
+  each record) and compares the counts with ``dataset_info.json``.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    with open(os.path.join(prepared_dir, "dataset_info.json")) as f:
+      info = json.load(f)
+  except (OSError, ValueError) as e:
+    return os.path.join(prepared_dir, "dataset_info.json"), f"unreadable ({e})"
+  expected = {}
+  for split in info.get("splits", []):
+    lengths = split.get("shardLengths") or []
+    expected[split.get("name")] = sum(int(n) for n in lengths)
+  files = sorted(f for f in os.listdir(prepared_dir) if ".tfrecord" in f)
+  if not files:
+    return prepared_dir, "holds no record files"
+  counts: Dict[str, int] = {}
+  for name in files:
+    path = os.path.join(prepared_dir, name)
+    try:
+      n = int(tf.data.TFRecordDataset(path, buffer_size=1 << 22).reduce(
+          tf.constant(0, tf.int64), lambda c, _: c + 1))
+    except tf.errors.OpError as e:
+      reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", e.message.splitlines()[0])
+      return path, f"a damaged record: {reason[:200]}"
+    split = name.split(".tfrecord")[0].split("-")[-1]
+    counts[split] = counts.get(split, 0) + n
+  for split, want in expected.items():
+    if want and counts.get(split, 0) != want:
+      bad = [os.path.join(prepared_dir, f) for f in files if f"-{split}." in f]
+      return (bad[0] if bad else prepared_dir,
+              f"{counts.get(split, 0)} records of {split}, {want} expected")
+  return None
+
+
+def set_aside(path: str) -> str:
+  """Renames ``path`` to ``path.damaged-<n>`` (never deletes); returns the new name."""
+  n = 0
+  while os.path.exists(f"{path}.damaged-{n}"):
+    n += 1
+  os.rename(path, f"{path}.damaged-{n}")
+  return f"{path}.damaged-{n}"
+
+
 def prepare_from_arrays(spec: DatasetSpec, arrays: IdxArrays,
                         data_dir: str) -> str:
   """Prepares ``arrays`` (already verified) as tfds's ``spec.name``."""
@@ -442,15 +492,26 @@ def resolve_source(dataset: str = "mnist",
   data_dir = os.path.abspath(os.path.expanduser(data_dir or default_data_dir()))
   idx_dir = idx_dir or os.environ.get(spec.env_var) or None
 
+  prepared = prepared_version_dir(dataset, data_dir)
+  damage = damaged_record_file(prepared) if prepared else None
   if idx_dir:
     idx_dir = os.path.abspath(os.path.expanduser(idx_dir))
     arrays = read_idx_dir(idx_dir, spec)  # verify even if already prepared
-    already = prepared_version_dir(dataset, data_dir)
+    note = ", already prepared" if prepared else ", prepared now"
+    if damage:
+      moved = set_aside(prepared)
+      logger.warning("%s is damaged (%s); moved the prepared dataset to %s and "
+                     "preparing it again from %s", damage[0], damage[1], moved, idx_dir)
+      note = f", prepared again (the old copy was damaged: {damage[0]})"
     prepare_from_arrays(spec, arrays, data_dir)
-    source = Source("idx_dir", data_dir,
-                    f"verified IDX files in {idx_dir}"
-                    + (", already prepared" if already else ", prepared now"))
-  elif prepared_version_dir(dataset, data_dir):
+    source = Source("idx_dir", data_dir, f"verified IDX files in {idx_dir}{note}")
+  elif prepared:
+    if damage:
+      raise DataError(
+          f"{damage[0]}: the prepared {dataset} dataset is damaged ({damage[1]}). "
+          f"Prepare it again from the IDX files: pass --idx_dir=<directory with "
+          f"the four IDX files> (the damaged copy is set aside, not deleted), or "
+          f"use another --data_dir.")
     source = Source("prepared", data_dir,
                     f"tfds dataset already prepared in {data_dir}")
   else:

@@ -51,7 +51,35 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from adgm_tf.errors import AdgmError, ConfigError
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class RunFailed(AdgmError):
+  """One of the runs exited with an error (its launch.log says which)."""
+
+
+def read_config(path: str) -> Dict[str, Any]:
+  """The experiment's JSON, checked."""
+  try:
+    with open(path) as f:
+      config = json.load(f)
+  except OSError as e:
+    raise ConfigError(f"--config={path}: {e.strerror}.") from None
+  except ValueError as e:
+    raise ConfigError(f"--config={path} is not valid JSON ({e}).") from None
+  runs = config.get("runs") if isinstance(config, dict) else None
+  if not runs or not all(isinstance(r, dict) and "name" in r and "flagfile" in r
+                         for r in runs):
+    raise ConfigError(f"--config={path}: expected {{\"runs\": [{{\"name\": ..., "
+                      f"\"flagfile\": ..., \"seeds\": [...]}}, ...]}}.")
+  for r in runs:
+    flagfile = os.path.join(REPO, r["flagfile"])
+    if not os.path.exists(flagfile):
+      raise ConfigError(f"--config={path}: run {r['name']!r} names the flagfile "
+                        f"{r['flagfile']}, which does not exist in {REPO}.")
+  return config
 
 # Maaløe et al. (2016), Table 1, MNIST with 100 labels: test error in percent,
 # mean +- std (the paper's figures, not measured here).
@@ -90,7 +118,7 @@ def run_all(config: Dict[str, Any], out: str, python: str = sys.executable,
           logf.flush()
           proc = subprocess.run(args, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
-          raise RuntimeError(f"{run['name']} seed {seed} failed (exit {proc.returncode}); "
+          raise RunFailed(f"{run['name']} seed {seed} failed (exit {proc.returncode}); "
                              f"see {model_dir}/launch.log")
       with open(metrics_path) as f:
         metrics = json.load(f)
@@ -177,12 +205,12 @@ def summary_markdown(summary: Dict[str, Any], title: str) -> str:
            "on; test error is reported, never used to choose. Swap cost: error with "
            "every image given another image's a-samples, minus the error (points).", "",
            "| run | model | seeds | epochs | validation error (%) | test error (%) | "
-           "alive fraction of q(a\|x) | spread of q(a\|x)'s mean | swap cost, "
-           "validation (points) | swap cost, test (points) | I(y;a\|x) (nats) | "
+           "alive fraction of q(a\\|x) | spread of q(a\\|x)'s mean | swap cost, "
+           "validation (points) | swap cost, test (points) | I(y;a\\|x) (nats) | "
            "active units z | wall time (min) | test log-likelihood (nats) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in summary["rows"]:
-    def f(key, digits=2):
+    def f(key, digits=2, r=r):
       return _pm(r.get(key), r.get(f"{key}_std"), digits)
     lines.append(
         f"| {r['name']} | {r['model']} | {r['seeds']} | "
@@ -374,8 +402,8 @@ def plot_active_units(records, path: str) -> None:
 
 def plot_samples(model_dir: str, path: str) -> None:
   """10 samples per class (rows) from a run's final checkpoint."""
-  from adgm_tf import evaluation, train  # pylint: disable=g-import-not-at-top
-  _, model, _ = train.load_run(model_dir)
+  from adgm_tf import evaluation, rundir  # pylint: disable=g-import-not-at-top
+  _, model, _ = rundir.load_run(model_dir)
   grid = evaluation.image_grid(evaluation.class_conditional_samples(model, 10, seed=0))
   plt = _plt()
   fig = plt.figure(figsize=(5, 5), dpi=100)
@@ -428,8 +456,8 @@ def main(argv=None):
                       help="copy the summary, figures and each run's history.csv, "
                            "metrics.json and flags.txt here (e.g. docs/results/fig4)")
   args = parser.parse_args(argv)
-  with open(args.config) as f:
-    config = json.load(f)
+  config = read_config(args.config)
+  args.out = os.path.abspath(os.path.expanduser(args.out))
   os.makedirs(args.out, exist_ok=True)
   if args.report_only:
     records = []
@@ -443,7 +471,7 @@ def main(argv=None):
   else:
     records = run_all(config, args.out, log=lambda m: print(m, flush=True))
   if not records:
-    raise SystemExit("no finished runs to report")
+    raise ConfigError(f"no finished runs to report in {args.out}/runs.")
   summary = report(records, args.out, config.get("title", os.path.basename(args.config)),
                    config.get("budget", ""))
   if args.publish:
@@ -454,5 +482,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  main()
+  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
+  cli.run_main("adgm_tf.experiments", main)

@@ -5,7 +5,9 @@
 never overwritten; written to a temporary directory and renamed, so a server
 watching ``export_dir`` never sees half a model) with two signatures:
 
-* ``serving_default``: ``images`` float32 ``[None, 784]`` in [0, 1] ->
+* ``serving_default``: ``images`` float32 ``[batch, 784]`` in [0, 1] (the
+  shape is checked in the graph, with a message saying what is expected:
+  TF Serving does not check requests against a signature) ->
   ``probabilities`` float32 ``[None, 10]`` (qbar(y|x), S_eval samples of a
   averaged) and ``classes`` int32 ``[None]``. Deterministic: the S_eval noise
   vectors are fixed, and shared by all images of a request, so an image's
@@ -37,17 +39,30 @@ import shutil
 import tempfile
 from typing import Optional
 
-import keras
-import tensorflow as tf
+from adgm_tf.errors import ConfigError
 
 
 def serving_signatures(model, samples: Optional[int] = None):
   """The two tf.functions that make up the export."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   samples = int(samples or model.eval_samples)
   x_dim, num_classes = model.x_dim, model.num_classes
 
-  @tf.function(input_signature=[tf.TensorSpec([None, x_dim], tf.float32, name="images")])
+  shape_message = (f"images must be a float32 tensor of shape [batch, {x_dim}]: each "
+                   f"image's {x_dim} grey levels in [0, 1], row by row (a 28x28 image "
+                   f"flattened; divide uint8 pixels by 255)")
+
+  # The input's shape is left unknown in the signature and checked here:
+  # TF Serving feeds requests without checking them against the signature, and
+  # a declared [None, 784] would let TensorFlow fold these checks away.
+  @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
   def serve(images):
+    shape = tf.shape(images)
+    shape_ok = tf.logical_and(tf.equal(tf.size(shape), 2),
+                              tf.reduce_all(tf.equal(shape[-1:], x_dim)))
+    with tf.control_dependencies([tf.debugging.Assert(
+        shape_ok, [shape_message + "; got shape", shape], summarize=8)]):
+      images = tf.ensure_shape(tf.identity(images), [None, x_dim])
     checks = [
         tf.debugging.assert_greater_equal(
             images, 0.0, message="images must be in [0, 1]: divide uint8 pixels by 255"),
@@ -59,8 +74,13 @@ def serving_signatures(model, samples: Optional[int] = None):
     return {"probabilities": tf.exp(log_probs),
             "classes": tf.argmax(log_probs, axis=1, output_type=tf.int32)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="labels")])
+  @tf.function(input_signature=[tf.TensorSpec(None, tf.int32, name="labels")])
   def generate(labels):
+    with tf.control_dependencies([tf.debugging.Assert(
+        tf.equal(tf.rank(labels), 1),
+        [f"labels must be an int32 vector [batch] of classes in [0, {num_classes}); "
+         f"got shape", tf.shape(labels)], summarize=8)]):
+      labels = tf.ensure_shape(tf.identity(labels), [None])
     checks = [
         tf.debugging.assert_greater_equal(
             labels, 0, message=f"labels must be in [0, {num_classes})"),
@@ -81,19 +101,35 @@ def next_version(export_dir: str) -> int:
   return max(versions, default=0) + 1
 
 
-def export_saved_model(model, export_dir: str, version: Optional[int] = None,
-                       samples: Optional[int] = None,
-                       metadata: Optional[dict] = None) -> str:
-  """Exports ``model`` to ``export_dir/<version>``; returns that path."""
-  os.makedirs(export_dir, exist_ok=True)
+def check_export_args(export_dir: str, version: Optional[int] = None,
+                      samples: Optional[int] = None) -> int:
+  """Checks the arguments before anything is written; returns the version to write."""
+  if samples is not None and int(samples) < 1:
+    raise ConfigError(f"--samples={samples}: the classifier averages q(y|a,x) over "
+                      f"samples of a, so give at least 1 (default: the run's "
+                      f"--eval_samples).")
+  if version is not None and int(version) < 1:
+    raise ConfigError(f"--version={version}: TF Serving versions are positive "
+                      f"integers; leave it out to take the next free one.")
+  if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+    raise ConfigError(f"--export_dir={export_dir} is a file, not a directory.")
   version = next_version(export_dir) if version is None else int(version)
-  if version < 1:
-    raise ValueError(f"version must be a positive integer, got {version}")
   final = os.path.join(export_dir, str(version))
   if os.path.exists(final):
     raise FileExistsError(
         f"{final} already exists; a SavedModel version is never overwritten. "
-        f"Leave version unset to take the next one ({next_version(export_dir)}).")
+        f"Leave --version out to take the next one ({next_version(export_dir)}).")
+  return version
+
+
+def export_saved_model(model, export_dir: str, version: Optional[int] = None,
+                       samples: Optional[int] = None,
+                       metadata: Optional[dict] = None) -> str:
+  """Exports ``model`` to ``export_dir/<version>``; returns that path."""
+  import keras  # pylint: disable=g-import-not-at-top
+  version = check_export_args(export_dir, version, samples)
+  os.makedirs(export_dir, exist_ok=True)
+  final = os.path.join(export_dir, str(version))
   serve, generate = serving_signatures(model, samples)
   archive = keras.export.ExportArchive()
   archive.track(model)
@@ -116,15 +152,38 @@ def export_saved_model(model, export_dir: str, version: Optional[int] = None,
   return final
 
 
+def export_from_checkpoint(model_dir: str, export_dir: str, version=None,
+                           checkpoint=None, samples=None) -> str:
+  """``python -m adgm_tf.export``: a SavedModel from any checkpoint of a run.
+
+  Every argument is checked before anything is written.
+  """
+  from adgm_tf import rundir  # pylint: disable=g-import-not-at-top
+  check_export_args(export_dir, version, samples)
+  rundir.check_writable(export_dir, "export_dir")
+  config, model, path = rundir.load_run(model_dir, checkpoint)
+  return export_saved_model(
+      model, export_dir, version=version, samples=samples,
+      metadata=dict(checkpoint=path, config=config.to_dict()))
+
+
 def _main(argv):  # pragma: no cover - exercised through a subprocess in tests
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from adgm_tf import train  # pylint: disable=g-import-not-at-top
-  del argv
+  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise SystemExit(f"adgm_tf.export: error: unexpected arguments: {' '.join(argv[1:])}")
   f = flags.FLAGS
-  path = train.export_from_checkpoint(f.model_dir, f.export_dir,
-                                      version=f.version, checkpoint=f.checkpoint,
-                                      samples=f.samples)
-  print(path)
+
+  def run():
+    cli.import_tensorflow(show=f.show_tf_logs or None)
+    path = export_from_checkpoint(f.model_dir, f.export_dir, version=f.version,
+                                  checkpoint=f.checkpoint, samples=f.samples)
+    print(f"exported {f.model_dir} to {path}")
+    print(f"serve it: tensorflow_model_server --model_name=adgm "
+          f"--model_base_path={os.path.abspath(f.export_dir)} --rest_api_port=8501")
+
+  cli.run_main("adgm_tf.export", run,
+               verbose=f.verbose_errors or cli.verbose_requested([]))
 
 
 def _define_flags():  # pragma: no cover
@@ -134,11 +193,12 @@ def _define_flags():  # pragma: no cover
   flags.DEFINE_integer("version", None, "Version number; default: the next free one.")
   flags.DEFINE_string("checkpoint", None, "A checkpoint prefix; default: the latest in model_dir.")
   flags.DEFINE_integer("samples", None, "S_eval for serving; default: the run's --eval_samples.")
+  flags.DEFINE_bool("verbose_errors", False, "Show the traceback of a failure.")
+  flags.DEFINE_bool("show_tf_logs", False, "Keep TensorFlow's C++ start-up lines.")
   flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
 if __name__ == "__main__":  # pragma: no cover
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   from absl import app  # pylint: disable=g-import-not-at-top
   _define_flags()
   app.run(_main)

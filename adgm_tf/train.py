@@ -1,71 +1,61 @@
 """Training and evaluation of one run: ``train_and_evaluate(config, model_dir)``.
 
+The protocol, one named step each (see :func:`train_and_evaluate`):
+
+1. build the strategy (``MirroredStrategy`` over the local GPUs, one CPU
+   replica without them or ``cpu_replicas`` logical CPUs,
+   ``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``, ``OneDeviceStrategy`` on
+   request);
+2. take the run directory's lock and check everything the run relies on,
+   writing nothing (``rundir``);
+3. resolve and split the data;
+4. build the model and restore the newest intact checkpoint;
+5. record the run (config.json, flags.txt);
+6. train, with periodic evaluation and checkpoints (:class:`Trainer`);
+7. the final evaluation;
+8. the export.
+
 One loop for every strategy: ``model.train_step`` runs through
 ``strategy.run`` inside a ``tf.function`` and the per-replica logs are
-reduced with ``strategy.reduce``. ``MirroredStrategy`` over the local GPUs
-(one CPU replica without them, or ``cpu_replicas`` logical CPUs),
-``MultiWorkerMirroredStrategy`` from ``TF_CONFIG`` (Keras 3 ``fit`` fails
-under it, keras-team/keras#20585), ``OneDeviceStrategy`` on request.
-
-What ``model_dir`` holds::
-
-  config.json            the run's typed config and derived sizes (alpha, ...)
-  flags.txt              the launcher's flags, a flagfile that replays the run
-  checkpoints/           tf.train.CheckpointManager (model, optimizer, wall time)
-  best/                  the checkpoint with the lowest validation error
-  train/, eval/          TensorBoard events
-  history.csv            one row per epoch (curves without TensorBoard)
-  metrics.json           final results
+reduced with ``strategy.reduce`` (Keras 3 ``fit`` fails under
+``MultiWorkerMirroredStrategy``, keras-team/keras#20585).
 
 Resuming: the optimizer's step counter is in the checkpoint and every random
 draw (data order, binarization, sampling noise) is a pure function of the
 seeds and the step, so a resumed run continues exactly as an uninterrupted
-one. A checkpoint written by a different architecture is refused before
-anything is restored.
+one. ``rundir.py`` describes the run directory and its rules.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 
+from adgm_tf import builders
 from adgm_tf import config as config_lib
 from adgm_tf import data as data_lib
+from adgm_tf import rundir
+from adgm_tf.errors import ConfigError, Diverged, DiskFull, Interrupted
 
 logger = logging.getLogger("adgm_tf")
 
-AUX_FIELDS = ["aux_alive_fraction", "aux_mean_spread", "aux_swap_error",
-              "aux_information", "aux_log_variance"]
-HISTORY_FIELDS = (["epoch", "step", "wall_time", "cpu_time", "learning_rate", "loss",
-                   "elbo_labeled", "elbo_unlabeled", "classification", "kl_z",
-                   "kl_a", "kl_y", "log_px", "accuracy", "validation_error",
-                   "test_error"] + AUX_FIELDS
-                  + ["validation_" + k for k in AUX_FIELDS]
-                  + ["active_units_z", "active_units_a"])
-
-# Settings that must not change when a run is resumed: they define the
-# experiment (its variables, its data and its random draws).
-FIXED_ON_RESUME = {
-    "model": ("model", "hidden", "z_dim", "a_dim", "batch_norm", "activation",
-              "init"),
-    "data": ("dataset", "num_labels", "label_seed", "validation_size",
-             "max_unlabeled", "labeled_batch_size", "unlabeled_batch_size"),
-    "train": ("seed",),
-}
+# Kept importable from here: the run directory's formats live in rundir.py.
+AUX_FIELDS = rundir.AUX_FIELDS
+HISTORY_FIELDS = rundir.HISTORY_FIELDS
 
 
 # ----------------------------------------------------------------------------
-# Devices, strategy, optimizer
+# 1. Devices and strategy
 # ----------------------------------------------------------------------------
 
 
@@ -81,16 +71,35 @@ def configure_devices(train_config: config_lib.TrainConfig) -> None:
       try:
         tf.config.set_logical_device_configuration(cpu, wanted)
       except RuntimeError as e:
-        raise config_lib.ConfigError(
+        raise ConfigError(
             f"--cpu_replicas={train_config.cpu_replicas}: TensorFlow's devices "
             f"were initialised before the launcher could split the CPU ({e}). "
             f"Start a fresh process.") from e
   keras.mixed_precision.set_global_policy(train_config.mixed_precision)
 
 
+def read_tf_config() -> Dict[str, Any]:
+  """The ``TF_CONFIG`` environment variable, parsed and checked."""
+  text = os.environ.get("TF_CONFIG", "")
+  if not text.strip():
+    return {}
+  try:
+    value = json.loads(text)
+  except ValueError:
+    raise ConfigError(
+        f"TF_CONFIG is not valid JSON (it starts {text[:60]!r}). Set it to e.g. "
+        f"'{{\"cluster\": {{\"worker\": [\"host1:12345\", \"host2:12345\"]}}, "
+        f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}', or unset it for one "
+        f"machine.") from None
+  if not isinstance(value, dict) or not isinstance(value.get("cluster", {}), dict):
+    raise ConfigError(
+        f"TF_CONFIG must be a JSON object with \"cluster\" and \"task\" (it starts "
+        f"{text[:60]!r}); see BUILD.md, 'GPUs and several machines'.")
+  return value
+
+
 def _cluster_has_workers() -> bool:
-  tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-  cluster = tf_config.get("cluster", {})
+  cluster = read_tf_config().get("cluster", {})
   return sum(len(v) for k, v in cluster.items() if k in ("chief", "worker")) > 1
 
 
@@ -100,8 +109,8 @@ def make_strategy(train_config: config_lib.TrainConfig):
   if kind == "auto":
     kind = "multi_worker" if _cluster_has_workers() else "mirrored"
   if kind == "multi_worker":
-    if not os.environ.get("TF_CONFIG"):
-      raise config_lib.ConfigError(
+    if not read_tf_config():
+      raise ConfigError(
           "--strategy=multi_worker needs the TF_CONFIG environment variable "
           "(cluster and task) on every worker; see BUILD.md.")
     return tf.distribute.MultiWorkerMirroredStrategy()
@@ -137,209 +146,56 @@ def is_chief(strategy) -> bool:
   return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
-def _step_decay_class():
-  import keras  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  @keras.saving.register_keras_serializable(package="adgm_tf")
-  class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """lr = max(initial * decay^floor(step / decay_steps), minimum)."""
-
-    def __init__(self, initial, decay, decay_steps, minimum):
-      self.initial, self.decay = float(initial), float(decay)
-      self.decay_steps, self.minimum = int(decay_steps), float(minimum)
-
-    def __call__(self, step):
-      k = tf.floor(tf.cast(step, tf.float32) / self.decay_steps)
-      return tf.maximum(self.initial * tf.pow(self.decay, k), self.minimum)
-
-    def get_config(self):
-      return dict(initial=self.initial, decay=self.decay,
-                  decay_steps=self.decay_steps, minimum=self.minimum)
-
-  return StepDecay
+# ----------------------------------------------------------------------------
+# 2. Checks before anything is written
+# ----------------------------------------------------------------------------
 
 
-def learning_rate_schedule(train_config: config_lib.TrainConfig, steps_per_epoch: int):
-  return _step_decay_class()(train_config.learning_rate, train_config.lr_decay,
-                             train_config.lr_decay_every * steps_per_epoch,
-                             train_config.lr_min)
+def preflight(config: config_lib.Config, model_dir: str, chief: bool):
+  """Checks the directories and the run's files; writes nothing.
 
-
-def make_optimizer(train_config: config_lib.TrainConfig, steps_per_epoch: int):
-  import keras  # pylint: disable=g-import-not-at-top
-  from adgm_tf import optimizers  # pylint: disable=g-import-not-at-top
-  optimizer = optimizers.Adam(
-      learning_rate=learning_rate_schedule(train_config, steps_per_epoch),
-      beta_1=train_config.beta1, beta_2=train_config.beta2)
-  if train_config.mixed_precision == "mixed_float16":
-    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-  return optimizer
-
-
-def build_model(config: config_lib.Config, alpha: float, steps_per_epoch: int = 1):
-  """The model a config describes (classification weight ``alpha``)."""
-  from adgm_tf import models  # pylint: disable=g-import-not-at-top
-  m, t = config.model, config.train
-  return models.build_model(
-      m.model, hidden=m.hidden, z_dim=m.z_dim, a_dim=m.a_dim,
-      activation=m.activation, batch_norm=m.batch_norm,
-      mc_samples=m.mc_samples, iw_samples=m.iw_samples,
-      eval_samples=m.eval_samples, eval_bound_samples=m.mc_samples,
-      alpha=alpha, clip_norm=t.clip_norm, clip_value=t.clip_value,
-      weight_prior_scale=0.0, init=m.init, bn_momentum=m.bn_momentum,
-      bn_statistics=m.bn_statistics, unlabeled_weighting=m.unlabeled_weighting,
-      aux_warmup_steps=int(round(m.aux_warmup_epochs * steps_per_epoch)),
-      seed=t.seed, jit_compile_gradients=t.jit_compile)
-
-
-def create_model_and_optimizer(config: config_lib.Config, alpha: float,
-                               steps_per_epoch: int):
-  """Model and optimizer, compiled, with every variable created.
-
-  Call inside ``strategy.scope()``: the optimizer's slots are created here,
-  not lazily inside the first distributed step (where MirroredStrategy
-  cannot initialise them).
+  Every directory the run will write is writable (the export directory
+  too, so a bad ``--export_dir`` fails now and not after training);
+  config.json and history.csv, if present, are readable and belong to this
+  experiment. Returns the saved config (or None).
   """
-  model = build_model(config, alpha, steps_per_epoch)
-  optimizer = make_optimizer(config.train, steps_per_epoch)
-  model.compile(optimizer=optimizer)
-  optimizer.build(model.trainable_variables)
-  return model, optimizer
+  d, t = config.data, config.train
+  rundir.check_writable(model_dir, "model_dir")
+  data_dir = d.data_dir or data_lib.default_data_dir()
+  if d.idx_dir or not data_lib.prepared_version_dir(d.dataset, data_dir):
+    rundir.check_writable(data_dir, "data_dir")
+  if t.export_dir and chief:
+    rundir.check_writable(t.export_dir, "export_dir")
+  saved = rundir.read_run_config(model_dir)
+  rundir.check_resumable(config, model_dir, saved)
+  rundir.History(os.path.join(model_dir, "history.csv"), chief).read()
+  return saved
 
 
 # ----------------------------------------------------------------------------
-# The run directory
+# 3. Data
 # ----------------------------------------------------------------------------
 
 
-def atomic_write(path: str, text: str) -> None:
-  """Writes ``text`` to ``path`` through a temporary file and a rename."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-  try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.remove(tmp)
-    raise
+@dataclasses.dataclass
+class Data:
+  split: data_lib.SemiSupervisedSplit
+  source: data_lib.Source
+  steps_per_epoch: int
+  alpha: float
 
 
-def read_run_config(model_dir: str) -> Optional[Dict[str, Any]]:
-  path = os.path.join(model_dir, "config.json")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
-
-
-def check_resumable(config: config_lib.Config, model_dir: str) -> None:
-  """Refuses a model_dir written by a different experiment (nothing is touched)."""
-  saved = read_run_config(model_dir)
-  if saved is None:
-    return
-  old = saved["config"]
-  new = config.to_dict()
-  diffs = []
-  for section, keys in FIXED_ON_RESUME.items():
-    for key in keys:
-      a, b = old[section].get(key), new[section].get(key)
-      if isinstance(a, (list, tuple)):
-        a = list(a)
-      if isinstance(b, (list, tuple)):
-        b = list(b)
-      if a != b:
-        diffs.append(f"--{key}: {a} in the saved run, {b} now")
-  if diffs:
-    raise config_lib.ConfigError(
-        f"{model_dir} holds a run of a different experiment ("
-        + "; ".join(diffs) + "). Its checkpoints are not restored and nothing "
-        f"in it is changed. Use a new --model_dir, or relaunch with "
-        f"--flagfile={os.path.join(model_dir, 'flags.txt')} to resume it.")
-
-
-def check_checkpoint_matches(checkpoint, checkpoint_path: str) -> None:
-  """Compares every variable of ``checkpoint`` with the saved one, before restoring.
-
-  ``checkpoint`` is the tf.train.Checkpoint about to restore: written once
-  to a scratch directory it gives the key and shape of every variable it
-  expects, which must all be in ``checkpoint_path`` with the same shapes.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  with tempfile.TemporaryDirectory() as tmp:
-    probe = checkpoint.write(os.path.join(tmp, "probe"))
-    expected = {k: s for k, s in tf.train.list_variables(probe)
-                if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
-  try:
-    found = dict(tf.train.list_variables(checkpoint_path))
-  except (tf.errors.OpError, ValueError) as e:
-    raise config_lib.ConfigError(
-        f"Cannot read checkpoint {checkpoint_path}: {e}. Remove the damaged "
-        f"checkpoint (or its 'checkpoint' index file) to fall back to an "
-        f"earlier one, or use a new --model_dir.") from e
-  missing = [k for k in expected if k not in found]
-  wrong = [(k, expected[k], found[k]) for k in expected
-           if k in found and list(found[k]) != list(expected[k])]
-  if missing or wrong:
-    detail = (f"e.g. {wrong[0][0]} has shape {wrong[0][1]} in this model and "
-              f"{wrong[0][2]} in the checkpoint" if wrong else
-              f"e.g. {missing[0]} is not in the checkpoint")
-    raise config_lib.ConfigError(
-        f"Checkpoint {checkpoint_path} was written by a different model "
-        f"architecture ({len(missing)} variables missing, {len(wrong)} with "
-        f"other shapes; {detail}). Nothing was restored. Use a new --model_dir, "
-        f"or the flags of the run that wrote it.")
-
-
-def make_checkpoint(model, optimizer, wall_time=None):
-  """The tf.train.Checkpoint of a run (its structure fixes the variable keys)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if wall_time is None:
-    wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time")
-  return tf.train.Checkpoint(model=model, optimizer=optimizer, wall_time=wall_time)
-
-
-class History:
-  """history.csv: one row per evaluated epoch; truncated on resume."""
-
-  def __init__(self, path: str, enabled: bool):
-    self.path, self.enabled = path, enabled
-
-  def truncate_after(self, step: int) -> None:
-    if not self.enabled or not os.path.exists(self.path):
-      return
-    with open(self.path) as f:
-      rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-    self._write(rows)
-
-  def _write(self, rows: List[Dict[str, Any]]) -> None:
-    import io  # pylint: disable=g-import-not-at-top
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, HISTORY_FIELDS)
-    writer.writeheader()
-    for r in rows:
-      writer.writerow({k: r.get(k, "") for k in HISTORY_FIELDS})
-    atomic_write(self.path, buf.getvalue())
-
-  def append(self, row: Dict[str, Any]) -> None:
-    if not self.enabled:
-      return
-    rows = []
-    if os.path.exists(self.path):
-      with open(self.path) as f:
-        rows = list(csv.DictReader(f))
-    rows.append({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
-    self._write(rows)
-
-
-# ----------------------------------------------------------------------------
-# The run
-# ----------------------------------------------------------------------------
+def build_data(config: config_lib.Config) -> Data:
+  from adgm_tf import bounds  # pylint: disable=g-import-not-at-top
+  d, m = config.data, config.model
+  source = data_lib.resolve_source(d.dataset, idx_dir=d.idx_dir, data_dir=d.data_dir)
+  arrays = data_lib.load_arrays(d.dataset, source.data_dir)
+  split = data_lib.split_semi_supervised(
+      arrays, num_labels=d.num_labels, label_seed=d.label_seed,
+      validation_size=d.validation_size, max_unlabeled=d.max_unlabeled)
+  return Data(split, source, data_lib.steps_per_epoch(split, d.unlabeled_batch_size),
+              bounds.classification_weight(split.num_unlabeled, split.num_labeled,
+                                           m.alpha_beta))
 
 
 def distributed_epoch(strategy, split, data_config: config_lib.DataConfig,
@@ -367,6 +223,95 @@ def distributed_epoch(strategy, split, data_config: config_lib.DataConfig,
   return strategy.distribute_datasets_from_function(dataset_fn, options)
 
 
+# ----------------------------------------------------------------------------
+# 4. Model and checkpoints
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Trainee:
+  """The model and everything checkpointed with it."""
+  model: Any
+  optimizer: Any
+  checkpoint: Any
+  wall_time: Any          # tf.Variable: training seconds, across launches
+  manager: Any            # checkpoints/
+  best_manager: Any       # best/
+  write_dir: str          # model_dir, or a scratch directory on non-chief workers
+
+
+def build_or_restore(config: config_lib.Config, data: Data, strategy, model_dir: str,
+                     chief: bool) -> Trainee:
+  """The model, and the newest intact checkpoint restored into it (if any)."""
+  import keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  t = config.train
+  with strategy.scope():
+    keras.utils.set_random_seed(t.seed)
+    model, optimizer = builders.create_model_and_optimizer(
+        config, data.alpha, data.steps_per_epoch)
+    if config.model.weight_prior:
+      model.weight_prior_scale = 1.0 / data.split.num_unlabeled
+    wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time")
+    checkpoint = builders.make_checkpoint(model, optimizer, wall_time)
+  # Every worker saves (saving may involve collectives); only the chief's
+  # files are kept (the tf.distribute multi-worker checkpointing pattern).
+  write_dir = model_dir if chief else tempfile.mkdtemp(prefix="adgm_tf_worker_")
+  latest = rundir.intact_checkpoint(os.path.join(model_dir, "checkpoints"), repair=chief)
+  if latest:
+    rundir.check_checkpoint_matches(checkpoint, latest)
+    checkpoint.restore(latest).assert_existing_objects_matched()
+    logger.info("resumed from %s (step %d)", latest, int(optimizer.iterations.numpy()))
+  manager = tf.train.CheckpointManager(
+      checkpoint, os.path.join(write_dir, "checkpoints"), max_to_keep=t.keep_checkpoints)
+  best_manager = tf.train.CheckpointManager(
+      checkpoint, os.path.join(write_dir, "best"), max_to_keep=1)
+  return Trainee(model, optimizer, checkpoint, wall_time, manager, best_manager, write_dir)
+
+
+def weights_fingerprint(model) -> str:
+  """SHA-256 of every model variable's float32 bytes, in a fixed order."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  h = hashlib.sha256()
+  for v in sorted(model.variables, key=lambda v: v.path):
+    h.update(v.path.encode())
+    h.update(np.ascontiguousarray(v.numpy(), np.float32).tobytes())
+  return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------
+# 5. Record the run
+# ----------------------------------------------------------------------------
+
+
+def record_run(config: config_lib.Config, data: Data, replicas: int, model_dir: str,
+               flagfile_text: Optional[str]) -> None:
+  """config.json (with the derived sizes) and flags.txt; an older flags.txt is kept."""
+  derived = dict(alpha=data.alpha, num_labeled=data.split.num_labeled,
+                 num_unlabeled=data.split.num_unlabeled,
+                 num_validation=len(data.split.validation),
+                 steps_per_epoch=data.steps_per_epoch, replicas=replicas,
+                 data_source=data.source.describe())
+  rundir.atomic_write(os.path.join(model_dir, "config.json"), json.dumps(
+      dict(config=config.to_dict(), derived=derived), indent=2, sort_keys=True,
+      default=str))
+  if flagfile_text is None:
+    return
+  flags_path = os.path.join(model_dir, "flags.txt")
+  if os.path.exists(flags_path):
+    with open(flags_path) as f:
+      previous = f.read()
+    if previous != flagfile_text:
+      n = len([p for p in os.listdir(model_dir) if p.startswith("flags.")])
+      rundir.atomic_write(os.path.join(model_dir, f"flags.{n}.txt"), previous)
+  rundir.atomic_write(flags_path, flagfile_text)
+
+
+# ----------------------------------------------------------------------------
+# 6-7. Training and evaluation
+# ----------------------------------------------------------------------------
+
+
 def make_train_step(strategy, model):
   """A tf.function running ``model.train_step`` on every replica; mean logs."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -380,401 +325,436 @@ def make_train_step(strategy, model):
   return train_step
 
 
-@dataclasses.dataclass
-class _State:
-  epoch: int
-  step: int
-  stop: bool = False
-  stopped_by_budget: bool = False
+NON_FINITE_END = "inputs are in [0, 1]."
+
+
+def _non_finite_error(error: Exception) -> Optional[str]:
+  """The text of the in-graph non-finite-loss assertion, whole; None for other errors.
+
+  ``SemiSupervisedModel._check_finite`` stops the step with an
+  InvalidArgumentError (possibly wrapped by the distribution strategy) whose
+  text runs from ``adgm_tf: non-finite loss`` to ``NON_FINITE_END``.
+  """
+  text = str(error)
+  start = text.find("adgm_tf: non-finite loss")
+  if start < 0:
+    return None
+  end = text.find(NON_FINITE_END, start)
+  end = len(text) if end < 0 else end + len(NON_FINITE_END)
+  return text[start:end].replace("adgm_tf: ", "", 1).strip()
 
 
 def _fmt(value, spec=".4f"):
   return "-" if value is None else format(value, spec)
 
 
-def _non_finite_error(error: Exception) -> Exception:
-  """The in-graph non-finite-loss assertion as a one-line FloatingPointError.
+def _cpu_time() -> float:
+  """CPU seconds of this process (all threads) since it started."""
+  t = os.times()
+  return t.user + t.system
 
-  ``SemiSupervisedVAE._check_finite`` stops the step with an
-  InvalidArgumentError (possibly wrapped by the distribution strategy) whose
-  text holds ``adgm_tf: non-finite loss ... ]``; any other error is returned
-  unchanged.
-  """
-  text = str(error)
-  start = text.find("adgm_tf: non-finite loss")
-  if start < 0:
+
+class Trainer:
+  """Step 6 and 7: the training loop with its evaluations and checkpoints."""
+
+  def __init__(self, config: config_lib.Config, data: Data, trainee: Trainee,
+               strategy, model_dir: str, chief: bool):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from adgm_tf import evaluation  # pylint: disable=g-import-not-at-top
+    from adgm_tf import summaries as summaries_lib  # pylint: disable=g-import-not-at-top
+    self.config, self.data, self.trainee = config, data, trainee
+    self.strategy, self.model_dir, self.chief = strategy, model_dir, chief
+    self.model, self.optimizer = trainee.model, trainee.optimizer
+    self.steps_per_epoch = data.steps_per_epoch
+    self.step = int(self.optimizer.iterations.numpy())
+    self.epoch = self.step // self.steps_per_epoch
+    self.stopped_by_budget = False
+    self.summaries = summaries_lib.Summaries(model_dir if chief else None)
+    self.history = rundir.History(os.path.join(model_dir, "history.csv"), chief)
+    self.evaluator = evaluation.Evaluator(self.model, config.data.eval_batch_size)
+    self.test = evaluation.split_images(data.split, "test")
+    self.validation = evaluation.split_images(data.split, "validation")
+    self.best = _read_best(model_dir)
+    self._tf = tf
+    self._evaluation = evaluation
+    self._summaries_lib = summaries_lib
+    t = config.train
+    self.budget = None if t.time_budget_minutes is None else 60.0 * t.time_budget_minutes
+    self._clock0, self._wall0 = time.time(), float(trainee.wall_time.numpy())
+
+  # -- time -------------------------------------------------------------------
+
+  def elapsed(self) -> float:
+    """Training wall time, across launches."""
+    return self._wall0 + time.time() - self._clock0
+
+  # -- checkpoints ------------------------------------------------------------
+
+  def save(self, manager) -> None:
+    """Writes a checkpoint; a full disk becomes DiskFull, with what is intact."""
+    self.trainee.wall_time.assign(self.elapsed())
+    try:
+      manager.save(checkpoint_number=self.step, check_interval=False)
+    except (self._tf.errors.OpError, OSError) as e:
+      text = str(e)
+      reason = next((r for r in ("No space left on device", "Disk quota exceeded",
+                                 "File too large") if r in text), None)
+      if reason is None:
+        raise
+      removed = rundir.remove_temporaries(manager.directory)
+      for path in removed:
+        logger.debug("removed the partial checkpoint %s", path)
+      intact = rundir.intact_checkpoint(manager.directory, repair=False) if os.path.isdir(
+          manager.directory) else None
+      advice = ("raising the file-size limit (ulimit -f)" if reason == "File too large"
+                else "freeing space")
+      raise DiskFull(
+          f"could not write the checkpoint of step {self.step} in "
+          f"{manager.directory}: {reason}. The partial files were removed; "
+          + (f"the newest intact checkpoint is {intact}, and relaunching the same "
+             f"command after {advice} resumes from it." if intact else
+             f"no earlier checkpoint exists, so relaunching after {advice} starts "
+             f"from the beginning.")) from None
+
+  def newest_checkpoint(self) -> Optional[str]:
+    return self._tf.train.latest_checkpoint(self.trainee.manager.directory)
+
+  def where_to_resume(self, change: str = "") -> str:
+    """Where a relaunch (``change``: e.g. "with a lower --learning_rate") continues."""
+    latest = self.newest_checkpoint() if self.chief else None
+    how = f"relaunching {change}" if change else "relaunching the same command"
+    if latest:
+      return f"the newest checkpoint is {latest}; {how} resumes from it"
+    return f"no checkpoint was written yet, so {how} starts the run from the beginning"
+
+  # -- evaluation -------------------------------------------------------------
+
+  def evaluate(self, samples: int, final: bool) -> Dict[str, Any]:
+    """Errors, a-diagnostics and bounds on the validation and test images."""
+    d, m, t = self.config.data, self.config.model, self.config.train
+    ev = self.evaluator
+    results: Dict[str, Any] = {}
+    bound_examples = None if final else 1000
+    for which, (images, labels) in (("validation", self.validation), ("test", self.test)):
+      if len(labels) == 0 or (which == "test" and not final and not t.periodic_test):
+        continue
+      c = ev.classify(images, labels, samples, binarize=d.binarize_eval, seed=t.seed)
+      results[f"{which}_error"] = c.pop("error")
+      # The a-diagnostics of the test set are the top-level aux_* numbers.
+      results.update({(k if which == "test" else f"{which}_{k}"): v for k, v in c.items()})
+      sub = slice(None, bound_examples)
+      b = ev.bounds(images[sub], labels[sub], max(1, m.mc_samples),
+                    binarize=d.binarize_eval, seed=t.seed)
+      results.update({f"{which}_{k}": v for k, v in b.items()})
+    # Periodic active units on the validation split when there is one.
+    kl_images = self.validation[0] if len(self.validation[1]) and not final else self.test[0]
+    kl_z, kl_a = ev.kl_per_unit(kl_images[:1000])
+    results["active_units_z"] = self._evaluation.active_units(kl_z)
+    results["active_units_a"] = self._evaluation.active_units(kl_a)
+    if self.chief:
+      self._write_eval_summaries(results, kl_z, kl_a)
+    results["_kl"] = (kl_z, kl_a)
+    return results
+
+  def _write_eval_summaries(self, results, kl_z, kl_a) -> None:
+    s, step = self.summaries, self.step
+    aux = ("aux_", "validation_aux_")
+    s.scalars("eval", {k: v for k, v in results.items()
+                       if isinstance(v, (int, float)) and not k.startswith(aux)}, step)
+    s.auxiliary({k: v for k, v in results.items() if k.startswith(aux)}, step)
+    s.histogram("kl_per_unit/z", kl_z, step)
+    s.histogram("kl_per_unit/a", kl_a, step)
+    grid = self._evaluation.image_grid(
+        self._evaluation.class_conditional_samples(self.model, 10, self.config.train.seed))
+    s.image("samples/class_conditional", grid, step)
+    s.flush()
+
+  def _keep_if_best(self, results: Dict[str, Any]) -> None:
+    val_err = results.get("validation_error")
+    if val_err is None or (self.best is not None and val_err >= self.best["validation_error"]):
+      return
+    self.best = dict(validation_error=val_err, step=self.step,
+                     epoch=self.step / self.steps_per_epoch)
+    self.save(self.trainee.best_manager)
+    if self.chief:
+      rundir.atomic_write(os.path.join(self.model_dir, "best", "best.json"),
+                          json.dumps(self.best))
+
+  # -- training ---------------------------------------------------------------
+
+  def _train_steps(self, train_step, iterator, progbar, skip: int) -> Dict[str, float]:
+    """The steps of one epoch from ``skip``; stops early at the time budget."""
+    tf, t = self._tf, self.config.train
+    logs: Dict[str, float] = {}
+    for _ in range(skip, self.steps_per_epoch):
+      try:
+        logs = {k: float(v) for k, v in train_step(iterator).items()}
+      except tf.errors.OpError as e:
+        text = _non_finite_error(e)
+        if text is None:
+          raise
+        raise Diverged(f"{text} The run stopped; "
+                       f"{self.where_to_resume('with a lower --learning_rate')}.") from None
+      self.step += 1
+      bad = [k for k, v in logs.items() if not math.isfinite(v)]
+      if bad:  # also catches XLA, where the in-graph assertion compiles away
+        raise Diverged(
+            f"non-finite training metrics at step {self.step}: {', '.join(bad)}. "
+            f"The run stopped; "
+            f"{self.where_to_resume('with a lower --learning_rate or --clip_norm on')}.")
+      if progbar is not None:
+        progbar.update(self.step - self.epoch * self.steps_per_epoch, [
+            ("loss", logs["loss"]), ("accuracy", logs["accuracy"]),
+            ("elbo_unlabeled", logs["elbo_unlabeled"])])
+      if self.chief and self.step % t.summary_every == 0:
+        self.summaries.scalars("train", dict(logs, learning_rate=float(
+            self.optimizer.learning_rate)), self.step)
+      if self.budget is not None and self.elapsed() >= self.budget:
+        self.stopped_by_budget = True
+        break
+    return logs
+
+  def train(self) -> None:
+    """Epochs until ``--epochs`` or the time budget, with evaluations and checkpoints."""
+    import keras  # pylint: disable=g-import-not-at-top
+    t = self.config.train
+    spe = self.steps_per_epoch
+    train_step = make_train_step(self.strategy, self.model)
+    if self.step >= t.epochs * spe:
+      logger.info("already trained for %d epochs; evaluating", t.epochs)
+    while self.epoch < t.epochs and not self.stopped_by_budget:
+      epoch_start, skip = time.time(), self.step - self.epoch * spe
+      for tracker in self.model.metrics:
+        tracker.reset_state()
+      iterator = iter(distributed_epoch(self.strategy, self.data.split, self.config.data,
+                                        t.seed, self.epoch, skip))
+      progbar = None
+      if self.chief and t.verbose == 1:
+        progbar = keras.utils.Progbar(spe, verbose=1, stateful_metrics=[
+            "loss", "accuracy", "elbo_unlabeled"])
+        print(f"Epoch {self.epoch + 1}/{t.epochs}", flush=True)
+        if skip:
+          progbar.update(skip)
+      logs = self._train_steps(train_step, iterator, progbar, skip)
+      epoch_done = self.step % spe == 0
+      if epoch_done:
+        self.epoch += 1
+      self._end_of_epoch(logs, time.time() - epoch_start, epoch_done)
+
+  def _end_of_epoch(self, logs: Dict[str, float], epoch_time: float,
+                    epoch_done: bool) -> None:
+    t = self.config.train
+    lr = float(self.optimizer.learning_rate)
+    if self.chief:
+      self.summaries.scalars("train", dict(logs, learning_rate=lr, epoch_seconds=epoch_time),
+                             self.step, prefix="epoch/")
+    last = self.epoch >= t.epochs or self.stopped_by_budget
+    results: Dict[str, Any] = {}
+    if (epoch_done and (self.epoch % t.eval_every == 0 or last)) or self.stopped_by_budget:
+      results = self.evaluate(t.eval_samples_periodic, final=False)
+      self._keep_if_best(results)
+    if last or (epoch_done and self.epoch % t.checkpoint_every == 0):
+      self.save(self.trainee.manager)
+    self.history.append(dict(
+        epoch=round(self.step / self.steps_per_epoch, 4), step=self.step,
+        wall_time=round(self.elapsed(), 2), cpu_time=round(_cpu_time(), 1),
+        learning_rate=lr,
+        **{k: results.get(k) for k in HISTORY_FIELDS
+           if k.endswith("_error") or k.startswith(("aux_", "validation_aux_",
+                                                    "active_units_"))},
+        **logs))
+    if self.chief and t.verbose:
+      print(f"epoch {self.step / self.steps_per_epoch:g}/{t.epochs}  {epoch_time:.1f}s  "
+            f"loss {_fmt(logs.get('loss'), '.2f')}  "
+            f"L {_fmt(logs.get('elbo_labeled'), '.2f')}  "
+            f"U {_fmt(logs.get('elbo_unlabeled'), '.2f')}  "
+            f"acc {_fmt(logs.get('accuracy'), '.3f')}  "
+            f"val_err {_fmt(results.get('validation_error'))}  "
+            f"test_err {_fmt(results.get('test_error'))}"
+            + ("  [time budget reached]" if self.stopped_by_budget else ""), flush=True)
+
+  def final_evaluation(self) -> Dict[str, Any]:
+    """metrics.json's numbers: errors, a-diagnostics, log-likelihood, best checkpoint."""
+    m, t = self.config.model, self.config.train
+    final = self.evaluate(m.eval_samples, final=True)
+    kl_z, kl_a = final.pop("_kl")
+    test_images, test_labels = self.test
+    n_ll = min(t.ll_examples, len(test_labels))
+    ll = (self.evaluator.log_likelihood(test_images[:n_ll], samples=t.ll_samples,
+                                        seed=t.seed) if n_ll else None)
+    metrics = {
+        "test_error": final.get("test_error"),
+        "validation_error": final.get("validation_error"),
+        "eval_samples": m.eval_samples,
+        "test_log_likelihood": None if ll is None else float(np.mean(ll)),
+        "ll_samples": t.ll_samples,
+        "ll_examples": n_ll,
+        "test_elbo_labeled": final.get("test_elbo_labeled"),
+        "test_elbo_unlabeled": final.get("test_elbo_unlabeled"),
+        "active_units_z": final.get("active_units_z"),
+        "active_units_a": final.get("active_units_a"),
+        # The auxiliary variable (diagnostics.py), on the test images with
+        # eval_samples samples; validation_aux_* on the validation split.
+        **{k: final.get(k) for k in AUX_FIELDS},
+        **{f"validation_{k}": final.get(f"validation_{k}") for k in AUX_FIELDS},
+        "kl_per_unit_z": None if kl_z is None else [round(float(v), 5) for v in kl_z],
+        "kl_per_unit_a": None if kl_a is None else [round(float(v), 5) for v in kl_a],
+        "epochs": self.step / self.steps_per_epoch,
+        "steps": self.step,
+        "wall_time": self.elapsed(),
+        # CPU seconds of the last launch (all threads). On a shared machine,
+        # wall time also counts the moments the process got no CPU.
+        "cpu_time_last_launch": _cpu_time(),
+        "stopped_by_time_budget": self.stopped_by_budget,
+        "model": m.model,
+        "replicas": self.strategy.num_replicas_in_sync,
+        "weights_sha256": weights_fingerprint(self.model),
+    }
+    if self.best is not None:
+      metrics["best_validation"] = dict(self.best)
+      metrics["best_validation"]["test_error"] = self._best_test_error(metrics)
+    if self.chief:
+      self.summaries.scalars("eval", {
+          "final/test_error": metrics["test_error"],
+          "final/test_log_likelihood": metrics["test_log_likelihood"]}, self.step)
+      self.summaries.flush()
+    return metrics
+
+  def _best_test_error(self, metrics: Dict[str, Any]) -> Optional[float]:
+    """Test error of the checkpoint chosen on validation error (reported, never chosen on)."""
+    tf, d, m, t = self._tf, self.config.data, self.config.model, self.config.train
+    if self.best["step"] == self.step:
+      return metrics["test_error"]
+    best_dir = os.path.join(self.model_dir, "best")
+    try:
+      best_path = rundir.intact_checkpoint(best_dir, repair=False)
+    except ConfigError as e:
+      logger.warning("the best-validation checkpoint is not usable: %s", e)
+      return None
+    if not best_path:
+      return None
+    current = [v.numpy() for v in self.model.variables]
+    tf.train.Checkpoint(model=self.model).restore(best_path).expect_partial()
+    error = self.evaluator.error(*self.test, m.eval_samples, binarize=d.binarize_eval,
+                                 seed=t.seed)
+    for v, value in zip(self.model.variables, current):
+      v.assign(value)
     return error
-  end = text.find("]", start)
-  return FloatingPointError(text[start:end if end > 0 else None].strip())
+
+
+def _read_best(model_dir: str) -> Optional[Dict[str, Any]]:
+  path = os.path.join(model_dir, "best", "best.json")
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      best = json.load(f)
+    float(best["validation_error"]), int(best["step"])  # pylint: disable=expression-not-assigned
+    return best
+  except (OSError, ValueError, KeyError, TypeError):
+    logger.warning("%s is unreadable; the best checkpoint is chosen anew from "
+                   "here on", path)
+    return None
+
+
+# ----------------------------------------------------------------------------
+# 8. Export
+# ----------------------------------------------------------------------------
+
+
+def export_model(model, config: config_lib.Config, metrics: Dict[str, Any]) -> str:
+  from adgm_tf import export  # pylint: disable=g-import-not-at-top
+  return export.export_saved_model(
+      model, config.train.export_dir, metadata=dict(
+          test_error=metrics.get("test_error"), config=config.to_dict()))
+
+
+# ----------------------------------------------------------------------------
+# The protocol
+# ----------------------------------------------------------------------------
 
 
 def train_and_evaluate(config: config_lib.Config, model_dir: str,
                        flagfile_text: Optional[str] = None) -> Dict[str, Any]:
   """Trains (or resumes) the run in ``model_dir``; returns the final metrics.
 
-  Order of work: validate the config, check ``model_dir`` against it,
-  resolve and split the data, build the model and check the latest
-  checkpoint against it; only then is anything written.
+  Nothing is written to ``model_dir`` before every check has passed (steps
+  1-4); a failure is an ``errors.AdgmError`` with a one-line message.
   """
   config.validate()
-  model_dir = os.path.abspath(model_dir)
-  check_resumable(config, model_dir)
-  d, m, t = config.data, config.model, config.train
-
-  configure_devices(t)
-  import keras  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from adgm_tf import bounds  # pylint: disable=g-import-not-at-top
-  from adgm_tf import evaluation  # pylint: disable=g-import-not-at-top
-  from adgm_tf import summaries as summaries_lib  # pylint: disable=g-import-not-at-top
-
-  strategy = make_strategy(t)
+  model_dir = os.path.abspath(os.path.expanduser(model_dir))
+  configure_devices(config.train)
+  strategy = make_strategy(config.train)                                  # 1
   chief = is_chief(strategy)
   replicas = strategy.num_replicas_in_sync
-  for name, value in (("labeled_batch_size", d.labeled_batch_size),
-                      ("unlabeled_batch_size", d.unlabeled_batch_size)):
-    if value % replicas:
-      raise config_lib.ConfigError(
-          f"--{name}={value} does not divide over the {replicas} replicas.")
-
-  source = data_lib.resolve_source(d.dataset, idx_dir=d.idx_dir, data_dir=d.data_dir)
-  arrays = data_lib.load_arrays(d.dataset, source.data_dir)
-  split = data_lib.split_semi_supervised(
-      arrays, num_labels=d.num_labels, label_seed=d.label_seed,
-      validation_size=d.validation_size, max_unlabeled=d.max_unlabeled)
-  steps_per_epoch = data_lib.steps_per_epoch(split, d.unlabeled_batch_size)
-  alpha = bounds.classification_weight(split.num_unlabeled, split.num_labeled,
-                                       m.alpha_beta)
-  derived = dict(alpha=alpha, num_labeled=split.num_labeled,
-                 num_unlabeled=split.num_unlabeled,
-                 num_validation=len(split.validation),
-                 steps_per_epoch=steps_per_epoch, replicas=replicas,
-                 data_source=source.describe())
-
-  with strategy.scope():
-    keras.utils.set_random_seed(t.seed)
-    model, optimizer = create_model_and_optimizer(config, alpha, steps_per_epoch)
-    if m.weight_prior:
-      model.weight_prior_scale = 1.0 / split.num_unlabeled
-    wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time")
-    checkpoint = make_checkpoint(model, optimizer, wall_time)
-
-  # Every worker saves (saving may involve collectives); only the chief's
-  # files are kept (the tf.distribute multi-worker checkpointing pattern).
-  write_dir = model_dir if chief else tempfile.mkdtemp(prefix="adgm_tf_worker_")
-  manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
-                                       max_to_keep=t.keep_checkpoints)
-  latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-  if latest:
-    check_checkpoint_matches(checkpoint, latest)
-    checkpoint.restore(latest).assert_existing_objects_matched()
-    logger.info("resumed from %s (step %d)", latest, int(optimizer.iterations.numpy()))
-  elif os.path.isdir(os.path.join(model_dir, "checkpoints")) and os.listdir(
-      os.path.join(model_dir, "checkpoints")):
-    raise config_lib.ConfigError(
-        f"{model_dir}/checkpoints holds files but no readable checkpoint index; "
-        f"refusing to start over on top of them. Move them away or use a new "
-        f"--model_dir.")
-
-  # -- From here on, the run directory is written. ---------------------------
-  if chief:
-    os.makedirs(model_dir, exist_ok=True)
-    atomic_write(os.path.join(model_dir, "config.json"), json.dumps(
-        dict(config=config.to_dict(), derived=derived), indent=2, sort_keys=True,
-        default=str))
-    if flagfile_text is not None:
-      flags_path = os.path.join(model_dir, "flags.txt")
-      if os.path.exists(flags_path):
-        with open(flags_path) as f:
-          previous = f.read()
-        if previous != flagfile_text:
-          n = len([p for p in os.listdir(model_dir) if p.startswith("flags.")])
-          atomic_write(os.path.join(model_dir, f"flags.{n}.txt"), previous)
-      atomic_write(flags_path, flagfile_text)
-
-  summaries = summaries_lib.Summaries(model_dir if chief else None)
-  history = History(os.path.join(model_dir, "history.csv"), chief)
-  start_step = int(optimizer.iterations.numpy())
-  history.truncate_after(start_step)
-  if chief and start_step == 0:
-    summaries.hparams(summaries_lib.flatten_config(config.to_dict()),
-                      os.path.basename(model_dir))
-  logger.info("labeled %d, unlabeled %d, validation %d; alpha %.3g; %d steps per "
-              "epoch; %d replica(s) (%s)", split.num_labeled, split.num_unlabeled,
-              len(split.validation), alpha, steps_per_epoch, replicas,
-              strategy_name(strategy))
-
-  evaluator = evaluation.Evaluator(model, d.eval_batch_size)
-  test_images, test_labels = evaluation.split_images(split, "test")
-  val_images, val_labels = evaluation.split_images(split, "validation")
-  best_manager = tf.train.CheckpointManager(
-      checkpoint, os.path.join(write_dir, "best"), max_to_keep=1)
-  best = _read_best(model_dir)
-
-  train_step = make_train_step(strategy, model)
-
-  def evaluate(state: _State, samples: int, final: bool) -> Dict[str, Any]:
-    results: Dict[str, Any] = {}
-    bound_examples = None if final else 1000
-    for which, (images, labels) in (("validation", (val_images, val_labels)),
-                                    ("test", (test_images, test_labels))):
-      if len(labels) == 0 or (which == "test" and not final and not t.periodic_test):
-        continue
-      c = evaluator.classify(images, labels, samples, binarize=d.binarize_eval,
-                             seed=t.seed)
-      results[f"{which}_error"] = c.pop("error")
-      # The a-diagnostics of the test set are the top-level aux_* numbers.
-      results.update({(k if which == "test" else f"{which}_{k}"): v
-                      for k, v in c.items()})
-      sub = slice(None, bound_examples)
-      b = evaluator.bounds(images[sub], labels[sub], max(1, m.mc_samples),
-                           binarize=d.binarize_eval, seed=t.seed)
-      results.update({f"{which}_{k}": v for k, v in b.items()})
-    # Periodic active units on the validation split when there is one.
-    kl_images = val_images if len(val_labels) and not final else test_images
-    kl_z, kl_a = evaluator.kl_per_unit(kl_images[:1000])
-    results["active_units_z"] = evaluation.active_units(kl_z)
-    results["active_units_a"] = evaluation.active_units(kl_a)
-    if chief:
-      step = state.step
-      summaries.scalars("eval", {k: v for k, v in results.items()
-                                 if isinstance(v, (int, float))
-                                 and not k.startswith(("aux_", "validation_aux_"))},
-                        step)
-      summaries.auxiliary({k: v for k, v in results.items()
-                           if k.startswith(("aux_", "validation_aux_"))}, step)
-      summaries.histogram("kl_per_unit/z", kl_z, step)
-      summaries.histogram("kl_per_unit/a", kl_a, step)
-      grid = evaluation.image_grid(evaluation.class_conditional_samples(model, 10, t.seed))
-      summaries.image("samples/class_conditional", grid, step)
-      summaries.flush()
-    results["_kl"] = (kl_z, kl_a)
-    return results
-
-  state = _State(epoch=start_step // steps_per_epoch, step=start_step)
-  budget = None if t.time_budget_minutes is None else 60.0 * t.time_budget_minutes
-  clock0, wall0 = time.time(), float(wall_time.numpy())
-
-  def elapsed() -> float:
-    return wall0 + time.time() - clock0
-
-  def cpu_time() -> float:
-    """CPU seconds of this process (all threads) since it started."""
-    t = os.times()
-    return t.user + t.system
-
-  def save(manager_, force: bool = False):
-    wall_time.assign(elapsed())
-    manager_.save(checkpoint_number=state.step, check_interval=not force)
-
-  last_logs: Dict[str, float] = {}
-  eval_results: Dict[str, Any] = {}
-  if state.step >= t.epochs * steps_per_epoch:
-    logger.info("already trained for %d epochs; evaluating", t.epochs)
-  while state.epoch < t.epochs and not state.stop:
-    epoch_start, skip = time.time(), state.step - state.epoch * steps_per_epoch
-    for tracker in model.metrics:
-      tracker.reset_state()
-    iterator = iter(distributed_epoch(strategy, split, d, t.seed, state.epoch, skip))
-    progbar = (keras.utils.Progbar(steps_per_epoch, verbose=t.verbose,
-                                   stateful_metrics=["loss", "accuracy", "elbo_unlabeled"])
-               if chief and t.verbose == 1 else None)
-    if progbar is not None:
-      print(f"Epoch {state.epoch + 1}/{t.epochs}", flush=True)
-      if skip:
-        progbar.update(skip)
-    for _ in range(skip, steps_per_epoch):
+  for name in ("labeled_batch_size", "unlabeled_batch_size"):
+    if getattr(config.data, name) % replicas:
+      raise ConfigError(f"--{name}={getattr(config.data, name)} does not divide "
+                        f"over the {replicas} replicas.")
+  preflight(config, model_dir, chief)                                     # 2
+  existed = os.path.isdir(model_dir)
+  lock = rundir.RunLock(model_dir) if chief else contextlib.nullcontext()
+  recorded = False
+  try:
+    with lock:
+      preflight(config, model_dir, chief)  # again, now that no one else writes
+      data = build_data(config)                                           # 3
+      trainee = build_or_restore(config, data, strategy, model_dir, chief)  # 4
+      if chief:
+        record_run(config, data, replicas, model_dir, flagfile_text)      # 5
+      recorded = True
+      trainer = Trainer(config, data, trainee, strategy, model_dir, chief)
+      _log_start(config, data, trainer, strategy)
       try:
-        logs = {k: float(v) for k, v in train_step(iterator).items()}
-      except tf.errors.OpError as e:
-        stop = _non_finite_error(e)
-        if stop is e:
-          raise
-        raise stop from None
-      state.step += 1
-      bad = [k for k, v in logs.items() if not math.isfinite(v)]
-      if bad:  # also catches XLA, where the in-graph assertion compiles away
-        raise FloatingPointError(
-            f"non-finite training metrics at step {state.step}: {', '.join(bad)}. "
-            f"Lower --learning_rate or keep --clip_norm on; the last good "
-            f"checkpoint is in {model_dir}/checkpoints.")
-      last_logs = logs
-      if progbar is not None:
-        progbar.update(state.step - state.epoch * steps_per_epoch, [
-            ("loss", logs["loss"]), ("accuracy", logs["accuracy"]),
-            ("elbo_unlabeled", logs["elbo_unlabeled"])])
-      if chief and state.step % t.summary_every == 0:
-        summaries.scalars("train", dict(logs, learning_rate=float(
-            optimizer.learning_rate)), state.step)
-      if budget is not None and elapsed() >= budget:
-        state.stop = state.stopped_by_budget = True
-        break
-    epoch_done = state.step % steps_per_epoch == 0
-    if epoch_done:
-      state.epoch += 1
-    epoch_time = time.time() - epoch_start
-    lr = float(optimizer.learning_rate)
-    if chief:
-      summaries.scalars("train", dict(last_logs, learning_rate=lr,
-                                      epoch_seconds=epoch_time), state.step,
-                        prefix="epoch/")
-    last_epoch = state.epoch >= t.epochs or state.stop
-    evaluated = epoch_done and (state.epoch % t.eval_every == 0 or last_epoch)
-    eval_results = {}
-    if evaluated or state.stop:
-      eval_results = evaluate(state, t.eval_samples_periodic, final=False)
-      val_err = eval_results.get("validation_error")
-      if val_err is not None and (best is None or val_err < best["validation_error"]):
-        best = dict(validation_error=val_err, step=state.step,
-                    epoch=state.step / steps_per_epoch)
-        save(best_manager, force=True)
-        if chief:
-          atomic_write(os.path.join(model_dir, "best", "best.json"), json.dumps(best))
-    if state.stop or last_epoch or (epoch_done and state.epoch % t.checkpoint_every == 0):
-      save(manager, force=True)
-    history.append(dict(
-        epoch=round(state.step / steps_per_epoch, 4), step=state.step,
-        wall_time=round(elapsed(), 2), cpu_time=round(cpu_time(), 1), learning_rate=lr,
-        **{k: eval_results.get(k) for k in HISTORY_FIELDS
-           if k.endswith("_error") or k.startswith(("aux_", "validation_aux_",
-                                                    "active_units_"))},
-        **last_logs))
-    if chief and t.verbose:
-      print(f"epoch {state.step / steps_per_epoch:g}/{t.epochs}  {epoch_time:.1f}s  "
-            f"loss {_fmt(last_logs.get('loss'), '.2f')}  "
-            f"L {_fmt(last_logs.get('elbo_labeled'), '.2f')}  "
-            f"U {_fmt(last_logs.get('elbo_unlabeled'), '.2f')}  "
-            f"acc {_fmt(last_logs.get('accuracy'), '.3f')}  "
-            f"val_err {_fmt(eval_results.get('validation_error'))}  "
-            f"test_err {_fmt(eval_results.get('test_error'))}"
-            + ("  [time budget reached]" if state.stopped_by_budget else ""),
-            flush=True)
+        trainer.train()                                                   # 6
+        metrics = trainer.final_evaluation()                              # 7
+      except KeyboardInterrupt:
+        raise Interrupted(f"interrupted at step {trainer.step}; "
+                          f"{trainer.where_to_resume()}.") from None
+      if chief:
+        rundir.atomic_write(os.path.join(model_dir, "metrics.json"),
+                            json.dumps(metrics, indent=2, sort_keys=True))
+        if config.train.export_dir:                                       # 8
+          metrics["export_path"] = export_model(trainee.model, config, metrics)
+          rundir.atomic_write(os.path.join(model_dir, "metrics.json"),
+                              json.dumps(metrics, indent=2, sort_keys=True))
+      _log_end(config, metrics, chief)
+      return metrics
+  finally:
+    if not chief and "trainee" in locals():
+      shutil.rmtree(trainee.write_dir, ignore_errors=True)
+    if chief and not existed and not recorded:
+      _remove_if_only_lock(model_dir)
 
-  # -- Final evaluation --------------------------------------------------------
-  final = evaluate(state, m.eval_samples, final=True)
-  kl_z, kl_a = final.pop("_kl")
-  ll = None
-  n_ll = min(t.ll_examples, len(test_labels))
-  if n_ll:
-    ll = evaluator.log_likelihood(test_images[:n_ll], samples=t.ll_samples, seed=t.seed)
-  metrics = {
-      "test_error": final.get("test_error"),
-      "validation_error": final.get("validation_error"),
-      "eval_samples": m.eval_samples,
-      "test_log_likelihood": None if ll is None else float(np.mean(ll)),
-      "ll_samples": t.ll_samples,
-      "ll_examples": n_ll,
-      "test_elbo_labeled": final.get("test_elbo_labeled"),
-      "test_elbo_unlabeled": final.get("test_elbo_unlabeled"),
-      "active_units_z": final.get("active_units_z"),
-      "active_units_a": final.get("active_units_a"),
-      # The auxiliary variable (diagnostics.py), on the test images with
-      # eval_samples samples; validation_aux_* on the validation split.
-      **{k: final.get(k) for k in AUX_FIELDS},
-      **{f"validation_{k}": final.get(f"validation_{k}") for k in AUX_FIELDS},
-      "kl_per_unit_z": None if kl_z is None else [round(float(v), 5) for v in kl_z],
-      "kl_per_unit_a": None if kl_a is None else [round(float(v), 5) for v in kl_a],
-      "epochs": state.step / steps_per_epoch,
-      "steps": state.step,
-      "wall_time": elapsed(),
-      # CPU seconds of the last launch (all threads). On a shared machine,
-      # wall time also counts the moments the process got no CPU.
-      "cpu_time_last_launch": cpu_time(),
-      "stopped_by_time_budget": state.stopped_by_budget,
-      "model": m.model,
-      "replicas": replicas,
-      "weights_sha256": weights_fingerprint(model),
-  }
-  if best is not None:
-    metrics["best_validation"] = dict(best)
-    best_path = tf.train.latest_checkpoint(os.path.join(model_dir, "best"))
-    if best_path and best["step"] != state.step:
-      current = [v.numpy() for v in model.variables]
-      tf.train.Checkpoint(model=model).restore(best_path).expect_partial()
-      metrics["best_validation"]["test_error"] = evaluator.error(
-          test_images, test_labels, m.eval_samples, binarize=d.binarize_eval,
-          seed=t.seed)
-      for v, value in zip(model.variables, current):
-        v.assign(value)
-    else:
-      metrics["best_validation"]["test_error"] = metrics["test_error"]
-  if not chief:
-    import shutil  # pylint: disable=g-import-not-at-top
-    shutil.rmtree(write_dir, ignore_errors=True)
-  if chief:
-    summaries.scalars("eval", {"final/test_error": metrics["test_error"],
-                               "final/test_log_likelihood": metrics["test_log_likelihood"]},
-                      state.step)
-    summaries.flush()
-    atomic_write(os.path.join(model_dir, "metrics.json"),
-                 json.dumps(metrics, indent=2, sort_keys=True))
-    if t.export_dir:
-      path = _export(model, t.export_dir, metrics, config)
-      metrics["export_path"] = path
-      atomic_write(os.path.join(model_dir, "metrics.json"),
-                   json.dumps(metrics, indent=2, sort_keys=True))
-    if t.verbose:
-      print(f"final: test error {_fmt(metrics['test_error'])} "
-            f"({m.eval_samples} samples), validation error "
-            f"{_fmt(metrics['validation_error'])}, test log-likelihood "
-            f"{_fmt(metrics['test_log_likelihood'], '.2f')} nats (K={t.ll_samples}, "
-            f"{n_ll} images), {metrics['epochs']:g} epochs, "
-            f"{metrics['wall_time']:.0f}s", flush=True)
+
+def _remove_if_only_lock(model_dir: str) -> None:
+  """A launch that failed before writing leaves no empty run directory behind."""
+  with contextlib.suppress(OSError):
+    if set(os.listdir(model_dir)) <= {".lock"}:
+      shutil.rmtree(model_dir)
+
+
+def _log_start(config, data: Data, trainer: Trainer, strategy) -> None:
+  logger.info("labeled %d, unlabeled %d, validation %d; alpha %.3g; %d steps per "
+              "epoch; %d replica(s) (%s)", data.split.num_labeled,
+              data.split.num_unlabeled, len(data.split.validation), data.alpha,
+              data.steps_per_epoch, strategy.num_replicas_in_sync,
+              strategy_name(strategy))
+  if trainer.chief and trainer.step == 0:
+    trainer.summaries.hparams(
+        trainer._summaries_lib.flatten_config(config.to_dict()),  # pylint: disable=protected-access
+        os.path.basename(trainer.model_dir))
+  trainer.history.truncate_after(trainer.step)
+
+
+def _log_end(config, metrics: Dict[str, Any], chief: bool) -> None:
+  m, t = config.model, config.train
+  if chief and t.verbose:
+    print(f"final: test error {_fmt(metrics['test_error'])} "
+          f"({m.eval_samples} samples), validation error "
+          f"{_fmt(metrics['validation_error'])}, test log-likelihood "
+          f"{_fmt(metrics['test_log_likelihood'], '.2f')} nats (K={t.ll_samples}, "
+          f"{metrics['ll_examples']} images), {metrics['epochs']:g} epochs, "
+          f"{metrics['wall_time']:.0f}s", flush=True)
   if t.verbose:
     print(f"weights sha256 {metrics['weights_sha256']}", flush=True)
-  return metrics
-
-
-def weights_fingerprint(model) -> str:
-  """SHA-256 of every model variable's float32 bytes, in a fixed order."""
-  import hashlib  # pylint: disable=g-import-not-at-top
-  h = hashlib.sha256()
-  for v in sorted(model.variables, key=lambda v: v.path):
-    h.update(v.path.encode())
-    h.update(np.ascontiguousarray(v.numpy(), np.float32).tobytes())
-  return h.hexdigest()
-
-
-def _read_best(model_dir: str) -> Optional[Dict[str, Any]]:
-  path = os.path.join(model_dir, "best", "best.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      return json.load(f)
-  return None
-
-
-def _export(model, export_dir: str, metrics: Dict[str, Any],
-            config: config_lib.Config) -> str:
-  from adgm_tf import export  # pylint: disable=g-import-not-at-top
-  return export.export_saved_model(
-      model, export_dir, metadata=dict(
-          test_error=metrics.get("test_error"), config=config.to_dict()))
-
-
-def load_run(model_dir: str, checkpoint: Optional[str] = None):
-  """Rebuilds a run's model from ``config.json`` and restores a checkpoint."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  saved = read_run_config(model_dir)
-  if saved is None:
-    raise config_lib.ConfigError(
-        f"{model_dir} has no config.json: it is not an adgm_tf run directory.")
-  config = config_lib.Config.from_dict(saved["config"])
-  model, optimizer = create_model_and_optimizer(
-      config, saved["derived"]["alpha"], saved["derived"]["steps_per_epoch"])
-  ckpt = make_checkpoint(model, optimizer)
-  path = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-  if not path:
-    raise config_lib.ConfigError(f"{model_dir}/checkpoints holds no checkpoint.")
-  check_checkpoint_matches(ckpt, path)
-  ckpt.restore(path).assert_existing_objects_matched()
-  return config, model, path
-
-
-def export_from_checkpoint(model_dir: str, export_dir: str, version=None,
-                           checkpoint=None, samples=None) -> str:
-  """``python -m adgm_tf.export``: a SavedModel from any checkpoint of a run."""
-  from adgm_tf import export  # pylint: disable=g-import-not-at-top
-  config, model, path = load_run(model_dir, checkpoint)
-  return export.export_saved_model(
-      model, export_dir, version=version, samples=samples,
-      metadata=dict(checkpoint=path, config=config.to_dict()))

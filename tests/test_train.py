@@ -1,5 +1,6 @@
 """Tests for adgm_tf.train: resume, SIGKILL, replicas, workers, selection, budget."""
 
+import csv
 import dataclasses
 import glob
 import hashlib
@@ -16,8 +17,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from adgm_tf import builders
 from adgm_tf import config as config_lib
 from adgm_tf import data
+from adgm_tf import rundir
 from adgm_tf import train
 
 from conftest import REPO, run_env
@@ -87,14 +90,14 @@ def test_checkpoints_hold_every_model_variable(tmp_path):
   """Including batch norm's moving statistics (not reachable via the optimizer)."""
   cfg = tiny_config(None, model=dict(hidden=(8, 9), batch_norm=True))
   keras.utils.set_random_seed(0)
-  model, optimizer = train.create_model_and_optimizer(cfg, 1.0, 10)
+  model, optimizer = builders.create_model_and_optimizer(cfg, 1.0, 10)
   for v in model.variables:  # give every variable a distinct value
     v.assign(tf.random.normal(v.shape) + 3.0)
-  path = train.make_checkpoint(model, optimizer).save(str(tmp_path / "ckpt"))
+  path = builders.make_checkpoint(model, optimizer).save(str(tmp_path / "ckpt"))
   keras.utils.set_random_seed(1)
-  fresh, fresh_opt = train.create_model_and_optimizer(cfg, 1.0, 10)
-  ckpt = train.make_checkpoint(fresh, fresh_opt)
-  train.check_checkpoint_matches(ckpt, path)
+  fresh, fresh_opt = builders.create_model_and_optimizer(cfg, 1.0, 10)
+  ckpt = builders.make_checkpoint(fresh, fresh_opt)
+  rundir.check_checkpoint_matches(ckpt, path)
   ckpt.restore(path).assert_existing_objects_matched()
   moving = [v for v in model.variables if "moving" in v.path]
   assert len(moving) == 2 * 2 * len(model.factors)  # mean and variance, 2 layers
@@ -173,7 +176,7 @@ def _steps_under(devices, split, steps=2, clip_norm=1.0, recipe="batch_norm"):
                     train_=dict(train_kw, clip_norm=clip_norm))
   with strategy.scope():
     keras.utils.set_random_seed(3)
-    model, _ = train.create_model_and_optimizer(cfg, alpha=1.0, steps_per_epoch=10)
+    model, _ = builders.create_model_and_optimizer(cfg, alpha=1.0, steps_per_epoch=10)
   step = train.make_train_step(strategy, model)
   iterator = iter(train.distributed_epoch(strategy, split, cfg.data, seed=0, epoch=0))
   logs = [step(iterator) for _ in range(steps)]
@@ -196,7 +199,7 @@ def test_two_replicas_make_the_same_update_as_one(mnist_arrays, recipe):
   # Not vacuous: the weights did move, by more than the tolerance.
   keras.utils.set_random_seed(3)
   cfg = tiny_config(None, model=dict(RECIPES[recipe][0], mc_samples=2))
-  init = {v.path: v.numpy() for v in train.build_model(cfg, 1.0).variables}
+  init = {v.path: v.numpy() for v in builders.build_model(cfg, 1.0).variables}
   assert max(float(np.max(np.abs(init[k] - one[k]))) for k in one) > 1e-4
 
 
@@ -266,9 +269,10 @@ def test_selection_uses_validation_never_the_test_set(mnist_data_dir, tmp_path,
   cfg = tiny_config(mnist_data_dir, data=dict(validation_size=2000),
                     train_=dict(epochs=3))
   a = train.train_and_evaluate(cfg, str(tmp_path / "a"))
+  with open(tmp_path / "a" / "history.csv") as f:
+    rows = list(csv.DictReader(f))
   assert a["best_validation"]["validation_error"] == pytest.approx(min(
-      float(r.split(",")[-2]) for r in open(tmp_path / "a" / "history.csv").read()
-      .strip().splitlines()[1:]))
+      float(r["validation_error"]) for r in rows))
   # Scramble the test labels: the choice of the best checkpoint cannot move.
   arrays = data.load_arrays("mnist", mnist_data_dir)
   rng = np.random.default_rng(0)
@@ -298,7 +302,7 @@ def test_time_budget_stops_training_and_still_evaluates(mnist_data_dir, tmp_path
 def test_learning_rate_schedule():
   cfg = config_lib.TrainConfig(learning_rate=3e-4, lr_decay=0.75, lr_decay_every=200,
                                lr_min=3e-5)
-  schedule = train.learning_rate_schedule(cfg, steps_per_epoch=600)
+  schedule = builders.learning_rate_schedule(cfg, steps_per_epoch=600)
   assert float(schedule(0)) == pytest.approx(3e-4)
   assert float(schedule(200 * 600 - 1)) == pytest.approx(3e-4)
   assert float(schedule(200 * 600)) == pytest.approx(2.25e-4)

@@ -1,0 +1,89 @@
+"""From a config to a model, an optimizer and the checkpoint that holds them.
+
+Used by training (``train.py``) and by everything that restores a run
+(``rundir.load_run``: export, figures), so the two always build the same
+variables.
+"""
+
+from __future__ import annotations
+
+from adgm_tf import config as config_lib
+
+
+def _step_decay_class():
+  import keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  @keras.saving.register_keras_serializable(package="adgm_tf")
+  class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr = max(initial * decay^floor(step / decay_steps), minimum)."""
+
+    def __init__(self, initial, decay, decay_steps, minimum):
+      self.initial, self.decay = float(initial), float(decay)
+      self.decay_steps, self.minimum = int(decay_steps), float(minimum)
+
+    def __call__(self, step):
+      k = tf.floor(tf.cast(step, tf.float32) / self.decay_steps)
+      return tf.maximum(self.initial * tf.pow(self.decay, k), self.minimum)
+
+    def get_config(self):
+      return dict(initial=self.initial, decay=self.decay,
+                  decay_steps=self.decay_steps, minimum=self.minimum)
+
+  return StepDecay
+
+
+def learning_rate_schedule(train_config: config_lib.TrainConfig, steps_per_epoch: int):
+  return _step_decay_class()(train_config.learning_rate, train_config.lr_decay,
+                             train_config.lr_decay_every * steps_per_epoch,
+                             train_config.lr_min)
+
+
+def make_optimizer(train_config: config_lib.TrainConfig, steps_per_epoch: int):
+  import keras  # pylint: disable=g-import-not-at-top
+  from adgm_tf import optimizers  # pylint: disable=g-import-not-at-top
+  optimizer = optimizers.Adam(
+      learning_rate=learning_rate_schedule(train_config, steps_per_epoch),
+      beta_1=train_config.beta1, beta_2=train_config.beta2)
+  if train_config.mixed_precision == "mixed_float16":
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
+
+
+def build_model(config: config_lib.Config, alpha: float, steps_per_epoch: int = 1):
+  """The model a config describes (classification weight ``alpha``)."""
+  from adgm_tf import models  # pylint: disable=g-import-not-at-top
+  m, t = config.model, config.train
+  return models.build_model(
+      m.model, hidden=m.hidden, z_dim=m.z_dim, a_dim=m.a_dim,
+      activation=m.activation, batch_norm=m.batch_norm,
+      mc_samples=m.mc_samples, iw_samples=m.iw_samples,
+      eval_samples=m.eval_samples, eval_bound_samples=m.mc_samples,
+      alpha=alpha, clip_norm=t.clip_norm, clip_value=t.clip_value,
+      weight_prior_scale=0.0, init=m.init, bn_momentum=m.bn_momentum,
+      bn_statistics=m.bn_statistics, unlabeled_weighting=m.unlabeled_weighting,
+      aux_warmup_steps=int(round(m.aux_warmup_epochs * steps_per_epoch)),
+      seed=t.seed, jit_compile_gradients=t.jit_compile)
+
+
+def create_model_and_optimizer(config: config_lib.Config, alpha: float,
+                               steps_per_epoch: int):
+  """Model and optimizer, compiled, with every variable created.
+
+  Call inside ``strategy.scope()``: the optimizer's slots are created here,
+  not lazily inside the first distributed step (where MirroredStrategy
+  cannot initialise them).
+  """
+  model = build_model(config, alpha, steps_per_epoch)
+  optimizer = make_optimizer(config.train, steps_per_epoch)
+  model.compile(optimizer=optimizer)
+  optimizer.build(model.trainable_variables)
+  return model, optimizer
+
+
+def make_checkpoint(model, optimizer, wall_time=None):
+  """The tf.train.Checkpoint of a run (its structure fixes the variable keys)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if wall_time is None:
+    wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time")
+  return tf.train.Checkpoint(model=model, optimizer=optimizer, wall_time=wall_time)

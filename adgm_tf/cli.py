@@ -1,0 +1,130 @@
+"""What every command line of the package does at start-up and at a failure.
+
+* **A quiet start.** :func:`import_tensorflow` imports TensorFlow (and Keras,
+  TFP, tfds) with file descriptor 2 captured, so the C++ start-up lines that
+  no environment variable silences in TF 2.21 (absl's "All log messages
+  before absl::InitializeLog()...", "Could not find cuda drivers", the cuInit
+  error and the CPU-feature notice on every CPU machine) are dropped; any other
+  line written during the import is passed on. ``TF_CPP_MIN_LOG_LEVEL=3`` is
+  set unless the user set it, and TensorFlow's and absl's Python loggers are
+  set to warnings. ``--show_tf_logs`` (or ``ADGM_SHOW_TF_LOGS=1``) keeps all
+  of it.
+* **One line per known failure** (:func:`run_main`): ``<prog>: error: <what is
+  wrong and what to do>`` and a non-zero exit; the traceback only with
+  ``--verbose_errors`` or ``ADGM_VERBOSE_ERRORS=1``. ``errors.py`` lists the
+  known failures and the exit codes.
+
+Importing this module imports neither TensorFlow nor absl.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import traceback
+from typing import Callable, Optional, Sequence
+
+from adgm_tf import errors
+
+VERBOSE_ENV = "ADGM_VERBOSE_ERRORS"
+SHOW_TF_LOGS_ENV = "ADGM_SHOW_TF_LOGS"
+
+# Start-up lines of TensorFlow 2.21 on a machine without a GPU.
+_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|cudart_stub\.cc|cuda_platform\.cc"
+    r"|cuInit|cuda_dnn|cuda_fft|cuda_blas|computation placer already registered"
+    r"|cpu_feature_guard|To enable the following instructions|This TensorFlow binary "
+    r"is optimized|rebuild TensorFlow with the appropriate compiler flags"
+    r"|oneDNN custom operations are on|TF_ENABLE_ONEDNN_OPTS|Unable to register cu")
+
+
+def _flag_set(name: str, env: str, argv: Optional[Sequence[str]] = None) -> bool:
+  argv = sys.argv if argv is None else argv
+  flag = any(a in (f"--{name}", f"--{name}=true", f"--{name}=1") for a in argv)
+  return flag or os.environ.get(env, "") not in ("", "0", "false")
+
+
+def verbose_requested(argv: Optional[Sequence[str]] = None) -> bool:
+  return _flag_set("verbose_errors", VERBOSE_ENV, argv)
+
+
+def show_tf_logs(argv: Optional[Sequence[str]] = None) -> bool:
+  return _flag_set("show_tf_logs", SHOW_TF_LOGS_ENV, argv)
+
+
+@contextlib.contextmanager
+def _capture_fd2():
+  """Captures what C++ writes to fd 2; yields a function returning the text."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as sink:
+    os.dup2(sink.fileno(), 2)
+    captured = {"text": ""}
+    try:
+      yield captured
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      sink.seek(0)
+      captured["text"] = sink.read().decode(errors="replace")
+
+
+def import_tensorflow(show: Optional[bool] = None):
+  """Imports TensorFlow quietly (module docstring); returns the module."""
+  show = show_tf_logs() if show is None else show
+  if show:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  try:
+    with _capture_fd2() as captured:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      import keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+      import tensorflow_probability  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+      tf.config.list_physical_devices("GPU")  # the cuInit probe happens here
+  finally:
+    kept = [line for line in captured["text"].splitlines()
+            if line.strip() and not _NOISE.search(line)]
+    if kept:
+      print("\n".join(kept), file=sys.stderr, flush=True)
+  import logging  # pylint: disable=g-import-not-at-top
+  tf.get_logger().setLevel(logging.ERROR)
+  with contextlib.suppress(ImportError):
+    from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+    absl_logging.set_verbosity(absl_logging.WARNING)
+  return tf
+
+
+def report(prog: str, e: BaseException, verbose: bool = False, stream=None) -> int:
+  """Prints the one-line message (and the traceback when ``verbose``); returns the exit code."""
+  stream = stream or sys.stderr
+  known = errors.describe(e)
+  if verbose:
+    traceback.print_exception(type(e), e, e.__traceback__, file=stream)
+  if known is None:
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else ""
+    message, code = (f"unexpected {type(e).__name__}: {first[:300]}"
+                     + ("" if verbose else f" (run again with --verbose_errors or "
+                        f"{VERBOSE_ENV}=1 for the traceback)")), 1
+  else:
+    message, code = known
+  word = "" if code == 130 else "error: "
+  print(f"{prog}: {word}{message}", file=stream, flush=True)
+  return code
+
+
+def run_main(prog: str, fn: Callable[[], object],
+             verbose: Optional[bool] = None) -> object:
+  """Runs ``fn()``; a failure is reported by :func:`report` and exits."""
+  verbose = verbose_requested() if verbose is None else verbose
+  try:
+    return fn()
+  except SystemExit:
+    raise
+  except BaseException as e:  # pylint: disable=broad-except
+    sys.exit(report(prog, e, verbose))
