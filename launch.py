@@ -78,6 +78,9 @@ def define_flags():
   _define("float", "aux_warmup_epochs", 0.0,
           "Warm up the a-terms (log p(a|.) - log q(a|x)) linearly from 0 to 1 over "
           "this many epochs (0: off).")
+  _define("float", "aux_log_var_init", None,
+          "Start q(a|x)'s log-variance at this value (e.g. -6: a nearly "
+          "deterministic at first); default: as --init gives (about 0).")
   _define("enum", "unlabeled_weighting", "sample", list(c.UNLABELED_WEIGHTINGS),
           "With S>1, U(x) weights labels by q(y|a_s,x) per sample, or by their "
           "mean qbar(y|x) (mean: the authors' code). Same at S=1.")
@@ -149,7 +152,8 @@ def config_from_flags():
           weight_prior=f.weight_prior, init=f.init, bn_momentum=f.bn_momentum,
           bn_statistics=f.bn_statistics,
           unlabeled_weighting=f.unlabeled_weighting,
-          aux_warmup_epochs=f.aux_warmup_epochs),
+          aux_warmup_epochs=f.aux_warmup_epochs,
+          aux_log_var_init=f.aux_log_var_init),
       train=c.TrainConfig(
           epochs=f.epochs, seed=f.seed, learning_rate=f.learning_rate,
           beta1=f.beta1, beta2=f.beta2, lr_decay=f.lr_decay,

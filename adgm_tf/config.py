@@ -55,6 +55,7 @@ class ModelConfig:
   bn_statistics: str = "joint"
   unlabeled_weighting: str = "sample"
   aux_warmup_epochs: float = 0.0
+  aux_log_var_init: Optional[float] = None
 
   def architecture(self) -> Dict[str, Any]:
     """The settings that determine the model's variables and their shapes."""

@@ -42,6 +42,23 @@ from typing import Optional
 from adgm_tf.errors import ConfigError
 
 
+def _checked(value, ok, message, empty_shape):
+  """``value`` if ``ok`` holds, else an InvalidArgumentError with ``message``.
+
+  A cond whose failing branch asserts and returns a well-formed empty tensor
+  (``empty_shape``): ops that depend on the result only through a control
+  edge, or on the bad value itself, could otherwise fail first with a shape
+  error instead of the message.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  def fail():
+    with tf.control_dependencies([tf.debugging.Assert(False, message, summarize=8)]):
+      return tf.zeros(empty_shape, value.dtype)
+
+  return tf.cond(ok, lambda: tf.identity(value), fail)
+
+
 def serving_signatures(model, samples: Optional[int] = None):
   """The two tf.functions that make up the export."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -60,9 +77,8 @@ def serving_signatures(model, samples: Optional[int] = None):
     shape = tf.shape(images)
     shape_ok = tf.logical_and(tf.equal(tf.size(shape), 2),
                               tf.reduce_all(tf.equal(shape[-1:], x_dim)))
-    with tf.control_dependencies([tf.debugging.Assert(
-        shape_ok, [shape_message + "; got shape", shape], summarize=8)]):
-      images = tf.ensure_shape(tf.identity(images), [None, x_dim])
+    images = tf.ensure_shape(_checked(images, shape_ok, [shape_message + "; got shape",
+                                                         shape], [0, x_dim]), [None, x_dim])
     checks = [
         tf.debugging.assert_greater_equal(
             images, 0.0, message="images must be in [0, 1]: divide uint8 pixels by 255"),
@@ -76,11 +92,10 @@ def serving_signatures(model, samples: Optional[int] = None):
 
   @tf.function(input_signature=[tf.TensorSpec(None, tf.int32, name="labels")])
   def generate(labels):
-    with tf.control_dependencies([tf.debugging.Assert(
-        tf.equal(tf.rank(labels), 1),
+    labels = tf.ensure_shape(_checked(
+        labels, tf.equal(tf.rank(labels), 1),
         [f"labels must be an int32 vector [batch] of classes in [0, {num_classes}); "
-         f"got shape", tf.shape(labels)], summarize=8)]):
-      labels = tf.ensure_shape(tf.identity(labels), [None])
+         f"got shape", tf.shape(labels)], [0]), [None])
     checks = [
         tf.debugging.assert_greater_equal(
             labels, 0, message=f"labels must be in [0, {num_classes})"),

@@ -129,6 +129,9 @@ def test_a_diverging_run_stops_with_one_clear_line(mnist_idx_dir, mnist_data_dir
       cwd=REPO, env=run_env(mnist_idx_dir), capture_output=True, text=True, timeout=300)
   assert out.returncode == 3, out.stderr[-3000:]
   last = out.stderr.strip().splitlines()[-1]
-  assert last.startswith("launch.py: error: adgm_tf: non-finite loss at training step ")
-  assert "non-finite terms:" in last and "relaunch resumes" in last
+  assert last.startswith("launch.py: error: non-finite loss at training step ")
+  assert "non-finite terms:" in last
+  assert "check that inputs are in [0, 1]." in last  # whole, not cut at the bracket
+  # True: no checkpoint existed, and it says so (no claim of intact checkpoints).
+  assert "no checkpoint was written yet" in last and "intact" not in last
   assert "Traceback" not in out.stderr

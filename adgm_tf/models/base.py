@@ -183,6 +183,9 @@ class SemiSupervisedModel(keras.Model):
       log q(a|x), whose weight rises linearly from 0 to 1 over this many
       training steps (Sønderby et al., 2016, warm up the KL terms of deep
       VAEs the same way); 0: off. Metrics report the true bounds.
+    aux_log_var_init: start q(a|x)'s log-variance at this value (its head's
+      bias; None: as ``init`` gives, about 0). A small start (e.g. -6)
+      makes a nearly deterministic at first, so the classifier can read it.
     seed: seed of the sampling noise.
     check_numerics: raise when a training step's loss is not finite.
     jit_compile_gradients: compile the loss and its gradients with XLA (the
@@ -200,7 +203,8 @@ class SemiSupervisedModel(keras.Model):
                weight_prior_scale: float = 0.0,
                init: str = "glorot", bn_momentum: float = 0.9,
                bn_statistics: str = "joint", unlabeled_weighting: str = "sample",
-               aux_warmup_steps: int = 0, seed: int = 0, check_numerics: bool = True,
+               aux_warmup_steps: int = 0, aux_log_var_init: Optional[float] = None,
+               seed: int = 0, check_numerics: bool = True,
                jit_compile_gradients: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.wiring = wiring
@@ -244,6 +248,7 @@ class SemiSupervisedModel(keras.Model):
                        f"{bounds.UNLABELED_WEIGHTINGS}, got {unlabeled_weighting!r}")
     self.unlabeled_weighting = unlabeled_weighting
     self.aux_warmup_steps = int(aux_warmup_steps)
+    self.aux_log_var_init = None if aux_log_var_init is None else float(aux_log_var_init)
     if self.aux_warmup_steps < 0:
       raise ValueError(f"aux_warmup_steps must be >= 0, got {aux_warmup_steps}")
     self.seed = int(seed)
@@ -298,6 +303,10 @@ class SemiSupervisedModel(keras.Model):
     if w.p_a:
       self.p_a = self._conditional(heads.GaussianConditional, w.p_a, self.a_dim,
                                    name("p_a", w.p_a))
+    if self.aux_log_var_init is not None and w.auxiliary == "stochastic":
+      bias = self.q_a.head.bias  # [loc (A), log_var (A)]
+      bias.assign(tf.concat([bias[:self.a_dim],
+                             tf.fill([self.a_dim], self.aux_log_var_init)], 0))
     self.built = True
 
   @property
@@ -798,7 +807,8 @@ class SemiSupervisedModel(keras.Model):
         weight_prior_scale=self.weight_prior_scale, init=self.init,
         bn_momentum=self.bn_momentum, bn_statistics=self.bn_statistics,
         unlabeled_weighting=self.unlabeled_weighting,
-        aux_warmup_steps=self.aux_warmup_steps, seed=self.seed, check_numerics=self.check_numerics,
+        aux_warmup_steps=self.aux_warmup_steps,
+        aux_log_var_init=self.aux_log_var_init, seed=self.seed, check_numerics=self.check_numerics,
         jit_compile_gradients=self.jit_compile_gradients)
     return config
 
