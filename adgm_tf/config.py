@@ -15,6 +15,14 @@ from adgm_tf import data as data_lib
 from adgm_tf.errors import ConfigError  # noqa: F401  (re-exported)
 
 MODELS = ("adgm", "adgm_workshop", "sdgm", "m2", "adgm_det")
+# What each --model is, in the words of the launch's first line.
+MODEL_DESCRIPTIONS = {
+    "adgm": "the ADGM (Maaløe et al., ICML 2016): q(a|x) q(y|a,x) q(z|a,x,y), p(a|x,y,z)",
+    "adgm_workshop": "the ADGM in its NIPS 2015 workshop form: p(a) = N(0, I), q(z|x,y)",
+    "adgm_det": "the ADGM with a deterministic auxiliary unit a = mu(x) (the ablation)",
+    "sdgm": "the SDGM (Maaløe et al., ICML 2016): p(a|y,z) p(x|a,y,z)",
+    "m2": "M2 (Kingma et al., NIPS 2014): q(y|x) q(z|x,y), no auxiliary variable",
+}
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 INITS = ("glorot", "authors")                 # networks.INITS

@@ -110,12 +110,14 @@ class Evaluator:
             "elbo_unlabeled": float(np.mean(np.concatenate(us)))}
 
   def log_likelihood(self, images, samples: int = 1000, seed: int = 0,
-                     batch_size: int = 50, chunk: int = 100) -> np.ndarray:
+                     batch_size: int = 50, chunk: int = 100,
+                     progress=None) -> np.ndarray:
     """IW estimate of log p(x) per image (nats), ``[N]``.
 
     ``samples`` importance samples, drawn ``chunk`` at a time (memory grows
     with chunk * batch_size * Y rows), combined with a running logsumexp.
-    Images are binarized once with ``seed``.
+    Images are binarized once with ``seed``. ``progress(done, total)`` is
+    called after every batch of images.
     """
     model = self.model
     chunk = min(chunk, samples)
@@ -141,6 +143,8 @@ class Evaluator:
         done += take
         j += 1
       out.append((acc - math.log(samples)).numpy())
+      if progress is not None:
+        progress(sum(len(o) for o in out), len(x))
     return np.concatenate(out) if out else np.zeros((0,))
 
   def kl_per_unit(self, images) -> Tuple[np.ndarray, Optional[np.ndarray]]:

@@ -381,6 +381,21 @@ class Trainer:
     t = config.train
     self.budget = None if t.time_budget_minutes is None else 60.0 * t.time_budget_minutes
     self._clock0, self._wall0 = time.time(), float(trainee.wall_time.numpy())
+    self.last_eval: Dict[str, Any] = {}
+    self.final_estimate: Optional[float] = None  # seconds the final evaluation will take
+    self._eval_seconds: Optional[float] = None
+    self._ll_rate: Optional[float] = None        # seconds per (image, importance sample)
+
+  def say(self, text: str) -> None:
+    """A progress line (chief, unless --progress=none)."""
+    if self.chief and self.config.train.verbose:
+      print(text, flush=True)
+
+  def time_left(self) -> Optional[float]:
+    """Seconds of training left in the budget, the final evaluation's share kept back."""
+    if self.budget is None:
+      return None
+    return self.budget - (self.final_estimate or 0.0) - self.elapsed()
 
   # -- time -------------------------------------------------------------------
 
@@ -503,13 +518,18 @@ class Trainer:
             f"The run stopped; "
             f"{self.where_to_resume('with a lower --learning_rate or --clip_norm on')}.")
       if progbar is not None:
-        progbar.update(self.step - self.epoch * self.steps_per_epoch, [
-            ("loss", logs["loss"]), ("accuracy", logs["accuracy"]),
-            ("elbo_unlabeled", logs["elbo_unlabeled"])])
+        values = [("loss", logs["loss"]), ("accuracy", logs["accuracy"]),
+                  ("elbo_unlabeled", logs["elbo_unlabeled"])]
+        values += [(k, v) for k, v in (("val_err", self.last_eval.get("validation_error")),
+                                       ("test_err", self.last_eval.get("test_error")))
+                   if v is not None]
+        if self.budget is not None:
+          values.append(("min_left", max(0.0, self.time_left() / 60)))
+        progbar.update(self.step - self.epoch * self.steps_per_epoch, values)
       if self.chief and self.step % t.summary_every == 0:
         self.summaries.scalars("train", dict(logs, learning_rate=float(
             self.optimizer.learning_rate)), self.step)
-      if self.budget is not None and self.elapsed() >= self.budget:
+      if self.budget is not None and self.time_left() <= 0:
         self.stopped_by_budget = True
         break
     return logs
@@ -531,8 +551,12 @@ class Trainer:
       progbar = None
       if self.chief and t.verbose == 1:
         progbar = keras.utils.Progbar(spe, verbose=1, stateful_metrics=[
-            "loss", "accuracy", "elbo_unlabeled"])
-        print(f"Epoch {self.epoch + 1}/{t.epochs}", flush=True)
+            "loss", "accuracy", "elbo_unlabeled", "val_err", "test_err", "min_left"])
+        budget = ""
+        if self.budget is not None:
+          budget = (f" ({max(0.0, self.time_left()) / 60:.1f} of "
+                    f"{t.time_budget_minutes:g} budget minutes left for training)")
+        print(f"Epoch {self.epoch + 1}/{t.epochs}{budget}", flush=True)
         if skip:
           progbar.update(skip)
       logs = self._train_steps(train_step, iterator, progbar, skip)
@@ -551,8 +575,13 @@ class Trainer:
     last = self.epoch >= t.epochs or self.stopped_by_budget
     results: Dict[str, Any] = {}
     if (epoch_done and (self.epoch % t.eval_every == 0 or last)) or self.stopped_by_budget:
+      start = time.time()
       results = self.evaluate(t.eval_samples_periodic, final=False)
+      self._eval_seconds = time.time() - start
+      self.last_eval = results
       self._keep_if_best(results)
+      if self.budget is not None and not last:
+        self._estimate_final_evaluation()
     if last or (epoch_done and self.epoch % t.checkpoint_every == 0):
       self.save(self.trainee.manager)
     self.history.append(dict(
@@ -573,15 +602,60 @@ class Trainer:
             f"test_err {_fmt(results.get('test_error'))}"
             + ("  [time budget reached]" if self.stopped_by_budget else ""), flush=True)
 
+  def _classify_estimate(self) -> Optional[float]:
+    """Seconds of the final classification, scaled from the last periodic evaluation."""
+    m, t = self.config.model, self.config.train
+    if self._eval_seconds is None:
+      return None
+    n_periodic = len(self.validation[1]) + (len(self.test[1]) if t.periodic_test else 0)
+    n_final = len(self.validation[1]) + len(self.test[1])
+    return (self._eval_seconds * m.eval_samples / t.eval_samples_periodic
+            * n_final / max(1, n_periodic))
+
+  def _ll_estimate(self) -> float:
+    """Seconds of the final log-likelihood, from a timed probe (made once)."""
+    t = self.config.train
+    n_ll = min(t.ll_examples, len(self.test[1]))
+    if not n_ll:
+      return 0.0
+    if self._ll_rate is None:
+      k, n = min(t.ll_samples, 100), min(20, n_ll)
+      probe = self.test[0][:n]
+      self.evaluator.log_likelihood(probe, samples=k, seed=t.seed, batch_size=n)  # compile
+      start = time.time()
+      self.evaluator.log_likelihood(probe, samples=k, seed=t.seed, batch_size=n)
+      self._ll_rate = (time.time() - start) / (n * k)
+    return self._ll_rate * n_ll * t.ll_samples
+
+  def _estimate_final_evaluation(self) -> None:
+    """Keeps the final evaluation's estimated time out of the training budget."""
+    first = self.final_estimate is None
+    self.final_estimate = (self._classify_estimate() or 0.0) + self._ll_estimate()
+    if first:
+      self.say(f"the final evaluation should take about {self.final_estimate / 60:.1f} "
+               f"min; it is kept out of the {self.config.train.time_budget_minutes:g}-"
+               f"minute budget")
+
   def final_evaluation(self) -> Dict[str, Any]:
     """metrics.json's numbers: errors, a-diagnostics, log-likelihood, best checkpoint."""
     m, t = self.config.model, self.config.train
-    final = self.evaluate(m.eval_samples, final=True)
-    kl_z, kl_a = final.pop("_kl")
     test_images, test_labels = self.test
+    estimate = self._classify_estimate()
+    self.say(f"final evaluation: the classifier with {m.eval_samples} samples of a on "
+             f"{len(self.validation[1])} validation and {len(test_labels)} test images"
+             + (f" (about {estimate:.0f} s)" if estimate else ""))
+    start = time.time()
+    final = self.evaluate(m.eval_samples, final=True)
+    self.say(f"  done in {time.time() - start:.0f} s")
+    kl_z, kl_a = final.pop("_kl")
     n_ll = min(t.ll_examples, len(test_labels))
-    ll = (self.evaluator.log_likelihood(test_images[:n_ll], samples=t.ll_samples,
-                                        seed=t.seed) if n_ll else None)
+    ll = None
+    if n_ll:
+      estimate = self._ll_estimate()
+      self.say(f"test log-likelihood: importance-weighted bound, K = {t.ll_samples}, on "
+               f"{n_ll} test images (about {estimate / 60:.1f} min)")
+      ll = self.evaluator.log_likelihood(test_images[:n_ll], samples=t.ll_samples,
+                                         seed=t.seed, progress=_ll_progress_printer(self.say))
     metrics = {
         "test_error": final.get("test_error"),
         "validation_error": final.get("validation_error"),
@@ -640,6 +714,21 @@ class Trainer:
     for v, value in zip(self.model.variables, current):
       v.assign(value)
     return error
+
+
+def _ll_progress_printer(say):
+  """A progress callback printing about every 10% with the time left."""
+  start, last = time.time(), [0.0]
+
+  def progress(done: int, total: int) -> None:
+    if done < total and done / total - last[0] < 0.1:
+      return
+    last[0] = done / total
+    spent = time.time() - start
+    left = spent * (total - done) / max(done, 1)
+    say(f"  {done}/{total} images, {spent:.0f} s" + (f", about {left:.0f} s left"
+                                                     if done < total else ""))
+  return progress
 
 
 def _read_best(model_dir: str) -> Optional[Dict[str, Any]]:
@@ -718,7 +807,7 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
           metrics["export_path"] = export_model(trainee.model, config, metrics)
           rundir.atomic_write(os.path.join(model_dir, "metrics.json"),
                               json.dumps(metrics, indent=2, sort_keys=True))
-      _log_end(config, metrics, chief)
+      _log_end(config, metrics, chief, model_dir, trainer)
       return metrics
   finally:
     if not chief and "trainee" in locals():
@@ -735,11 +824,40 @@ def _remove_if_only_lock(model_dir: str) -> None:
 
 
 def _log_start(config, data: Data, trainer: Trainer, strategy) -> None:
-  logger.info("labeled %d, unlabeled %d, validation %d; alpha %.3g; %d steps per "
-              "epoch; %d replica(s) (%s)", data.split.num_labeled,
-              data.split.num_unlabeled, len(data.split.validation), data.alpha,
-              data.steps_per_epoch, strategy.num_replicas_in_sync,
-              strategy_name(strategy))
+  """What will happen: model, data, split, strategy, directory, stopping rule, export."""
+  d, m, t = config.data, config.model, config.train
+  split = data.split
+  samples = f"{m.mc_samples} Monte Carlo sample{'s' if m.mc_samples > 1 else ''}"
+  if m.iw_samples > 1:
+    samples = f"the importance-weighted bound with K = {m.iw_samples}"
+  state = ("new" if trainer.step == 0 else
+           f"resuming at step {trainer.step}, epoch {trainer.step / trainer.steps_per_epoch:g}")
+  if t.time_budget_minutes is not None:
+    stops = (f"after {t.time_budget_minutes:g} minutes (time budget, the final "
+             f"evaluation included) or {t.epochs} epochs, whichever comes first")
+  else:
+    stops = f"after {t.epochs} epochs"
+  n_ll = min(t.ll_examples, len(split.arrays.test_labels))
+  lines = [
+      f"adgm_tf: {config_lib.MODEL_DESCRIPTIONS[m.model]}",
+      f"  networks: a = {m.a_dim}, z = {m.z_dim}, hidden {'-'.join(map(str, m.hidden))} "
+      f"{m.activation}, {'batch norm' if m.batch_norm else 'no batch norm'}, "
+      f"{m.init} init; {samples}; alpha {data.alpha:.3g}",
+      f"  data: {d.dataset}, {data.source.kind} ({data.source.detail})",
+      f"  split: {split.num_labeled} labeled (label seed {d.label_seed}), "
+      f"{split.num_unlabeled} unlabeled, {len(split.validation)} validation images; "
+      f"{data.steps_per_epoch} steps of {d.labeled_batch_size} + "
+      f"{d.unlabeled_batch_size} images per epoch",
+      f"  strategy: {strategy_name(strategy)}, {strategy.num_replicas_in_sync} replica(s)",
+      f"  run directory: {trainer.model_dir} ({state})",
+      f"  stops: {stops}",
+      f"  evaluation: every {t.eval_every} epoch(s) with {t.eval_samples_periodic} "
+      f"samples of a; at the end with {m.eval_samples}"
+      + (f", and the test log-likelihood (K = {t.ll_samples}, {n_ll} images)" if n_ll else ""),
+      f"  export: {t.export_dir + '/<next version>' if t.export_dir else 'none (--export_dir)'}",
+      f"  watch: tensorboard --logdir {trainer.model_dir}",
+  ]
+  trainer.say("\n".join(lines))
   if trainer.chief and trainer.step == 0:
     trainer.summaries.hparams(
         trainer._summaries_lib.flatten_config(config.to_dict()),  # pylint: disable=protected-access
@@ -747,14 +865,40 @@ def _log_start(config, data: Data, trainer: Trainer, strategy) -> None:
   trainer.history.truncate_after(trainer.step)
 
 
-def _log_end(config, metrics: Dict[str, Any], chief: bool) -> None:
+def _percent(value) -> str:
+  return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _log_end(config, metrics: Dict[str, Any], chief: bool, model_dir: str,
+             trainer: Trainer) -> None:
+  """The result, and where everything is."""
   m, t = config.model, config.train
-  if chief and t.verbose:
-    print(f"final: test error {_fmt(metrics['test_error'])} "
-          f"({m.eval_samples} samples), validation error "
-          f"{_fmt(metrics['validation_error'])}, test log-likelihood "
-          f"{_fmt(metrics['test_log_likelihood'], '.2f')} nats (K={t.ll_samples}, "
-          f"{metrics['ll_examples']} images), {metrics['epochs']:g} epochs, "
-          f"{metrics['wall_time']:.0f}s", flush=True)
   if t.verbose:
     print(f"weights sha256 {metrics['weights_sha256']}", flush=True)
+  if not (chief and t.verbose):
+    return
+  lines = [f"final: test error {_percent(metrics['test_error'])} ({m.eval_samples} samples), "
+           f"validation error {_percent(metrics['validation_error'])}; "
+           f"{metrics['epochs']:g} epochs in {metrics['wall_time'] / 60:.1f} min"]
+  if metrics.get("test_log_likelihood") is not None:
+    lines[0] += (f"; test log-likelihood {metrics['test_log_likelihood']:.2f} nats "
+                 f"(K = {t.ll_samples}, {metrics['ll_examples']} images)")
+  if metrics.get("aux_mean_spread") is not None:
+    swap = metrics.get("aux_swap_error")
+    lines.append(
+        f"  auxiliary variable: {100 * metrics['aux_alive_fraction']:.0f}% of q(a|x)'s "
+        f"units alive, spread {metrics['aux_mean_spread']:.3g}"
+        + ("" if swap is None else
+           f", swap cost {100 * (swap - metrics['test_error']):+.2f} points")
+        + ("" if metrics.get("aux_information") is None else
+           f", I(y;a|x) {metrics['aux_information']:.3f} nats"))
+  best = metrics.get("best_validation")
+  lines += [f"  metrics: {os.path.join(model_dir, 'metrics.json')}",
+            f"  checkpoints: {trainer.newest_checkpoint()}"
+            + (f"; best by validation error (epoch {best['epoch']:g}): "
+               f"{os.path.join(model_dir, 'best')}" if best else "")]
+  if metrics.get("export_path"):
+    lines += [f"  export: {metrics['export_path']}",
+              f"  serve: tensorflow_model_server --model_name=adgm --model_base_path="
+              f"{os.path.abspath(t.export_dir)} --rest_api_port=8501"]
+  print("\n".join(lines), flush=True)
