@@ -1,10 +1,18 @@
-"""TensorBoard summaries: scalars, per-unit KL histograms, sample grids, hparams.
+"""TensorBoard summaries: scalars in four groups, per-unit KL histograms, samples, hparams.
 
-Layout under ``model_dir``: ``train/`` (training metrics every
-``summary_every`` steps and per epoch, the learning rate) and ``eval/``
-(test and validation metrics, active units, the per-unit KL histograms and
-the 10x10 grid of class-conditional samples at each evaluation, and the
-hyperparameters once).
+Layout under ``model_dir``: ``train/`` (the training batch's values every
+``summary_every`` steps) and ``eval/`` (each evaluation: the test set under
+the same tags, the validation split under ``validation_*`` tags, the per-unit
+KL histograms, a 10x10 grid of class-conditional samples, and the
+hyperparameters once). TensorBoard orders the groups by name, so they are
+numbered in the order a reader scans them:
+
+1. ``1_evaluation``: test and validation error, the final test error and
+   log-likelihood;
+2. ``2_bounds``: L(x,y), U(x), log qbar(y|x), the KL terms, log p(x|.), the
+   active units (train: the training batch; eval: the test set);
+3. ``3_auxiliary``: the a-diagnostics (``diagnostics.py``);
+4. ``4_optimizer``: loss, learning rate, labeled-batch accuracy, epoch time.
 """
 
 from __future__ import annotations
@@ -14,6 +22,32 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
+
+GROUPS = ("1_evaluation", "2_bounds", "3_auxiliary", "4_optimizer")
+BOUND_NAMES = ("elbo_labeled", "elbo_unlabeled", "classification", "kl_z", "kl_a",
+               "kl_y", "log_px", "active_units_z", "active_units_a")
+OPTIMIZER_NAMES = {"loss": "loss", "learning_rate": "learning_rate",
+                   "accuracy": "labeled_batch_accuracy", "epoch_seconds": "epoch_seconds"}
+# The metrics the HParams view lists beside each run's hyperparameters.
+HPARAM_METRICS = ("1_evaluation/final_test_error", "1_evaluation/final_validation_error",
+                  "1_evaluation/test_error", "1_evaluation/validation_error")
+
+
+def tag(name: str) -> Optional[str]:
+  """The TensorBoard tag of a metric name (train logs or evaluation results)."""
+  if name in ("test_error", "validation_error", "final_test_error",
+              "final_validation_error", "final_test_log_likelihood"):
+    return f"{GROUPS[0]}/{name}"
+  for prefix in ("test_", "validation_", ""):
+    rest = name[len(prefix):] if name.startswith(prefix) else None
+    if rest in BOUND_NAMES:
+      return f"{GROUPS[1]}/{'validation_' if prefix == 'validation_' else ''}{rest}"
+  if name.startswith(("aux_", "validation_aux_")):
+    which, _, rest = name.partition("aux_")
+    return f"{GROUPS[2]}/{'validation/' if which else ''}{rest}"
+  if name in OPTIMIZER_NAMES:
+    return f"{GROUPS[3]}/{OPTIMIZER_NAMES[name]}"
+  return None
 
 
 AUX_DESCRIPTIONS = {
@@ -52,14 +86,19 @@ class Summaries:
       self.train = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
       self.eval = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
 
-  def scalars(self, which: str, values: Mapping[str, float], step: int,
-              prefix: str = "") -> None:
+  def scalars(self, which: str, values: Mapping[str, Optional[float]], step: int) -> None:
+    """Every known metric of ``values`` under its group's tag (``tag``)."""
     if not self.enabled:
       return
     with getattr(self, which).as_default(step=step):
       for name, value in values.items():
-        if value is not None and np.isfinite(value):
-          tf.summary.scalar(prefix + name, float(value))
+        t = tag(name)
+        if t is None or value is None or not np.isfinite(value):
+          continue
+        description = None
+        if t.startswith(GROUPS[2]):
+          description = AUX_DESCRIPTIONS.get(t.rsplit("/", 1)[1])
+        tf.summary.scalar(t, float(value), description=description)
 
   def histogram(self, name: str, values: Optional[np.ndarray], step: int,
                 description: Optional[str] = None) -> None:
@@ -69,22 +108,6 @@ class Summaries:
       tf.summary.histogram(name, np.asarray(values, np.float32),
                            description=description or KL_DESCRIPTIONS.get(name))
 
-  def auxiliary(self, values: Mapping[str, Optional[float]], step: int) -> None:
-    """The a-diagnostics (``diagnostics.py``) under one group, ``auxiliary/``.
-
-    ``aux_swap_error`` -> ``auxiliary/swap_error`` (test images),
-    ``validation_aux_swap_error`` -> ``auxiliary/validation/swap_error``.
-    """
-    if not self.enabled:
-      return
-    with self.eval.as_default(step=step):
-      for key, value in values.items():
-        if value is None or not np.isfinite(value):
-          continue
-        which, _, name = key.partition("aux_")
-        tag = "auxiliary/" + ("validation/" if which else "") + name
-        tf.summary.scalar(tag, float(value), description=AUX_DESCRIPTIONS.get(name))
-
   def image(self, name: str, grid: np.ndarray, step: int) -> None:
     """``grid``: ``[H, W]`` in [0, 1]."""
     if not self.enabled:
@@ -93,12 +116,16 @@ class Summaries:
       tf.summary.image(name, np.asarray(grid, np.float32)[None, :, :, None])
 
   def hparams(self, hparams: Dict[str, object], run_name: str) -> None:
+    """The run's settings, with the final errors as the HParams view's metrics."""
     if not self.enabled:
       return
     from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
     clean = {k: (v if isinstance(v, (bool, int, float, str)) else str(v))
              for k, v in hparams.items()}
     with self.eval.as_default(step=0):
+      hp.hparams_config(hparams=[hp.HParam(k) for k in clean],
+                        metrics=[hp.Metric(m, display_name=m.split("/")[1])
+                                 for m in HPARAM_METRICS])
       hp.hparams(clean, trial_id=run_name)
 
   def flush(self) -> None:

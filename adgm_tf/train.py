@@ -466,17 +466,15 @@ class Trainer:
     kl_z, kl_a = ev.kl_per_unit(kl_images[:1000])
     results["active_units_z"] = self._evaluation.active_units(kl_z)
     results["active_units_a"] = self._evaluation.active_units(kl_a)
-    if self.chief:
+    if self.chief and not final:  # the final numbers are written as final_*
       self._write_eval_summaries(results, kl_z, kl_a)
     results["_kl"] = (kl_z, kl_a)
     return results
 
   def _write_eval_summaries(self, results, kl_z, kl_a) -> None:
     s, step = self.summaries, self.step
-    aux = ("aux_", "validation_aux_")
-    s.scalars("eval", {k: v for k, v in results.items()
-                       if isinstance(v, (int, float)) and not k.startswith(aux)}, step)
-    s.auxiliary({k: v for k, v in results.items() if k.startswith(aux)}, step)
+    s.scalars("eval", {k: v for k, v in results.items() if isinstance(v, (int, float))},
+              step)
     s.histogram("kl_per_unit/z", kl_z, step)
     s.histogram("kl_per_unit/a", kl_a, step)
     grid = self._evaluation.image_grid(
@@ -570,8 +568,7 @@ class Trainer:
     t = self.config.train
     lr = float(self.optimizer.learning_rate)
     if self.chief:
-      self.summaries.scalars("train", dict(logs, learning_rate=lr, epoch_seconds=epoch_time),
-                             self.step, prefix="epoch/")
+      self.summaries.scalars("train", {"epoch_seconds": epoch_time}, self.step)
     last = self.epoch >= t.epochs or self.stopped_by_budget
     results: Dict[str, Any] = {}
     if (epoch_done and (self.epoch % t.eval_every == 0 or last)) or self.stopped_by_budget:
@@ -689,8 +686,9 @@ class Trainer:
       metrics["best_validation"]["test_error"] = self._best_test_error(metrics)
     if self.chief:
       self.summaries.scalars("eval", {
-          "final/test_error": metrics["test_error"],
-          "final/test_log_likelihood": metrics["test_log_likelihood"]}, self.step)
+          "final_test_error": metrics["test_error"],
+          "final_validation_error": metrics["validation_error"],
+          "final_test_log_likelihood": metrics["test_log_likelihood"]}, self.step)
       self.summaries.flush()
     return metrics
 

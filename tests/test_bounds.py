@@ -35,6 +35,12 @@ def random_factors(seed=0, one_hot_label=None):
       log_qa_u=f32(S, BU), log_qy_u=tf.constant(log_qy_u, tf.float32))
 
 
+def joint_u(n, s, y, b):
+  """log p(x,y,z,a) - log q(z|a,x,y) of one unlabeled row, by hand (float64)."""
+  return (n["log_px_u"][s, y, b] + n["log_py_u"][0, y, 0] + n["log_pz_u"][s, y, b]
+          + n["log_pa_u"][s, y, b] - n["log_qz_u"][s, y, b])
+
+
 def test_labeled_elbo_is_the_sample_mean_of_the_log_weight():
   f = random_factors()
   want = np.mean(f.log_px_l + f.log_py_l + f.log_pz_l + f.log_pa_l
@@ -52,10 +58,7 @@ def test_unlabeled_elbo_by_hand():
       total = 0.0
       for y in range(Y):
         q = math.exp(n["log_qy_u"][s, y, b])
-        joint = (n["log_px_u"][s, y, b] + n["log_py_u"][0, y, 0]
-                 + n["log_pz_u"][s, y, b] + n["log_pa_u"][s, y, b]
-                 - n["log_qz_u"][s, y, b])
-        total += q * (joint - n["log_qy_u"][s, y, b])
+        total += q * (joint_u(n, s, y, b) - n["log_qy_u"][s, y, b])
       per_s.append(total - n["log_qa_u"][s, b])
     want[b] = np.mean(per_s)
   np.testing.assert_allclose(bounds.unlabeled_elbo(f), want, rtol=1e-5)
@@ -130,9 +133,7 @@ def test_iw_unlabeled_enumerates_labels_inside_each_weight():
   for b in range(BU):
     w = []
     for k in range(S):
-      joint = sum(math.exp(n["log_px_u"][k, y, b] + n["log_py_u"][0, y, 0]
-                           + n["log_pz_u"][k, y, b] + n["log_pa_u"][k, y, b]
-                           - n["log_qz_u"][k, y, b]) for y in range(Y))
+      joint = sum(math.exp(joint_u(n, k, y, b)) for y in range(Y))
       w.append(joint / math.exp(n["log_qa_u"][k, b]))
     want[b] = math.log(np.mean(w))
   np.testing.assert_allclose(bounds.iw_unlabeled(f), want, rtol=1e-5)
@@ -151,10 +152,7 @@ def test_mean_weighted_unlabeled_bound_by_hand():
   for b in range(BU):
     qbar = np.mean(np.exp(n["log_qy_u"][:, :, b]), axis=0)          # [Y]
     for y in range(Y):
-      joint = np.mean([n["log_px_u"][s, y, b] + n["log_py_u"][0, y, 0]
-                       + n["log_pz_u"][s, y, b] + n["log_pa_u"][s, y, b]
-                       - n["log_qz_u"][s, y, b] - n["log_qa_u"][s, b]
-                       for s in range(S)])
+      joint = np.mean([joint_u(n, s, y, b) - n["log_qa_u"][s, b] for s in range(S)])
       want[b] += qbar[y] * (joint - math.log(qbar[y]))
   np.testing.assert_allclose(bounds.unlabeled_elbo(f, "mean"), want, rtol=1e-5)
   # One sample: the two weightings are the same estimate.

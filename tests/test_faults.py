@@ -89,7 +89,9 @@ def test_a_damaged_deflate_stream_names_the_file(mnist_idx_dir, tmp_path):
 
 
 def test_a_damaged_prepared_dataset_is_named_and_prepared_again(mnist_idx_dir,
-                                                                 mnist_data_dir, tmp_path):
+                                                                 mnist_data_dir, tmp_path,
+                                                                 monkeypatch):
+  monkeypatch.delenv("ADGM_MNIST_DIR", raising=False)  # no IDX files unless given
   data_dir = str(tmp_path / "tfds")
   shutil.copytree(mnist_data_dir, data_dir)
   prepared = data.prepared_version_dir("mnist", data_dir)
@@ -284,29 +286,28 @@ def test_unwritable_directories_are_refused_before_training(mnist_data_dir, tmp_
     assert not os.path.exists(run) or flag == "model_dir"
 
 
-def test_disk_full_while_checkpointing(two_epochs, mnist_idx_dir, mnist_data_dir, tmp_path):
+def test_disk_full_while_checkpointing(mnist_idx_dir, mnist_data_dir, tmp_path):
   """A file-size limit stands in for a full disk: the write fails the same way."""
-  d = copy_run(two_epochs, tmp_path)
-  limit = os.path.getsize(glob.glob(os.path.join(d, "checkpoints", "ckpt-20.data-*"))[0]) // 2
+  d = str(tmp_path / "run")
+  args = ["--flagfile=tests/tiny.flags", f"--data_dir={mnist_data_dir}", f"--model_dir={d}",
+          "--ll_examples=0", "--keep_checkpoints=5"]
+  code, lines = launch(args + ["--epochs=1"], mnist_idx_dir)
+  assert code == 0, lines
+  limit = os.path.getsize(glob.glob(os.path.join(d, "checkpoints", "ckpt-10.data-*"))[0]) // 2
 
   def small_files():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-  args = ["--flagfile=tests/tiny.flags", f"--data_dir={mnist_data_dir}",
-          f"--model_dir={d}", "--epochs=3", "--max_unlabeled=1000", "--hidden=32",
-          "--z_dim=8", "--a_dim=8", "--mc_samples=1", "--eval_samples=10",
-          "--eval_samples_periodic=5", "--ll_samples=10", "--ll_examples=100",
-          "--learning_rate=1e-3", "--nobatch_norm", "--keep_checkpoints=5"]
-  code, lines = launch(args, mnist_idx_dir, preexec_fn=small_files)
+  code, lines = launch(args + ["--epochs=2"], mnist_idx_dir, preexec_fn=small_files)
   assert code == 4, lines
   line = one_error_line(lines)
-  assert "could not write the checkpoint of step 30" in line and "File too large" in line
-  assert "the newest intact checkpoint is" in line and "ckpt-20" in line
+  assert "could not write the checkpoint of step 20" in line and "File too large" in line
+  assert "the newest intact checkpoint is" in line and "ckpt-10" in line
   assert not glob.glob(os.path.join(d, "checkpoints", "*_temp*"))
-  code, lines = launch(args, mnist_idx_dir)  # space again: resumes from ckpt-20
+  code, lines = launch(args + ["--epochs=2"], mnist_idx_dir)  # room again: resumes
   assert code == 0, lines
-  assert any("(step 20)" in line for line in lines)
+  assert any("resumed from" in line and "(step 10)" in line for line in lines)
 
 
 # The non-finite message: tests/test_launch.py::test_a_diverging_run_stops_with_one_clear_line.

@@ -47,6 +47,7 @@ def tensorboard(tiny_run):
       assert proc.poll() is None, proc.communicate()[1][-2000:]
       assert time.time() < deadline, "tensorboard did not come up"
       time.sleep(0.5)
+    get.base = base
     yield get
   finally:
     proc.terminate()
@@ -59,18 +60,52 @@ def tensorboard(tiny_run):
 def test_scalars_for_every_metric_train_and_eval(tensorboard):
   tags = tensorboard("/data/plugin/scalars/tags")
   train = set(tags["train"])
-  for name in ("loss", "elbo_labeled", "elbo_unlabeled", "classification", "kl_z",
-               "kl_a", "log_px", "accuracy", "learning_rate", "epoch/loss",
-               "epoch/learning_rate"):
+  for name in ("2_bounds/elbo_labeled", "2_bounds/elbo_unlabeled", "2_bounds/classification",
+               "2_bounds/kl_z", "2_bounds/kl_a", "2_bounds/log_px", "4_optimizer/loss",
+               "4_optimizer/labeled_batch_accuracy", "4_optimizer/learning_rate",
+               "4_optimizer/epoch_seconds"):
     assert name in train, (name, sorted(train))
   evals = set(tags["eval"])
-  for name in ("test_error", "test_elbo_labeled", "test_elbo_unlabeled",
-               "active_units_z", "active_units_a", "final/test_error",
-               "final/test_log_likelihood"):
+  for name in ("1_evaluation/test_error", "1_evaluation/final_test_error",
+               "1_evaluation/final_test_log_likelihood", "2_bounds/elbo_labeled",
+               "2_bounds/elbo_unlabeled", "2_bounds/active_units_z",
+               "3_auxiliary/alive_fraction", "3_auxiliary/mean_spread",
+               "3_auxiliary/swap_error", "3_auxiliary/information"):
     assert name in evals, (name, sorted(evals))
-  points = tensorboard("/data/plugin/scalars/scalars?run=eval&tag=test_error")
+  points = tensorboard("/data/plugin/scalars/scalars?run=eval&tag="
+                       + urllib.parse.quote("1_evaluation/test_error"))
   assert [p[1] for p in points][:2] == [10, 20]  # one evaluation per epoch
   assert all(0 <= p[2] <= 1 for p in points)
+
+
+def test_a_newcomer_sees_evaluation_first_then_bounds_auxiliary_optimizer(tensorboard):
+  """The groups a user scans, in TensorBoard's own order (by name)."""
+  tags = tensorboard("/data/plugin/scalars/tags")
+  groups = sorted({t.split("/")[0] for run in tags.values() for t in run})
+  assert groups == ["1_evaluation", "2_bounds", "3_auxiliary", "4_optimizer"]
+  # The evaluation group's data, as the scalars page fetches it.
+  body = urllib.parse.urlencode({"requests": json.dumps([
+      {"plugin": "scalars", "tag": "1_evaluation/test_error", "run": "eval"}])}).encode()
+  with urllib.request.urlopen(
+      tensorboard.base + "/experiment/defaultExperimentId/data/plugin/timeseries/timeSeries",
+      data=body, timeout=10) as r:
+    series = json.loads(r.read())
+  runs = series[0]["runToSeries"]["eval"]
+  assert [p["step"] for p in runs][:2] == [10, 20]
+  # The auxiliary group carries its descriptions (what a dead a looks like).
+  described = tensorboard("/data/plugin/scalars/tags")["eval"]["3_auxiliary/mean_spread"]
+  assert "noise" in described["description"]
+
+
+def test_hparams_list_the_final_errors(tensorboard):
+  body = json.dumps({"experimentName": ""}).encode()
+  with urllib.request.urlopen(urllib.request.Request(
+      tensorboard.base + "/data/plugin/hparams/experiment", data=body,
+      headers={"Content-Type": "application/json"}), timeout=10) as r:
+    experiment = json.loads(r.read())
+  metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
+  assert {"1_evaluation/final_test_error", "1_evaluation/final_validation_error"} <= metrics
+  assert any(h["name"] == "model.model" for h in experiment["hparamInfos"])
 
 
 def test_sample_grid_and_kl_histograms(tensorboard):

@@ -230,7 +230,7 @@ def test_two_workers_train_to_identical_weights(mnist_idx_dir, mnist_data_dir, t
   metrics = json.load(open(tmp_path / "run" / "metrics.json"))
   assert metrics["replicas"] == 2 and metrics["steps"] == 10
   assert prints[0][0].endswith(metrics["weights_sha256"])
-  assert "MultiWorkerMirroredStrategy" in outs[0][1]
+  assert "strategy: MultiWorkerMirroredStrategy, 2 replica(s)" in outs[0][0]
 
 
 # ---------------------------------------------------------------------------
