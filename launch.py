@@ -107,9 +107,9 @@ def define_flags():
   _define("integer", "keep_checkpoints", 3, "Checkpoints kept.")
   _define("integer", "eval_every", 1, "Evaluate every this many epochs.")
   _define("integer", "eval_samples_periodic", 10, "Samples of a in the evaluations during training.")
-  _define("bool", "periodic_test", True,
-          "Evaluate the test set at every evaluation (off: only the validation split "
-          "during training, the test set once at the end).")
+  _define("enum", "test_evaluation", "every", list(c.TEST_EVALUATIONS),
+          "When the test set is read: every evaluation and the end, only the end, or "
+          "never (runs that choose settings: validation split only).")
   _define("integer", "summary_every", 100, "Training scalars every this many steps.")
   _define("integer", "ll_samples", 1000, "Importance samples K of the final test log-likelihood.")
   _define("integer", "ll_examples", 10000, "Test images in the log-likelihood estimate (0: skip).")
@@ -162,7 +162,7 @@ def config_from_flags():
           cpu_replicas=f.cpu_replicas, checkpoint_every=f.checkpoint_every,
           keep_checkpoints=f.keep_checkpoints, eval_every=f.eval_every,
           eval_samples_periodic=f.eval_samples_periodic,
-          periodic_test=f.periodic_test,
+          test_evaluation=f.test_evaluation,
           summary_every=f.summary_every, ll_samples=f.ll_samples,
           ll_examples=f.ll_examples, jit_compile=f.jit_compile,
           mixed_precision=f.mixed_precision,

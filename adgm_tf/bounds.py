@@ -26,6 +26,18 @@ classifier**, and z_s^y ~ q(z|a_s,x,y):
   but not an unbiased estimate of eq. 8), its entropy term is that of qbar
   (never below the average per-sample entropy), and a sample's L_s(x,y)
   counts for a label that q(y|a_s,x) itself may give no weight.
+* what U(x) asks of the classifier's use of a: since
+  E_{q(a|x)} H[q(y|a,x)] = H[qbar(y|x)] - I_q(y; a | x), the per-sample form is
+    U(x) = E_a sum_y q(y|a,x) L_a(x,y) + H[qbar(y|x)] - I_q(y; a | x) - E_a log q(a|x),
+  so a classifier whose answer depends on the sample of a pays I(y;a|x) nats
+  per image unless the L_a(x,y) terms reward it, i.e. unless a is informative
+  about y under the generative model (in the ICML form only through
+  p(a|x,y,z) and, via z, q(z|a,x,y)). The mean form below has no such term
+  (only qbar enters); the classification term alpha log qbar(y|x), the log
+  of a mean over S samples, penalises an answer that varies with a's noise
+  less as S grows (at S = 1 it is E_a log q(y|a,x), below log qbar).
+  ``diagnostics.py`` measures I(y;a|x) (aux_information) and whether the
+  classifier uses a at all (aux_swap_error);
 * classification term (Kingma et al., 2014, eq. 9; the authors' code):
   alpha * log qbar(y|x), qbar(y|x) = 1/S sum_s q(y|a_s,x): the log of the
   averaged probability, not the average of the logs; alpha = beta N / N_l;

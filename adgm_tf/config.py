@@ -25,6 +25,9 @@ MODEL_DESCRIPTIONS = {
 }
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# When the test set is read: at every evaluation and at the end, only at the
+# end, or never (runs that choose settings read the validation split only).
+TEST_EVALUATIONS = ("every", "end", "never")
 INITS = ("glorot", "authors")                 # networks.INITS
 BN_STATISTICS = ("joint", "split")            # networks.BN_STATISTICS
 UNLABELED_WEIGHTINGS = ("sample", "mean")     # bounds.UNLABELED_WEIGHTINGS
@@ -89,7 +92,7 @@ class TrainConfig:
   keep_checkpoints: int = 3
   eval_every: int = 1
   eval_samples_periodic: int = 10
-  periodic_test: bool = True
+  test_evaluation: str = "every"
   summary_every: int = 100
   ll_samples: int = 1000
   ll_examples: int = 10000
@@ -131,6 +134,7 @@ class Config:
     _choice("strategy", t.strategy, STRATEGIES)
     _choice("mixed_precision", t.mixed_precision, PRECISIONS)
     _choice("init", m.init, INITS)
+    _choice("test_evaluation", t.test_evaluation, TEST_EVALUATIONS)
     _choice("bn_statistics", m.bn_statistics, BN_STATISTICS)
     _choice("unlabeled_weighting", m.unlabeled_weighting, UNLABELED_WEIGHTINGS)
     if m.aux_warmup_epochs < 0:

@@ -384,12 +384,18 @@ class Trainer:
     self.last_eval: Dict[str, Any] = {}
     self.final_estimate: Optional[float] = None  # seconds the final evaluation will take
     self._eval_seconds: Optional[float] = None
+    self._evaluations = 0
     self._ll_rate: Optional[float] = None        # seconds per (image, importance sample)
 
   def say(self, text: str) -> None:
     """A progress line (chief, unless --progress=none)."""
     if self.chief and self.config.train.verbose:
       print(text, flush=True)
+
+  def reads_test(self, final: bool) -> bool:
+    """Whether an evaluation (the final one, or a periodic one) reads the test set."""
+    when = self.config.train.test_evaluation
+    return when == "every" or (when == "end" and final)
 
   def time_left(self) -> Optional[float]:
     """Seconds of training left in the budget, the final evaluation's share kept back."""
@@ -451,7 +457,7 @@ class Trainer:
     results: Dict[str, Any] = {}
     bound_examples = None if final else 1000
     for which, (images, labels) in (("validation", self.validation), ("test", self.test)):
-      if len(labels) == 0 or (which == "test" and not final and not t.periodic_test):
+      if len(labels) == 0 or (which == "test" and not self.reads_test(final)):
         continue
       c = ev.classify(images, labels, samples, binarize=d.binarize_eval, seed=t.seed)
       results[f"{which}_error"] = c.pop("error")
@@ -461,8 +467,9 @@ class Trainer:
       b = ev.bounds(images[sub], labels[sub], max(1, m.mc_samples),
                     binarize=d.binarize_eval, seed=t.seed)
       results.update({f"{which}_{k}": v for k, v in b.items()})
-    # Periodic active units on the validation split when there is one.
-    kl_images = self.validation[0] if len(self.validation[1]) and not final else self.test[0]
+    # Active units on the validation split, except at the end if the test set is read.
+    kl_images = (self.test[0] if (final and self.reads_test(True))
+                 or not len(self.validation[1]) else self.validation[0])
     kl_z, kl_a = ev.kl_per_unit(kl_images[:1000])
     results["active_units_z"] = self._evaluation.active_units(kl_z)
     results["active_units_a"] = self._evaluation.active_units(kl_a)
@@ -574,7 +581,12 @@ class Trainer:
     if (epoch_done and (self.epoch % t.eval_every == 0 or last)) or self.stopped_by_budget:
       start = time.time()
       results = self.evaluate(t.eval_samples_periodic, final=False)
-      self._eval_seconds = time.time() - start
+      # The first evaluation also compiles its functions: a poor guide to the next.
+      seconds = time.time() - start
+      self._eval_seconds = seconds if self._evaluations else None
+      self._evaluations += 1
+      if self._eval_seconds is None and self.budget is not None:
+        self._eval_seconds = seconds  # better too much kept back than too little
       self.last_eval = results
       self._keep_if_best(results)
       if self.budget is not None and not last:
@@ -604,15 +616,19 @@ class Trainer:
     m, t = self.config.model, self.config.train
     if self._eval_seconds is None:
       return None
-    n_periodic = len(self.validation[1]) + (len(self.test[1]) if t.periodic_test else 0)
-    n_final = len(self.validation[1]) + len(self.test[1])
+    n_periodic = len(self.validation[1]) + (len(self.test[1]) if self.reads_test(False) else 0)
+    n_final = len(self.validation[1]) + (len(self.test[1]) if self.reads_test(True) else 0)
     return (self._eval_seconds * m.eval_samples / t.eval_samples_periodic
             * n_final / max(1, n_periodic))
+
+  def _ll_examples(self) -> int:
+    t = self.config.train
+    return min(t.ll_examples, len(self.test[1])) if self.reads_test(True) else 0
 
   def _ll_estimate(self) -> float:
     """Seconds of the final log-likelihood, from a timed probe (made once)."""
     t = self.config.train
-    n_ll = min(t.ll_examples, len(self.test[1]))
+    n_ll = self._ll_examples()
     if not n_ll:
       return 0.0
     if self._ll_rate is None:
@@ -638,14 +654,15 @@ class Trainer:
     m, t = self.config.model, self.config.train
     test_images, test_labels = self.test
     estimate = self._classify_estimate()
+    n_test = len(test_labels) if self.reads_test(True) else 0
     self.say(f"final evaluation: the classifier with {m.eval_samples} samples of a on "
-             f"{len(self.validation[1])} validation and {len(test_labels)} test images"
+             f"{len(self.validation[1])} validation and {n_test} test images"
              + (f" (about {estimate:.0f} s)" if estimate else ""))
     start = time.time()
     final = self.evaluate(m.eval_samples, final=True)
     self.say(f"  done in {time.time() - start:.0f} s")
     kl_z, kl_a = final.pop("_kl")
-    n_ll = min(t.ll_examples, len(test_labels))
+    n_ll = self._ll_examples()
     ll = None
     if n_ll:
       estimate = self._ll_estimate()
@@ -695,7 +712,7 @@ class Trainer:
   def _best_test_error(self, metrics: Dict[str, Any]) -> Optional[float]:
     """Test error of the checkpoint chosen on validation error (reported, never chosen on)."""
     tf, d, m, t = self._tf, self.config.data, self.config.model, self.config.train
-    if self.best["step"] == self.step:
+    if self.best["step"] == self.step or not self.reads_test(True):
       return metrics["test_error"]
     best_dir = os.path.join(self.model_dir, "best")
     try:
