@@ -442,8 +442,15 @@ def publish(records, out: str, dest: str) -> None:
     target = os.path.join(dest, "runs", os.path.basename(r["model_dir"]))
     os.makedirs(target, exist_ok=True)
     for name in PUBLISHED_FILES:
-      if os.path.exists(os.path.join(r["model_dir"], name)):
-        shutil.copy(os.path.join(r["model_dir"], name), os.path.join(target, name))
+      src = os.path.join(r["model_dir"], name)
+      if not os.path.exists(src):
+        continue
+      with open(src) as f:
+        text = f.read()
+      # Paths of this machine become ~ and paths relative to the repository.
+      text = text.replace(REPO + os.sep, "").replace(os.path.expanduser("~"), "~")
+      with open(os.path.join(target, name), "w") as f:
+        f.write(text)
 
 
 def main(argv=None):
