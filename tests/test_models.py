@@ -540,3 +540,15 @@ def test_warm_up_scales_the_a_terms_of_the_loss_but_not_the_reported_bound():
   np.testing.assert_allclose(bounds.labeled_elbo(f) - half, 0.5 * a_part, rtol=1e-4, atol=1e-3)
   assert float(plain_loss) != pytest.approx(float(
       model.compute_loss_terms(x_l, y_l, x_u, noise, False, step=0)[0]), rel=1e-6)
+
+
+def test_aux_log_var_init_starts_q_a_nearly_deterministic():
+  x = np.random.default_rng(0).random((6, X)).astype(np.float32)
+  model = small_model("adgm", aux_log_var_init=-6.0)
+  _, log_var = model.auxiliary_posterior(x)
+  assert abs(float(np.mean(log_var)) + 6.0) < 1.0
+  _, log_var = small_model("adgm").auxiliary_posterior(x)
+  assert abs(float(np.mean(log_var))) < 2.0
+  assert build_model("m2", aux_log_var_init=-6.0).q_a is None  # no a: no effect
+  clone = type(model).from_config(json.loads(json.dumps(model.get_config())))
+  assert clone.aux_log_var_init == -6.0

@@ -130,3 +130,19 @@ def test_hyperparameters_are_recorded(tensorboard):
 def test_flatten_config():
   flat = summaries.flatten_config({"model": {"hidden": (500, 500), "z_dim": 100}})
   assert flat == {"model.hidden": "500,500", "model.z_dim": 100}
+
+
+@pytest.mark.parametrize("name,tag", [
+    ("test_error", "1_evaluation/test_error"),
+    ("final_validation_error", "1_evaluation/final_validation_error"),
+    ("test_elbo_unlabeled", "2_bounds/elbo_unlabeled"),
+    ("validation_elbo_labeled", "2_bounds/validation_elbo_labeled"),
+    ("kl_a", "2_bounds/kl_a"),
+    ("aux_swap_error", "3_auxiliary/swap_error"),
+    ("validation_aux_information", "3_auxiliary/validation/information"),
+    ("accuracy", "4_optimizer/labeled_batch_accuracy"),
+    ("learning_rate", "4_optimizer/learning_rate"),
+    ("something_else", None),
+])
+def test_every_metric_has_its_group(name, tag):
+  assert summaries.tag(name) == tag

@@ -308,3 +308,18 @@ def test_learning_rate_schedule():
   assert float(schedule(200 * 600)) == pytest.approx(2.25e-4)
   assert float(schedule(800 * 600)) == pytest.approx(3e-4 * 0.75 ** 4)
   assert float(schedule(10 ** 9)) == pytest.approx(3e-5)
+
+
+@pytest.mark.parametrize("when,periodic,final", [("every", True, True), ("end", False, True),
+                                                 ("never", False, False)])
+def test_when_the_test_set_is_read(mnist_data_dir, tmp_path, when, periodic, final):
+  cfg = tiny_config(mnist_data_dir, data=dict(validation_size=1000),
+                    train_=dict(epochs=1, test_evaluation=when, ll_examples=50))
+  m = train.train_and_evaluate(cfg, str(tmp_path / "run"))
+  with open(tmp_path / "run" / "history.csv") as f:
+    row, = list(csv.DictReader(f))
+  assert (row["test_error"] != "") == periodic and row["validation_error"] != ""
+  assert (m["test_error"] is not None) == final
+  assert (m["test_log_likelihood"] is not None) == final
+  assert (m["aux_swap_error"] is not None) == final
+  assert m["validation_aux_swap_error"] is not None
