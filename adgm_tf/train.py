@@ -6,8 +6,9 @@ The protocol, one named step each (see :func:`train_and_evaluate`):
    replica without them or ``cpu_replicas`` logical CPUs,
    ``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``, ``OneDeviceStrategy`` on
    request);
-2. take the run directory's lock and check everything the run relies on,
-   writing nothing (``rundir``);
+2. check that every directory it writes can be written, take the run
+   directory's lock and check the files the run relies on, writing nothing
+   (``rundir``);
 3. resolve and split the data;
 4. build the model and restore the newest intact checkpoint;
 5. record the run (config.json, flags.txt);
@@ -151,25 +152,25 @@ def is_chief(strategy) -> bool:
 # ----------------------------------------------------------------------------
 
 
-def preflight(config: config_lib.Config, model_dir: str, chief: bool):
-  """Checks the directories and the run's files; writes nothing.
+def check_directories(config: config_lib.Config, model_dir: str, chief: bool) -> None:
+  """Every directory the run will write can be written; writes nothing.
 
-  Every directory the run will write is writable (the export directory
-  too, so a bad ``--export_dir`` fails now and not after training);
-  config.json and history.csv, if present, are readable and belong to this
-  experiment. Returns the saved config (or None).
+  The export directory too, so a bad ``--export_dir`` fails now and not
+  after training; the data directory only if something will be prepared in it.
   """
   d, t = config.data, config.train
   rundir.check_writable(model_dir, "model_dir")
   data_dir = d.data_dir or data_lib.default_data_dir()
-  if d.idx_dir or not data_lib.prepared_version_dir(d.dataset, data_dir):
+  if not data_lib.prepared_version_dir(d.dataset, data_dir):  # it will be prepared there
     rundir.check_writable(data_dir, "data_dir")
   if t.export_dir and chief:
     rundir.check_writable(t.export_dir, "export_dir")
-  saved = rundir.read_run_config(model_dir)
-  rundir.check_resumable(config, model_dir, saved)
+
+
+def check_run_files(config: config_lib.Config, model_dir: str, chief: bool) -> None:
+  """config.json and history.csv, if present, are readable and belong to this run."""
+  rundir.check_resumable(config, model_dir, rundir.read_run_config(model_dir))
   rundir.History(os.path.join(model_dir, "history.csv"), chief).read()
-  return saved
 
 
 # ----------------------------------------------------------------------------
@@ -795,13 +796,13 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
     if getattr(config.data, name) % replicas:
       raise ConfigError(f"--{name}={getattr(config.data, name)} does not divide "
                         f"over the {replicas} replicas.")
-  preflight(config, model_dir, chief)                                     # 2
+  check_directories(config, model_dir, chief)                             # 2
   existed = os.path.isdir(model_dir)
   lock = rundir.RunLock(model_dir) if chief else contextlib.nullcontext()
   recorded = False
   try:
     with lock:
-      preflight(config, model_dir, chief)  # again, now that no one else writes
+      check_run_files(config, model_dir, chief)  # under the lock: no one else writes
       data = build_data(config)                                           # 3
       trainee = build_or_restore(config, data, strategy, model_dir, chief)  # 4
       if chief:
