@@ -114,7 +114,9 @@ def define_flags():
   _define("integer", "ll_samples", 1000, "Importance samples K of the final test log-likelihood.")
   _define("integer", "ll_examples", 10000, "Test images in the log-likelihood estimate (0: skip).")
   _define("float", "time_budget_minutes", None,
-          "Stop training after this much wall time (checkpoint, then final evaluation).")
+          "Minutes for training and the final evaluation together: training stops "
+          "early enough for the evaluation's estimated time. 0: no budget (to "
+          "override a flagfile's).")
   _define("string", "export_dir", None, "Export a SavedModel to <export_dir>/<version> at the end.")
   _define("enum", "progress", "bar", ["bar", "epoch", "none"],
           "A progress bar per epoch, one line per epoch, or quiet.")

@@ -98,7 +98,12 @@ class TrainConfig:
   ll_examples: int = 10000
   jit_compile: bool = False
   mixed_precision: str = "float32"
-  time_budget_minutes: Optional[float] = None
+  time_budget_minutes: Optional[float] = None  # None or 0: no budget
+
+  @property
+  def budget_minutes(self) -> Optional[float]:
+    """The time budget in minutes, None when there is none."""
+    return self.time_budget_minutes or None
   export_dir: Optional[str] = None
   verbose: int = 1
 
@@ -204,9 +209,10 @@ class Config:
       raise ConfigError(f"--clip_value={t.clip_value}: must be >= 0 (0 turns it off).")
     if t.ll_examples < 0:
       raise ConfigError(f"--ll_examples={t.ll_examples}: must be >= 0 (0: skip).")
-    if t.time_budget_minutes is not None and t.time_budget_minutes <= 0:
+    if t.time_budget_minutes is not None and t.time_budget_minutes < 0:
       raise ConfigError(
-          f"--time_budget_minutes={t.time_budget_minutes}: must be positive.")
+          f"--time_budget_minutes={t.time_budget_minutes}: must be positive "
+          f"(or 0 for no budget).")
     if t.strategy == "one_device" and t.cpu_replicas > 1:
       raise ConfigError("--cpu_replicas>1 needs --strategy=mirrored or auto.")
     for name, value in (("labeled_batch_size", d.labeled_batch_size),

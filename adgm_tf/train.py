@@ -380,7 +380,7 @@ class Trainer:
     self._evaluation = evaluation
     self._summaries_lib = summaries_lib
     t = config.train
-    self.budget = None if t.time_budget_minutes is None else 60.0 * t.time_budget_minutes
+    self.budget = None if t.budget_minutes is None else 60.0 * t.budget_minutes
     self._clock0, self._wall0 = time.time(), float(trainee.wall_time.numpy())
     self.last_eval: Dict[str, Any] = {}
     self.final_estimate: Optional[float] = None  # seconds the final evaluation will take
@@ -561,7 +561,7 @@ class Trainer:
         budget = ""
         if self.budget is not None:
           budget = (f" ({max(0.0, self.time_left()) / 60:.1f} of "
-                    f"{t.time_budget_minutes:g} budget minutes left for training)")
+                    f"{t.budget_minutes:g} budget minutes left for training)")
         print(f"Epoch {self.epoch + 1}/{t.epochs}{budget}", flush=True)
         if skip:
           progbar.update(skip)
@@ -647,7 +647,7 @@ class Trainer:
     self.final_estimate = (self._classify_estimate() or 0.0) + self._ll_estimate()
     if first:
       self.say(f"the final evaluation should take about {self.final_estimate / 60:.1f} "
-               f"min; it is kept out of the {self.config.train.time_budget_minutes:g}-"
+               f"min; it is kept out of the {self.config.train.budget_minutes:g}-"
                f"minute budget")
 
   def final_evaluation(self) -> Dict[str, Any]:
@@ -848,8 +848,8 @@ def _log_start(config, data: Data, trainer: Trainer, strategy) -> None:
     samples = f"the importance-weighted bound with K = {m.iw_samples}"
   state = ("new" if trainer.step == 0 else
            f"resuming at step {trainer.step}, epoch {trainer.step / trainer.steps_per_epoch:g}")
-  if t.time_budget_minutes is not None:
-    stops = (f"after {t.time_budget_minutes:g} minutes (time budget, the final "
+  if t.budget_minutes is not None:
+    stops = (f"after {t.budget_minutes:g} minutes (time budget, the final "
              f"evaluation included) or {t.epochs} epochs, whichever comes first")
   else:
     stops = f"after {t.epochs} epochs"
