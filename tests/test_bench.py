@@ -33,6 +33,7 @@ def test_flop_count_by_hand_for_the_paper_adgm():
   assert bench.step_gflop("m2", 100, 100, 1) < bench.step_gflop("adgm", 100, 100, 1)
 
 
+@pytest.mark.large  # minutes on a 2-core machine: run with --run_large
 def test_short_benchmark_runs_and_prints_the_table(mnist_idx_dir, mnist_data_dir):
   out = subprocess.run(
       [sys.executable, "-m", "adgm_tf.bench", "--short", "--json", "--only", "0"],

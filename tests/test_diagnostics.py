@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -76,8 +77,11 @@ def test_a_classifier_that_ignores_a_pays_nothing_for_a_swap_and_gets_no_informa
 
 
 def test_a_classifier_that_reads_only_a_answers_for_the_image_whose_a_it_got():
+  keras.utils.set_random_seed(0)
   model = small("adgm_det")  # a = mu(x): no noise, so the answer is exact
-  model.q_y.mlp.first.kernel_x.assign(tf.zeros_like(model.q_y.mlp.first.kernel_x))
+  first = model.q_y.mlp.first
+  first.kernel_x.assign(tf.zeros_like(first.kernel_x))
+  first.kernel_a.assign(10.0 * tf.random.stateless_normal(first.kernel_a.shape, [3, 4]))
   head = model.q_a.head  # make mu(x) vary between images
   head.kernel.assign(tf.random.stateless_normal(head.kernel.shape, [1, 2]))
   x = images()

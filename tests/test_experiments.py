@@ -26,6 +26,7 @@ def tiny_experiment(tmp_path, mnist_data_dir):
   return str(path)
 
 
+@pytest.mark.large  # minutes on a 2-core machine: run with --run_large
 def test_runner_summarizes_two_seeds_and_draws_the_figures(tmp_path, mnist_idx_dir,
                                                            mnist_data_dir):
   from PIL import Image
@@ -53,6 +54,7 @@ def test_runner_summarizes_two_seeds_and_draws_the_figures(tmp_path, mnist_idx_d
     assert pixels.std() > 5, name  # not a blank image
 
 
+@pytest.mark.large  # minutes on a 2-core machine: run with --run_large
 def test_interrupted_runner_skips_finished_runs_and_resumes_the_other(
     tmp_path, mnist_idx_dir, mnist_data_dir):
   config = dict(
@@ -110,3 +112,48 @@ def test_summary_statistics_by_hand():
   assert row["test_log_likelihood"] == pytest.approx(-100.0)
   assert row["wall_time_minutes"] == pytest.approx(2.0)
   assert row["seeds"] == 3
+
+
+def synthetic_records(tmp_path):
+  """Two runs x two seeds with per-epoch histories (no training needed)."""
+  records = []
+  for name, base in (("adgm", 0.20), ("m2", 0.25)):
+    for seed in (1, 2):
+      d = tmp_path / "runs" / f"{name}-seed{seed}"
+      d.mkdir(parents=True)
+      (d / "flags.txt").write_text(f"--model_dir={d}\n--idx_dir={os.path.expanduser('~')}/x\n")
+      history = [dict(epoch=float(e), wall_time=60.0 * e, validation_error=base / e + 0.01 * seed,
+                      test_error=base / e, validation_aux_swap_error=base / e + 0.02,
+                      validation_aux_alive_fraction=0.9, validation_aux_mean_spread=0.1 / e,
+                      validation_aux_information=0.05) for e in (1, 2, 3)]
+      metrics = dict(model=name, test_error=base / 3, validation_error=base / 3,
+                     kl_per_unit_z=list(np.linspace(0, 1, 10)), kl_per_unit_a=[0.001] * 10)
+      (d / "metrics.json").write_text(json.dumps(metrics))
+      records.append(dict(name=name, seed=seed, model_dir=str(d), metrics=metrics,
+                          history=history))
+  return records
+
+
+def test_figures_and_publish_from_finished_runs(tmp_path):
+  from PIL import Image
+  records = synthetic_records(tmp_path)
+  curves = experiments.per_epoch(records, "validation_error", 100.0)
+  epochs, mean, lo, hi, n = curves["adgm"]
+  assert list(epochs) == [1, 2, 3] and n == 2
+  np.testing.assert_allclose(mean, [21.5, 11.5, 100 * 0.2 / 3 + 1.5])
+  np.testing.assert_allclose(hi - lo, 1.0)  # the seeds differ by 0.01
+  out = tmp_path / "out"
+  out.mkdir()
+  for name, plot, size in (("convergence.png", experiments.plot_convergence, (1600, 480)),
+                           ("auxiliary.png", experiments.plot_auxiliary, (1800, 450)),
+                           ("active_units.png", experiments.plot_active_units, (1200, 450))):
+    args = (records, str(out / name)) + (("3 epochs",) if name != "active_units.png" else ())
+    plot(*args)
+    image = Image.open(out / name)
+    assert image.size == size, name
+    assert np.asarray(image.convert("L"), np.float32).std() > 5, name
+  dest = tmp_path / "published"
+  experiments.publish(records, str(out), str(dest))
+  assert (dest / "convergence.png").exists()
+  text = (dest / "runs" / "adgm-seed1" / "flags.txt").read_text()
+  assert os.path.expanduser("~") not in text and "~/x" in text

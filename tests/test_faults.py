@@ -88,6 +88,7 @@ def test_a_damaged_deflate_stream_names_the_file(mnist_idx_dir, tmp_path):
       data.read_idx(str(path), data.MNIST.files[3])
 
 
+@pytest.mark.large  # minutes on a 2-core machine: run with --run_large
 def test_a_damaged_prepared_dataset_is_named_and_prepared_again(mnist_idx_dir,
                                                                  mnist_data_dir, tmp_path,
                                                                  monkeypatch):
@@ -286,6 +287,7 @@ def test_unwritable_directories_are_refused_before_training(mnist_data_dir, tmp_
     assert not os.path.exists(run) or flag == "model_dir"
 
 
+@pytest.mark.large  # minutes on a 2-core machine: run with --run_large
 def test_disk_full_while_checkpointing(mnist_idx_dir, mnist_data_dir, tmp_path):
   """A file-size limit stands in for a full disk: the write fails the same way."""
   d = str(tmp_path / "run")

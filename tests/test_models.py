@@ -364,7 +364,13 @@ def test_unknown_model_name_lists_the_choices():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [
+    "adgm", "m2",
+    # The others share every piece of these two (test_factor_shapes and the
+    # brute-force bound tests cover each); a real fit of each is a minute more.
+    pytest.param("adgm_workshop", marks=pytest.mark.large),
+    pytest.param("adgm_det", marks=pytest.mark.large),
+    pytest.param("sdgm", marks=pytest.mark.large)])
 def test_one_epoch_of_fit_on_mnist_learns(name, mnist_arrays):
   keras.utils.set_random_seed(0)
   split = data.split_semi_supervised(mnist_arrays, num_labels=100, label_seed=1,

@@ -706,7 +706,8 @@ class SemiSupervisedModel(keras.Model):
         object.__setattr__(self, "_jit_gradients",
                            tf.function(self._loss_and_gradients, jit_compile=True))
       compute = self._jit_gradients
-    grads, means, accuracy = compute(x_l, y_l, x_u, noise, num_replicas, step)
+    grads, means, accuracy = compute(x_l, y_l, x_u, noise, num_replicas,
+                                     tf.convert_to_tensor(step))
     deps = []
     if self.check_numerics:
       deps.append(self._check_finite(step, means))
