@@ -94,8 +94,8 @@ class TrainConfig:
   eval_samples_periodic: int = 10
   test_evaluation: str = "every"
   summary_every: int = 100
-  ll_samples: int = 1000
-  ll_examples: int = 10000
+  ll_samples: int = 100
+  ll_examples: int = 500
   jit_compile: bool = False
   mixed_precision: str = "float32"
   time_budget_minutes: Optional[float] = None  # None or 0: no budget

@@ -71,7 +71,7 @@ KL_DESCRIPTIONS = {
     "kl_per_unit/a": "Per-unit KL(q(a|x) || p(a|.)). For the ICML ADGM p(a|x,y,z) sees "
                      "x, so it can match q(a|x) whether or not a carries anything: a "
                      "small KL does not mean a is dead, and a large one does not "
-                     "mean the classifier uses a (see auxiliary/). For the workshop "
+                     "mean the classifier uses a (see 3_auxiliary). For the workshop "
                      "form (p(a) = N(0,I)) and the SDGM (p(a|y,z)), whose p(a) "
                      "does not see x, a unit with KL near 0 carries nothing about x.",
 }
