@@ -20,6 +20,11 @@ metric reduction, one host sync per step, as ``train.py`` does) and
 ``compute`` runs ``model.train_step`` on tensors already in memory; their
 ratio is the cost of the input pipeline and the metric updates.
 
+``--variants`` times each configuration under several arithmetics in one run
+(``fp32``, ``bf16`` = Keras ``mixed_bfloat16``, ``xla`` = ``jit_compile``,
+``bf16+xla``) and gives each one's steps/s as a ratio to fp32 in the same run;
+the matmul peak is then measured in bf16 as well.
+
 Ratios measured in one run are what to compare: these machines are shared and
 absolute times drift.
 """
@@ -53,6 +58,10 @@ CONFIGS = [
     dict(model="sdgm", labeled=100, unlabeled=100, samples=1),
     dict(model="adgm", labeled=100, unlabeled=100, samples=1, iw=10),
 ]
+
+# Arithmetic variants: (Keras dtype policy, XLA).
+VARIANTS = {"fp32": ("float32", False), "bf16": ("mixed_bfloat16", False),
+            "xla": ("float32", True), "bf16+xla": ("mixed_bfloat16", True)}
 
 # A PyTorch ADGM port at the same architecture and batch, 1 sample: the figure
 # quoted in the speed issue (it reruns q(a|x) for every label and recomputes
@@ -131,11 +140,12 @@ def _windows(fn, steps_per_window: int, windows: int, warmup: int) -> List[float
   return times
 
 
-def matmul_peak(n: int = 2048, seconds: float = 3.0) -> Dict[str, float]:
-  """fp32 GFLOP/s of an n x n x n matmul in TensorFlow (median of windows)."""
+def matmul_peak(n: int = 2048, seconds: float = 3.0,
+                dtype: str = "float32") -> Dict[str, float]:
+  """GFLOP/s of an n x n x n matmul in TensorFlow (median of windows)."""
   tf = _quiet_tf()
-  a = tf.random.normal([n, n], seed=1)
-  b = tf.random.normal([n, n], seed=2)
+  a = tf.cast(tf.random.normal([n, n], seed=1), dtype)
+  b = tf.cast(tf.random.normal([n, n], seed=2), dtype)
   mm = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)[:1, :1]))
   mm().numpy()
   t0 = time.perf_counter()
@@ -167,10 +177,11 @@ def _mnist_split(unlabeled: int):
 
 
 def measure(cfg: Dict, short: bool, jit: bool = False,
-            profile_dir: Optional[str] = None) -> Dict:
+            profile_dir: Optional[str] = None, precision: str = "float32") -> Dict:
   """Times one configuration in this process (called in a child)."""
   tf = _quiet_tf()
   import keras  # pylint: disable=g-import-not-at-top
+  keras.mixed_precision.set_global_policy(precision)
   from adgm_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   from adgm_tf import builders, train  # pylint: disable=g-import-not-at-top
 
@@ -183,7 +194,7 @@ def measure(cfg: Dict, short: bool, jit: bool = False,
                                    mc_samples=1 if iw > 1 else cfg["samples"],
                                    iw_samples=iw, **{k: PAPER[k] for k in (
                                        "z_dim", "a_dim", "hidden")}),
-      train=config_lib.TrainConfig(jit_compile=jit))
+      train=config_lib.TrainConfig(jit_compile=jit, mixed_precision=precision))
   split, real = _mnist_split(cfg["unlabeled"])
   strategy = tf.distribute.MirroredStrategy(
       ["/cpu:0"], cross_device_ops=tf.distribute.ReductionToOneDevice())
@@ -226,7 +237,7 @@ def measure(cfg: Dict, short: bool, jit: bool = False,
     tf.profiler.experimental.stop()
   med = float(np.median(loop))
   return dict(
-      cfg, samples=samples, real_mnist=real, jit=jit,
+      cfg, samples=samples, real_mnist=real, jit=jit, precision=precision,
       steps_per_s=1.0 / med, steps_per_s_min=1.0 / max(loop),
       steps_per_s_max=1.0 / min(loop),
       examples_per_s=(cfg["labeled"] + cfg["unlabeled"]) / med,
@@ -280,21 +291,40 @@ def _child(kind: str, payload: Dict, short: bool) -> Dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run(short: bool = False, configs=None, profile_dir=None, jit=False) -> Dict:
+def run(short: bool = False, configs=None, profile_dir=None, jit=False,
+        variants=None) -> Dict:
+  """Every configuration under every variant, each in its own child process.
+
+  ``variants`` (names of VARIANTS) default to fp32 alone, or xla alone when
+  ``jit`` is set. Every row gets ``x_fp32``: its steps/s over the fp32 row
+  of the same configuration in this run (when fp32 ran).
+  """
   configs = CONFIGS if configs is None else configs
+  variants = variants or (["xla"] if jit else ["fp32"])
   peak = _child("peak", {}, short)
+  bf16_peak = (_child("peak", {"dtype": "bfloat16"}, short)
+               if any(VARIANTS[v][0] != "float32" for v in variants) else None)
   rows = []
   for cfg in configs:
-    payload = dict(cfg=cfg, jit=jit,
-                   profile=profile_dir if (profile_dir and cfg is configs[0]) else None)
-    r = _child("config", payload, short)
-    r["fraction_of_peak"] = r["gflops"] / peak["gflops"]
-    r["compute_fraction_of_peak"] = r["compute_gflops"] / peak["gflops"]
-    r["loop_overhead"] = 1.0 - r["steps_per_s"] / r["compute_steps_per_s"]
-    rows.append(r)
+    base = None
+    for variant in variants:
+      precision, xla = VARIANTS[variant]
+      payload = dict(cfg=cfg, jit=xla, precision=precision,
+                     profile=profile_dir if (profile_dir and cfg is configs[0]
+                                             and variant == variants[0]) else None)
+      r = _child("config", payload, short)
+      r["variant"] = variant
+      r["fraction_of_peak"] = r["gflops"] / peak["gflops"]
+      r["compute_fraction_of_peak"] = r["compute_gflops"] / peak["gflops"]
+      r["loop_overhead"] = 1.0 - r["steps_per_s"] / r["compute_steps_per_s"]
+      if variant == "fp32":
+        base = r["steps_per_s"]
+      r["x_fp32"] = r["steps_per_s"] / base if base else None
+      rows.append(r)
   exported = _child("export", {}, short)
   return dict(date=time.strftime("%Y-%m-%d"), cpus=os.cpu_count(), short=short,
-              matmul_peak=peak, configs=rows, exported_classifier=exported,
+              matmul_peak=peak, bf16_matmul_peak=bf16_peak, configs=rows,
+              exported_classifier=exported,
               pytorch_port_gflop_per_step=PYTORCH_PORT_GFLOP)
 
 
@@ -305,8 +335,15 @@ def format_table(result: Dict) -> str:
       + (" (short mode: too few steps for stable figures)" if result["short"] else ""),
       f"fp32 matmul peak ({p['n']}^3): {p['gflops']:.1f} GFLOP/s "
       f"(min {p['gflops_min']:.1f}, max {p['gflops_max']:.1f})",
+  ]
+  b = result.get("bf16_matmul_peak")
+  if b:
+    lines.append(f"bf16 matmul peak ({b['n']}^3): {b['gflops']:.1f} GFLOP/s "
+                 f"({b['gflops'] / p['gflops']:.2f}x fp32)")
+  lines += [
       "",
-      f"{'model':<6} {'B_l+B_u':>9} {'S':>3} {'K':>3} {'steps/s (min-max)':>21} "
+      f"{'model':<6} {'B_l+B_u':>9} {'S':>3} {'K':>3} {'variant':>8} {'x fp32':>6} "
+      f"{'steps/s (min-max)':>21} "
       f"{'ex/s':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} {'%peak':>6} "
       f"{'compute %peak':>13} {'loop ovh':>8} {'RSS GiB':>7}",
   ]
@@ -315,6 +352,8 @@ def format_table(result: Dict) -> str:
     lines.append(
         f"{r['model']:<6} {str(r['labeled']) + '+' + str(r['unlabeled']):>9} "
         f"{(1 if k > 1 else r['samples']):>3} {k:>3} "
+        f"{r.get('variant', 'fp32'):>8} "
+        f"{(format(r['x_fp32'], '.2f') if r.get('x_fp32') else '-'):>6} "
         f"{r['steps_per_s']:>7.2f} ({r['steps_per_s_min']:.2f}-{r['steps_per_s_max']:.2f})"
         f"{'':>1} {r['examples_per_s']:>7.0f} {r['gflop_per_step']:>10.2f} "
         f"{r['gflops']:>8.1f} {100 * r['fraction_of_peak']:>5.1f}% "
@@ -338,6 +377,10 @@ def main(argv=None):
   parser.add_argument("--profile", default=None,
                       help="write a TensorBoard profile of 10 steps of the first configuration here")
   parser.add_argument("--jit_compile", action="store_true", help="XLA for the loss and gradients")
+  parser.add_argument("--variants", nargs="*", default=None, metavar="VARIANT",
+                      help="arithmetics to time side by side, ratios to fp32 in the same "
+                           f"run: any of {', '.join(VARIANTS)} (default: fp32, or xla "
+                           "with --jit_compile)")
   parser.add_argument("--only", type=int, nargs="*", default=None,
                       help="indices of CONFIGS to run (default: all)")
   parser.add_argument("--verbose_errors", action="store_true",
@@ -346,11 +389,14 @@ def main(argv=None):
   parser.add_argument("--_payload", default="{}", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args._child == "peak":
-    print(json.dumps(matmul_peak(seconds=1.0 if args.short else 3.0)))
+    p = json.loads(args._payload)
+    print(json.dumps(matmul_peak(seconds=1.0 if args.short else 3.0,
+                                 dtype=p.get("dtype", "float32"))))
     return
   if args._child == "config":
     p = json.loads(args._payload)
-    print(json.dumps(measure(p["cfg"], args.short, p.get("jit", False), p.get("profile"))))
+    print(json.dumps(measure(p["cfg"], args.short, p.get("jit", False), p.get("profile"),
+                             p.get("precision", "float32"))))
     return
   if args._child == "export":
     print(json.dumps(measure_export(args.short)))
@@ -359,8 +405,15 @@ def main(argv=None):
   if bad:
     raise ConfigError(f"--only {' '.join(map(str, bad))}: the configurations are "
                       f"numbered 0 to {len(CONFIGS) - 1}.")
+  unknown = [v for v in args.variants or [] if v not in VARIANTS]
+  if unknown:
+    raise ConfigError(f"--variants {' '.join(unknown)}: unknown; choose from "
+                      f"{', '.join(VARIANTS)}.")
+  if args.variants is not None and not args.variants:
+    raise ConfigError("--variants was given without a value; name at least one of "
+                      f"{', '.join(VARIANTS)}.")
   configs = None if args.only is None else [CONFIGS[i] for i in args.only]
-  result = run(args.short, configs, args.profile, args.jit_compile)
+  result = run(args.short, configs, args.profile, args.jit_compile, args.variants)
   print(json.dumps(result, indent=2) if args.json else format_table(result))
 
 

