@@ -140,6 +140,8 @@ def read_history(model_dir: str) -> List[Dict[str, float]]:
 SUMMARY_KEYS = (
     ("validation_error", 100.0), ("test_error", 100.0),
     ("aux_alive_fraction", 1.0), ("aux_mean_spread", 1.0),
+    ("validation_aux_alive_fraction", 1.0), ("validation_aux_mean_spread", 1.0),
+    ("validation_aux_information", 1.0),
     ("aux_swap_cost", 100.0), ("validation_aux_swap_cost", 100.0),
     ("aux_information", 1.0), ("test_log_likelihood", 1.0),
     ("active_units_z", 1.0), ("active_units_a", 1.0),
@@ -211,6 +213,9 @@ def summary_markdown(summary: Dict[str, Any], title: str) -> str:
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in summary["rows"]:
     def f(key, digits=2, r=r):
+      if r.get(key) is None and r.get(f"validation_{key}") is not None:
+        # Runs that never read the test set: the validation split's figure.
+        return _pm(r[f"validation_{key}"], r[f"validation_{key}_std"], digits) + " (val.)"
       return _pm(r.get(key), r.get(f"{key}_std"), digits)
     lines.append(
         f"| {r['name']} | {r['model']} | {r['seeds']} | "

@@ -114,6 +114,29 @@ def test_summary_statistics_by_hand():
   assert row["seeds"] == 3
 
 
+def test_a_validation_only_run_shows_its_validation_diagnostics():
+  """Runs that never read the test set: the table falls back to the validation split."""
+  records = [dict(name="v", metrics=dict(model="adgm", validation_error=0.2,
+                                         validation_aux_swap_error=0.2 + c,
+                                         validation_aux_alive_fraction=a,
+                                         validation_aux_mean_spread=0.1,
+                                         validation_aux_information=0.02))
+             for c, a in ((0.004, 0.6), (0.008, 0.7))]
+  summary = experiments.summarize(records)
+  row, = summary["rows"]
+  assert row["aux_alive_fraction"] is None
+  assert row["validation_aux_alive_fraction"] == pytest.approx(0.65)
+  line = [x for x in experiments.summary_markdown(summary, "t").splitlines()
+          if x.startswith("| v |")][0]
+  cells = [c.strip() for c in line.strip("|").split("|")]
+  # run, model, seeds, epochs, validation, test, alive, spread, swap val, swap test, I
+  assert cells[5] == "-"
+  assert cells[6] == f"0.65 ± {np.std([0.6, 0.7], ddof=1):.2f} (val.)"
+  assert cells[7] == "0.100 ± 0.000 (val.)"
+  assert cells[8] == "0.60 ± 0.28"
+  assert cells[10] == "0.020 ± 0.000 (val.)"
+
+
 def synthetic_records(tmp_path):
   """Two runs x two seeds with per-epoch histories (no training needed)."""
   records = []
