@@ -561,7 +561,10 @@ class Trainer:
         budget = ""
         if self.budget is not None:
           budget = (f" ({max(0.0, self.time_left()) / 60:.1f} of "
-                    f"{t.budget_minutes:g} budget minutes left for training)")
+                    f"{t.budget_minutes:g} budget minutes left for training"
+                    + ("" if self.final_estimate is not None else
+                       "; the final evaluation's share is estimated after this epoch")
+                    + ")")
         print(f"Epoch {self.epoch + 1}/{t.epochs}{budget}", flush=True)
         if skip:
           progbar.update(skip)

@@ -34,6 +34,30 @@ def test_tiny_flagfile_trains_end_to_end(tiny_run):
   assert "data source: idx_dir" in tiny_run["stderr"]
 
 
+def test_a_launch_says_what_will_happen_first_and_where_everything_is_last(tiny_run):
+  d, ex = tiny_run["model_dir"], tiny_run["export_dir"]
+  text = tiny_run["stderr"] + tiny_run["stdout"]
+  # No TensorFlow C++ start-up lines.
+  for noise in ("cuInit", "cuda", "absl::InitializeLog", "oneDNN", "cpu_feature_guard"):
+    assert noise not in text, noise
+  out = [ln.rstrip() for ln in tiny_run["stdout"].splitlines() if ln.strip()]
+  plan = [ln.split(":", 1)[0].strip() for ln in out[:10]]
+  assert out[0].startswith("adgm_tf: the ADGM"), out[:10]
+  assert plan[1:] == ["networks", "data", "split", "strategy", "run directory", "stops",
+                      "evaluation", "export", "watch"], out[:10]
+  assert f"  run directory: {d} (new)" in out
+  assert "  stops: after 2 epochs" in out
+  assert f"  export: {ex}/<next version>" in out
+  assert f"  watch: tensorboard --logdir {d}" in out
+  last = out[-5:]
+  assert last[0].startswith("  auxiliary variable: ") and "swap cost" in last[0], last
+  assert last[1] == f"  metrics: {os.path.join(d, 'metrics.json')}"
+  assert last[2] == f"  checkpoints: {os.path.join(d, 'checkpoints', 'ckpt-20')}"
+  assert last[3] == f"  export: {os.path.join(ex, '1')}"
+  assert last[4].startswith(f"  serve: tensorflow_model_server --model_name=adgm "
+                            f"--model_base_path={ex}")
+
+
 @pytest.mark.large
 def test_flags_txt_replays_the_run(tiny_run, mnist_idx_dir, tmp_path):
   d = str(tmp_path / "copy")
