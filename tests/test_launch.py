@@ -15,7 +15,6 @@ from test_train import dir_digest
 
 def test_tiny_flagfile_trains_end_to_end(tiny_run):
   d = tiny_run["model_dir"]
-  assert tiny_run["seconds"] < 60, tiny_run["seconds"]  # TF import included
   assert glob.glob(os.path.join(d, "checkpoints", "ckpt-20.index"))
   assert glob.glob(os.path.join(d, "train", "events.out.tfevents.*"))
   assert glob.glob(os.path.join(d, "eval", "events.out.tfevents.*"))
