@@ -134,6 +134,7 @@ def test_a_validation_only_run_shows_its_validation_diagnostics():
   assert cells[6] == f"0.65 ± {np.std([0.6, 0.7], ddof=1):.2f} (val.)"
   assert cells[7] == "0.100 ± 0.000 (val.)"
   assert cells[8] == "0.60 ± 0.28"
+  assert cells[9] == "-"  # the test swap cost has no stand-in: validation has its column
   assert cells[10] == "0.020 ± 0.000 (val.)"
 
 
