@@ -297,7 +297,7 @@ def run(short: bool = False, configs=None, profile_dir=None, jit=False,
 
   ``variants`` (names of VARIANTS) default to fp32 alone, or xla alone when
   ``jit`` is set. Every row gets ``x_fp32``: its steps/s over the fp32 row
-  of the same configuration in this run (when fp32 ran).
+  of the same configuration in this run (None when fp32 was not run).
   """
   configs = CONFIGS if configs is None else configs
   variants = variants or (["xla"] if jit else ["fp32"])
@@ -306,7 +306,7 @@ def run(short: bool = False, configs=None, profile_dir=None, jit=False,
                if any(VARIANTS[v][0] != "float32" for v in variants) else None)
   rows = []
   for cfg in configs:
-    base = None
+    timed = []
     for variant in variants:
       precision, xla = VARIANTS[variant]
       payload = dict(cfg=cfg, jit=xla, precision=precision,
@@ -317,10 +317,11 @@ def run(short: bool = False, configs=None, profile_dir=None, jit=False,
       r["fraction_of_peak"] = r["gflops"] / peak["gflops"]
       r["compute_fraction_of_peak"] = r["compute_gflops"] / peak["gflops"]
       r["loop_overhead"] = 1.0 - r["steps_per_s"] / r["compute_steps_per_s"]
-      if variant == "fp32":
-        base = r["steps_per_s"]
+      timed.append(r)
+    base = next((r["steps_per_s"] for r in timed if r["variant"] == "fp32"), None)
+    for r in timed:
       r["x_fp32"] = r["steps_per_s"] / base if base else None
-      rows.append(r)
+    rows += timed
   exported = _child("export", {}, short)
   return dict(date=time.strftime("%Y-%m-%d"), cpus=os.cpu_count(), short=short,
               matmul_peak=peak, bf16_matmul_peak=bf16_peak, configs=rows,

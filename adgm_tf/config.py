@@ -99,13 +99,13 @@ class TrainConfig:
   jit_compile: bool = False
   mixed_precision: str = "float32"
   time_budget_minutes: Optional[float] = None  # None or 0: no budget
+  export_dir: Optional[str] = None
+  verbose: int = 1
 
   @property
   def budget_minutes(self) -> Optional[float]:
     """The time budget in minutes, None when there is none."""
     return self.time_budget_minutes or None
-  export_dir: Optional[str] = None
-  verbose: int = 1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -585,12 +585,12 @@ class Trainer:
     if (epoch_done and (self.epoch % t.eval_every == 0 or last)) or self.stopped_by_budget:
       start = time.time()
       results = self.evaluate(t.eval_samples_periodic, final=False)
-      # The first evaluation also compiles its functions: a poor guide to the next.
-      seconds = time.time() - start
-      self._eval_seconds = seconds if self._evaluations else None
+      # The first evaluation also compiles its functions: a poor guide to the
+      # next, used only when a budget needs an estimate now (better too much
+      # kept back than too little).
+      if self._evaluations or self.budget is not None:
+        self._eval_seconds = time.time() - start
       self._evaluations += 1
-      if self._eval_seconds is None and self.budget is not None:
-        self._eval_seconds = seconds  # better too much kept back than too little
       self.last_eval = results
       self._keep_if_best(results)
       if self.budget is not None and not last:
