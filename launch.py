@@ -119,6 +119,12 @@ def define_flags():
           "Minutes for training and the final evaluation together: training stops "
           "early enough for the evaluation's estimated time. 0: no budget (to "
           "override a flagfile's).")
+  _define("float", "chunk_minutes", None,
+          "Minutes of training for this launch only, then a checkpoint and exit "
+          "0; relaunching the same command continues (for runs longer than one "
+          "sitting). Unlike --time_budget_minutes it does not count earlier "
+          "launches, and the final evaluation waits for the run's real end. 0: "
+          "no limit.")
   _define("string", "export_dir", None, "Export a SavedModel to <export_dir>/<version> at the end.")
   _define("enum", "progress", "bar", ["bar", "epoch", "none"],
           "A progress bar per epoch, one line per epoch, or quiet.")
@@ -170,7 +176,8 @@ def config_from_flags():
           summary_every=f.summary_every, ll_samples=f.ll_samples,
           ll_examples=f.ll_examples, jit_compile=f.jit_compile,
           mixed_precision=f.mixed_precision,
-          time_budget_minutes=f.time_budget_minutes, export_dir=f.export_dir,
+          time_budget_minutes=f.time_budget_minutes,
+          chunk_minutes=f.chunk_minutes, export_dir=f.export_dir,
           verbose={"bar": 1, "epoch": 2, "none": 0}[f.progress]))
 
 

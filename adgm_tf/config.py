@@ -99,6 +99,10 @@ class TrainConfig:
   jit_compile: bool = False
   mixed_precision: str = "float32"
   time_budget_minutes: Optional[float] = None  # None or 0: no budget
+  # Wall-clock minutes of training for this launch alone (None or 0: no
+  # limit): the launch then checkpoints and exits, and the same command
+  # resumes. The budget above counts across launches; this one does not.
+  chunk_minutes: Optional[float] = None
   export_dir: Optional[str] = None
   verbose: int = 1
 
@@ -106,6 +110,11 @@ class TrainConfig:
   def budget_minutes(self) -> Optional[float]:
     """The time budget in minutes, None when there is none."""
     return self.time_budget_minutes or None
+
+  @property
+  def chunk_seconds(self) -> Optional[float]:
+    """This launch's training time limit in seconds, None when there is none."""
+    return 60.0 * self.chunk_minutes if self.chunk_minutes else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +222,10 @@ class Config:
       raise ConfigError(
           f"--time_budget_minutes={t.time_budget_minutes}: must be positive "
           f"(or 0 for no budget).")
+    if t.chunk_minutes is not None and t.chunk_minutes < 0:
+      raise ConfigError(
+          f"--chunk_minutes={t.chunk_minutes}: must be positive (or 0 for no "
+          f"limit on one launch).")
     if t.strategy == "one_device" and t.cpu_replicas > 1:
       raise ConfigError("--cpu_replicas>1 needs --strategy=mirrored or auto.")
     for name, value in (("labeled_batch_size", d.labeled_batch_size),

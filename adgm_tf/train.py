@@ -370,6 +370,7 @@ class Trainer:
     self.step = int(self.optimizer.iterations.numpy())
     self.epoch = self.step // self.steps_per_epoch
     self.stopped_by_budget = False
+    self.stopped_by_chunk = False  # --chunk_minutes: this launch ends, the run goes on
     self.summaries = summaries_lib.Summaries(model_dir if chief else None)
     self.history = rundir.History(os.path.join(model_dir, "history.csv"), chief)
     self.evaluator = evaluation.Evaluator(self.model, config.data.eval_batch_size)
@@ -409,6 +410,11 @@ class Trainer:
   def elapsed(self) -> float:
     """Training wall time, across launches."""
     return self._wall0 + time.time() - self._clock0
+
+  def chunk_over(self) -> bool:
+    """Whether this launch has used its ``--chunk_minutes`` (never without one)."""
+    limit = self.config.train.chunk_seconds
+    return limit is not None and time.time() - self._clock0 >= limit
 
   # -- checkpoints ------------------------------------------------------------
 
@@ -538,6 +544,9 @@ class Trainer:
       if self.budget is not None and self.time_left() <= 0:
         self.stopped_by_budget = True
         break
+      if self.chunk_over():
+        self.stopped_by_chunk = True
+        break
     return logs
 
   def train(self) -> None:
@@ -548,7 +557,7 @@ class Trainer:
     train_step = make_train_step(self.strategy, self.model)
     if self.step >= t.epochs * spe:
       logger.info("already trained for %d epochs; evaluating", t.epochs)
-    while self.epoch < t.epochs and not self.stopped_by_budget:
+    while self.epoch < t.epochs and not (self.stopped_by_budget or self.stopped_by_chunk):
       epoch_start, skip = time.time(), self.step - self.epoch * spe
       for tracker in self.model.metrics:
         tracker.reset_state()
@@ -581,6 +590,7 @@ class Trainer:
     if self.chief:
       self.summaries.scalars("train", {"epoch_seconds": epoch_time}, self.step)
     last = self.epoch >= t.epochs or self.stopped_by_budget
+    chunk_end = self.stopped_by_chunk and not last
     results: Dict[str, Any] = {}
     if (epoch_done and (self.epoch % t.eval_every == 0 or last)) or self.stopped_by_budget:
       start = time.time()
@@ -595,7 +605,7 @@ class Trainer:
       self._keep_if_best(results)
       if self.budget is not None and not last:
         self._estimate_final_evaluation()
-    if last or (epoch_done and self.epoch % t.checkpoint_every == 0):
+    if last or chunk_end or (epoch_done and self.epoch % t.checkpoint_every == 0):
       self.save(self.trainee.manager)
     self.history.append(dict(
         epoch=round(self.step / self.steps_per_epoch, 4), step=self.step,
@@ -613,7 +623,8 @@ class Trainer:
             f"acc {_fmt(logs.get('accuracy'), '.3f')}  "
             f"val_err {_fmt(results.get('validation_error'))}  "
             f"test_err {_fmt(results.get('test_error'))}"
-            + ("  [time budget reached]" if self.stopped_by_budget else ""), flush=True)
+            + ("  [time budget reached]" if self.stopped_by_budget else "")
+            + ("  [chunk over]" if chunk_end else ""), flush=True)
 
   def _classify_estimate(self) -> Optional[float]:
     """Seconds of the final classification, scaled from the last periodic evaluation."""
@@ -815,6 +826,8 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
       _log_start(config, data, trainer, strategy)
       try:
         trainer.train()                                                   # 6
+        if trainer.stopped_by_chunk and trainer.step < config.train.epochs * data.steps_per_epoch:
+          return _end_of_chunk(config, trainer)
         metrics = trainer.final_evaluation()                              # 7
       except KeyboardInterrupt:
         raise Interrupted(f"interrupted at step {trainer.step}; "
@@ -833,6 +846,18 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
       shutil.rmtree(trainee.write_dir, ignore_errors=True)
     if chief and not existed and not recorded:
       _remove_if_only_lock(model_dir)
+
+
+def _end_of_chunk(config: config_lib.Config, trainer: Trainer) -> Dict[str, Any]:
+  """A launch ended by ``--chunk_minutes``: checkpointed, no final evaluation."""
+  t = config.train
+  epochs = trainer.step / trainer.steps_per_epoch
+  trainer.say(f"chunk over: {t.chunk_minutes:g} minutes of this launch used, at step "
+              f"{trainer.step} (epoch {epochs:g} of {t.epochs}); checkpoint "
+              f"{trainer.newest_checkpoint()}. Relaunch the same command to continue; "
+              f"metrics.json is written when the run ends.")
+  return {"chunk_over": True, "step": trainer.step, "epochs": epochs,
+          "wall_time": trainer.elapsed()}
 
 
 def _remove_if_only_lock(model_dir: str) -> None:
@@ -856,6 +881,9 @@ def _log_start(config, data: Data, trainer: Trainer, strategy) -> None:
              f"evaluation included) or {t.epochs} epochs, whichever comes first")
   else:
     stops = f"after {t.epochs} epochs"
+  if t.chunk_minutes:
+    stops += (f"; this launch trains for {t.chunk_minutes:g} minutes at most, then "
+              f"checkpoints and exits (relaunch the same command to continue)")
   n_ll = min(t.ll_examples, len(split.arrays.test_labels))
   lines = [
       f"adgm_tf: {config_lib.MODEL_DESCRIPTIONS[m.model]}",

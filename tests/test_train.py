@@ -305,6 +305,36 @@ def test_time_budget_stops_training_and_still_evaluates(mnist_data_dir, tmp_path
   assert step == m["steps"]  # checkpointed where it stopped
 
 
+def test_chunks_resume_where_they_stopped_and_equal_a_straight_run(mnist_data_dir, tmp_path):
+  """--chunk_minutes ends each launch with a checkpoint and no final
+  evaluation; the same command continues, and the chunks add up to the
+  straight run (a budget would count the earlier launches and end the run)."""
+  straight, chunked = str(tmp_path / "straight"), str(tmp_path / "chunked")
+  m_straight = train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=3)),
+                                        straight)
+  # 0.01 min: each launch stops within its first steps (compilation alone is longer).
+  chunk = tiny_config(mnist_data_dir, train_=dict(epochs=3, chunk_minutes=0.01))
+  steps = []
+  for _ in range(2):
+    out = train.train_and_evaluate(chunk, chunked)
+    assert out["chunk_over"] is True and 0 < out["step"] < 30
+    steps.append(out["step"])
+    assert not os.path.exists(os.path.join(chunked, "metrics.json"))
+    path = tf.train.latest_checkpoint(os.path.join(chunked, "checkpoints"))
+    assert path.endswith(f"ckpt-{out['step']}")  # checkpointed where it stopped
+  assert steps[1] > steps[0]  # the second launch continued, it did not start over
+  with open(os.path.join(chunked, "history.csv")) as f:
+    rows = list(csv.DictReader(f))
+  assert [int(r["step"]) for r in rows] == steps
+  assert all(r["validation_error"] == "" for r in rows)  # no evaluation at a chunk's end
+  m = train.train_and_evaluate(
+      tiny_config(mnist_data_dir, train_=dict(epochs=3, chunk_minutes=30)), chunked)
+  assert "chunk_over" not in m and m["steps"] == 30 and m["test_error"] is not None
+  assert os.path.exists(os.path.join(chunked, "metrics.json"))
+  assert_same_weights(checkpoint_weights(straight)[1], checkpoint_weights(chunked)[1])
+  assert m["weights_sha256"] == m_straight["weights_sha256"]
+
+
 def test_learning_rate_schedule():
   cfg = config_lib.TrainConfig(learning_rate=3e-4, lr_decay=0.75, lr_decay_every=200,
                                lr_min=3e-5)
