@@ -4,6 +4,7 @@
   python -m adgm_tf.bench --short    # a few steps per configuration (CI)
   python -m adgm_tf.bench --json     # machine-readable
   python -m adgm_tf.bench --profile=/tmp/prof   # TensorBoard profile of 10 steps
+  python -m adgm_tf.bench --kernels   # which library runs the matmuls, per arithmetic
 
 For each configuration (model, labeled + unlabeled batch, samples S or K) it
 reports steps/s (median of several timed windows after warm-up, with min and
@@ -247,6 +248,80 @@ def measure(cfg: Dict, short: bool, jit: bool = False,
       peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)
 
 
+# The step's two matmul shapes that dominate it (100 + 100 images, the paper's
+# widths): the first hidden layer of a network reading x, and a 500 x 500 one.
+KERNEL_SHAPES = ((200, 784, 500), (200, 500, 500))
+_KERNEL_MARK = "ADGM_KERNEL"
+
+
+def kernel_child(short: bool) -> None:
+  """Times relu(x @ w) per variant, printing a mark after each (ONEDNN_VERBOSE on)."""
+  tf = _quiet_tf()
+  reps = 20 if short else 300
+  for name, (precision, jit) in VARIANTS.items():
+    dtype = tf.bfloat16 if precision == "mixed_bfloat16" else tf.float32
+    total = 0.0
+    for m, k, n in KERNEL_SHAPES:
+      x = tf.cast(tf.random.normal([m, k], seed=1), dtype)
+      w = tf.cast(tf.random.normal([k, n], seed=2), dtype)
+      fn = tf.function(lambda x, w: tf.nn.relu(tf.matmul(x, w)), jit_compile=jit)
+      fn(x, w).numpy()
+      print(f"{_KERNEL_MARK} warmup", flush=True)
+      start = time.perf_counter()
+      for _ in range(reps):
+        out = fn(x, w)
+      out.numpy()
+      total += (time.perf_counter() - start) / reps
+    print(f"{_KERNEL_MARK} {name} {1e3 * total:.4f} {reps}", flush=True)
+
+
+def kernels(short: bool = False) -> List[Dict]:
+  """Per variant: time of the step's matmul shapes, and the oneDNN primitives they ran.
+
+  The child runs with ONEDNN_VERBOSE=1, which prints one line per oneDNN
+  primitive execution with its data types; the lines between two marks belong
+  to one variant's timed calls. No line means the matmul ran outside oneDNN
+  (Eigen, or XLA's own code).
+  """
+  out = subprocess.run(
+      [sys.executable, "-m", "adgm_tf.bench", "--_child", "kernels"]
+      + (["--short"] if short else []), capture_output=True, text=True,
+      env=dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3"))
+  if out.returncode != 0:
+    raise RuntimeError(f"benchmark child kernels failed:\n{out.stderr[-3000:]}")
+  rows, execs, types = [], 0, set()
+  for line in out.stdout.splitlines():
+    if line.startswith("onednn_verbose") and ",exec," in line:
+      execs += 1
+      fields = line.split(",")
+      if len(fields) > 8:  # ...,exec,cpu,<primitive>,<impl>,<prop>,src_f32::... wei_f32::...
+        types.update(f"{fields[5]}:{t.split(':')[0].split('_', 1)[1]}"
+                     for t in fields[8].split() if t.startswith(("src_", "wei_")))
+    elif line.startswith(_KERNEL_MARK):
+      parts = line.split()
+      if parts[1] != "warmup":
+        calls = int(parts[3]) * len(KERNEL_SHAPES)
+        rows.append(dict(variant=parts[1], ms=float(parts[2]),
+                         onednn_per_call=execs / calls, onednn_types=sorted(types)))
+      execs, types = 0, set()
+  fp32 = next((r["ms"] for r in rows if r["variant"] == "fp32"), None)
+  for r in rows:
+    r["x_fp32"] = None if not fp32 else fp32 / r["ms"]
+  return rows
+
+
+def format_kernels(rows: List[Dict]) -> str:
+  shapes = " + ".join(f"{m}x{k}x{n}" for m, k, n in KERNEL_SHAPES)
+  lines = [f"relu(x @ w) at the step's matmul shapes ({shapes}), one thread pool",
+           f"{'variant':<9} {'ms/call':>8} {'x fp32':>7} {'oneDNN prims/call':>18}  types"]
+  for r in rows:
+    lines.append(f"{r['variant']:<9} {r['ms']:>8.3f} {r['x_fp32']:>7.2f} "
+                 f"{r['onednn_per_call']:>18.1f}  {','.join(r['onednn_types']) or '-'}")
+  lines.append("0 oneDNN primitives: the matmul ran outside oneDNN (Eigen or XLA's "
+               "own code); f32 types under bf16: bf16 was widened to float32 first.")
+  return "\n".join(lines)
+
+
 def measure_export(short: bool) -> Dict:
   """Latency (batch 1) and throughput (batch 1024) of the exported classifier."""
   tf = _quiet_tf()
@@ -378,6 +453,9 @@ def main(argv=None):
   parser.add_argument("--profile", default=None,
                       help="write a TensorBoard profile of 10 steps of the first configuration here")
   parser.add_argument("--jit_compile", action="store_true", help="XLA for the loss and gradients")
+  parser.add_argument("--kernels", action="store_true",
+                      help="only time the step's matmul shapes per arithmetic and name "
+                           "the oneDNN primitives they run (why a variant is or is not faster)")
   parser.add_argument("--variants", nargs="*", default=None, metavar="VARIANT",
                       help="arithmetics to time side by side, ratios to fp32 in the same "
                            f"run: any of {', '.join(VARIANTS)} (default: fp32, or xla "
@@ -398,6 +476,13 @@ def main(argv=None):
     p = json.loads(args._payload)
     print(json.dumps(measure(p["cfg"], args.short, p.get("jit", False), p.get("profile"),
                              p.get("precision", "float32"))))
+    return
+  if args._child == "kernels":
+    kernel_child(args.short)
+    return
+  if args.kernels:
+    rows = kernels(args.short)
+    print(json.dumps(rows, indent=2) if args.json else format_kernels(rows))
     return
   if args._child == "export":
     print(json.dumps(measure_export(args.short)))

@@ -1,6 +1,7 @@
 """Tests for adgm_tf.bench: the FLOP count, and the short mode runs (CI)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -57,6 +58,21 @@ def test_short_benchmark_runs_and_prints_the_table(mnist_idx_dir, mnist_data_dir
   table = bench.format_table(result)
   assert "fp32 matmul peak" in table and "bf16 matmul peak" in table
   assert "exported classifier" in table and " bf16 " in table
+
+
+def test_kernels_names_what_runs_each_arithmetic():
+  out = subprocess.run([sys.executable, "-m", "adgm_tf.bench", "--kernels", "--short", "--json"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  rows = json.loads(out.stdout)
+  assert [r["variant"] for r in rows] == list(bench.VARIANTS)
+  assert all(r["ms"] > 0 and r["onednn_per_call"] >= 0 for r in rows)
+  assert rows[0]["x_fp32"] == 1.0
+  if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0":  # TensorFlow's x86 default
+    # float32 matmuls outside XLA run in oneDNN, in float32.
+    assert rows[0]["onednn_per_call"] > 0
+    assert rows[0]["onednn_types"] and all(t.endswith(":f32") for t in rows[0]["onednn_types"])
+  assert "oneDNN prims/call" in bench.format_kernels(rows)
 
 
 @pytest.mark.parametrize("argv, match", [
