@@ -441,16 +441,19 @@ def report(records, out: str, title: str, budget: str = "") -> Dict[str, Any]:
 PUBLISHED_FILES = ("history.csv", "metrics.json", "flags.txt")
 
 
-def publish(records, out: str, dest: str) -> None:
-  """Copies the small result files (never checkpoints or events) to ``dest``."""
+def publish(records, out: str, dest: str, flat: str = "") -> None:
+  """Copies the small result files (never checkpoints or events) to ``dest``.
+
+  Each run's files go to ``dest/runs/<run>/``, or to ``flat`` when given (one run).
+  """
   import shutil  # pylint: disable=g-import-not-at-top
   os.makedirs(dest, exist_ok=True)
   for name in ("summary.md", "summary.json", "convergence.png", "auxiliary.png",
                "active_units.png", "samples.png"):
-    if os.path.exists(os.path.join(out, name)):
+    if not flat and os.path.exists(os.path.join(out, name)):
       shutil.copy(os.path.join(out, name), os.path.join(dest, name))
   for r in records:
-    target = os.path.join(dest, "runs", os.path.basename(r["model_dir"]))
+    target = flat or os.path.join(dest, "runs", os.path.basename(r["model_dir"]))
     os.makedirs(target, exist_ok=True)
     for name in PUBLISHED_FILES:
       src = os.path.join(r["model_dir"], name)
@@ -464,16 +467,156 @@ def publish(records, out: str, dest: str) -> None:
         f.write(text)
 
 
+# ----------------------------------------------------------------------------
+# One long run, in progress or finished ("Toward the paper's table")
+# ----------------------------------------------------------------------------
+
+# Reference points, not results of this package. Test error in percent.
+# The authors' own training log of the workshop ADGM (10 samples of a), as
+# quoted in the long-run issue; the poster's Table 1 (1 sample); the ICML
+# paper's Table 1 (Maaløe et al. 2016: 0.96 +- 0.02 %, 10 samples, 1000 epochs).
+AUTHORS_LOG = ((100, 5.7), (200, 1.6), (1000, 1.2))
+PAPER_LINES = (("ICML 2016 Table 1: 0.96% (10 samples, 1000 epochs)", 0.96),
+               ("workshop Table 1: 2.25% (1 sample)", 2.25))
+
+
+def long_run_rows(history: List[Dict[str, float]]) -> List[Dict[str, Any]]:
+  """The evaluated rows of a run's history, with the swap costs in points."""
+  rows = []
+  for h in history:
+    if h.get("validation_error") is None:
+      continue
+    row = dict(epoch=h["epoch"], minutes=h.get("wall_time", 0.0) / 60,
+               validation_error=100 * h["validation_error"],
+               test_error=None if h.get("test_error") is None else 100 * h["test_error"])
+    for split, prefix in (("validation", "validation_"), ("test", "")):
+      swap = h.get(f"{prefix}aux_swap_error")
+      err = h.get(f"{split}_error")
+      row[f"{split}_swap_cost"] = None if swap is None or err is None else 100 * (swap - err)
+    for k in ("aux_alive_fraction", "aux_mean_spread", "aux_information"):
+      row[k] = h.get(f"validation_{k}")
+    rows.append(row)
+  return rows
+
+
+def long_run_markdown(rows: List[Dict[str, Any]], title: str) -> str:
+  def f(v, fmt):
+    return "-" if v is None else format(v, fmt)
+  best = min(rows, key=lambda r: r["validation_error"]) if rows else None
+  lines = [f"# {title}", "",
+           "Every evaluation of the run (10 samples of a unless its flags say otherwise). "
+           "Errors in %; swap cost = error with another image's a minus the error, in "
+           "points; a-diagnostics on the validation split. The best row by validation "
+           "error is marked *; the test column is reported, never used to choose.", "",
+           "| epoch | wall min | validation | test | alive | spread | swap cost val. "
+           "| swap cost test | I(y;a\\|x) |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    mark = " *" if r is best else ""
+    lines.append(
+        f"| {r['epoch']:g}{mark} | {r['minutes']:.0f} | {r['validation_error']:.2f} | "
+        f"{f(r['test_error'], '.2f')} | {f(r['aux_alive_fraction'], '.2f')} | "
+        f"{f(r['aux_mean_spread'], '.3f')} | {f(r['validation_swap_cost'], '+.2f')} | "
+        f"{f(r['test_swap_cost'], '+.2f')} | {f(r['aux_information'], '.3f')} |")
+  return "\n".join(lines) + "\n"
+
+
+def plot_long_run(rows: List[Dict[str, Any]], path: str, title: str) -> None:
+  """Error against epochs (log x) with the paper's references; a over the run."""
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
+  plt = _plt()
+  fig, axes = plt.subplots(1, 3, figsize=(18, 4.8), dpi=100)
+  ax = axes[0]
+  e = [r["epoch"] for r in rows]
+  ax.plot(e, [r["validation_error"] for r in rows], "C0.-", label="validation (this run)")
+  test = [(r["epoch"], r["test_error"]) for r in rows if r["test_error"] is not None]
+  if test:
+    ax.plot(*zip(*test), "C1.-", label="test (this run)")
+  ax.plot(*zip(*AUTHORS_LOG), "kD", ms=6, label="authors' log, workshop ADGM, 10 samples")
+  for (label, value), style in zip(PAPER_LINES, (":", "--")):
+    ax.axhline(value, color="gray", ls=style, lw=1, label=label)
+  ax.set_xscale("log")
+  ax.set_xlim(max(0.8, min(e) * 0.8) if e else 1, 1200)
+  ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+  values = [r["validation_error"] for r in rows] + [t for _, t in test] + [0.96]
+  _percent_axis(ax, min(values), max(values + [5.7]))
+  ax.set_xlabel("epoch (log scale)")
+  ax.set_ylabel("error (%)")
+  ax.set_title("error against epochs")
+  ax.legend(fontsize=7)
+  ax = axes[1]
+  ax.plot(e, [r["aux_alive_fraction"] for r in rows], "C2.-", label="alive fraction of q(a|x)")
+  ax.axhline(0.5, color="C2", ls="--", lw=0.8, label="0.5 (the issue's floor)")
+  ax.set_ylim(0, 1.05)
+  ax.set_xlabel("epoch")
+  ax.set_ylabel("alive fraction")
+  twin = ax.twinx()
+  twin.plot(e, [r["aux_mean_spread"] for r in rows], "C3.-", label="spread of q(a|x)'s mean")
+  twin.set_ylabel("std over images of q(a|x)'s mean")
+  ax.legend(loc="lower left", fontsize=7)
+  twin.legend(loc="lower right", fontsize=7)
+  ax.set_title("is a alive? (validation split)")
+  ax.grid(True, alpha=0.3)
+  ax = axes[2]
+  for key, style, label in (("validation_swap_cost", "C0.-", "validation"),
+                            ("test_swap_cost", "C1.-", "test")):
+    pts = [(r["epoch"], r[key]) for r in rows if r[key] is not None]
+    if pts:
+      ax.plot(*zip(*pts), style, label=f"swap cost, {label} (points)")
+  ax.axhline(0.0, color="gray", lw=0.8)
+  ax.set_xlabel("epoch")
+  ax.set_ylabel("error with another image's a minus error (points)")
+  ax.set_title("is a used?")
+  ax.grid(True, alpha=0.3)
+  ax.legend(fontsize=7)
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def report_long_run(model_dir: str, dest: str, title: str) -> List[Dict[str, Any]]:
+  """summary.md, long.png and the run's small files in ``dest`` (no checkpoints)."""
+  model_dir = os.path.abspath(os.path.expanduser(model_dir))
+  if not os.path.exists(os.path.join(model_dir, "history.csv")):
+    raise ConfigError(f"{model_dir} has no history.csv: not a run directory, or the "
+                      f"run has not finished its first epoch.")
+  rows = long_run_rows(read_history(model_dir))
+  if not rows:
+    raise ConfigError(f"{model_dir}/history.csv has no evaluation yet (see --eval_every).")
+  os.makedirs(dest, exist_ok=True)
+  with open(os.path.join(dest, "summary.md"), "w") as f:
+    f.write(long_run_markdown(rows, title))
+  plot_long_run(rows, os.path.join(dest, "long.png"), title)
+  publish([dict(model_dir=model_dir)], dest, dest, flat=os.path.abspath(dest))
+  return rows
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--config", required=True, help="JSON list of runs")
-  parser.add_argument("--out", required=True, help="output directory")
+  parser.add_argument("--config", help="JSON list of runs")
+  parser.add_argument("--out", help="output directory")
+  parser.add_argument("--long_run", default=None, metavar="MODEL_DIR",
+                      help="instead: report one run (in progress or finished) into "
+                           "--publish: every evaluation, error against epochs with the "
+                           "paper's references, the a-diagnostics, its small files")
   parser.add_argument("--report_only", action="store_true",
                       help="only rebuild the summary and figures from finished runs")
   parser.add_argument("--publish", default=None,
                       help="copy the summary, figures and each run's history.csv, "
                            "metrics.json and flags.txt here (e.g. docs/results/fig4)")
   args = parser.parse_args(argv)
+  if args.long_run:
+    if not args.publish:
+      raise ConfigError("--long_run needs --publish=DIR (e.g. docs/results/long).")
+    rows = report_long_run(args.long_run, args.publish,
+                           f"The long run: {os.path.basename(os.path.normpath(args.long_run))}")
+    last = rows[-1]
+    print(f"{len(rows)} evaluations, last at epoch {last['epoch']:g}: validation error "
+          f"{last['validation_error']:.2f} %; written to {args.publish}")
+    return
+  if not (args.config and args.out):
+    raise ConfigError("give --config and --out (or --long_run with --publish).")
   config = read_config(args.config)
   args.out = os.path.abspath(os.path.expanduser(args.out))
   os.makedirs(args.out, exist_ok=True)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from adgm_tf import experiments
+from adgm_tf.errors import ConfigError
 
 from conftest import REPO, run_env
 
@@ -181,3 +182,41 @@ def test_figures_and_publish_from_finished_runs(tmp_path):
   assert (dest / "convergence.png").exists()
   text = (dest / "runs" / "adgm-seed1" / "flags.txt").read_text()
   assert os.path.expanduser("~") not in text and "~/x" in text
+
+
+def test_long_run_report_marks_the_best_validation_row_and_copies_small_files(tmp_path):
+  run = tmp_path / "long"
+  (run / "checkpoints").mkdir(parents=True)
+  (run / "checkpoints" / "ckpt-1.index").write_text("not to be copied")
+  (run / "flags.txt").write_text(f"--model_dir={run}\n--idx_dir={os.path.expanduser('~')}/x\n")
+  fields = ["epoch", "wall_time", "validation_error", "test_error", "aux_swap_error",
+            "validation_aux_swap_error", "validation_aux_alive_fraction",
+            "validation_aux_mean_spread", "validation_aux_information"]
+  rows = [[1, 60, "", "", "", "", "", "", ""],                    # not evaluated
+          [5, 300, 0.20, 0.10, 0.13, 0.21, 0.7, 0.1, 0.02],
+          [10, 600, 0.15, 0.12, 0.12, 0.155, 0.6, 0.05, 0.01],    # best on validation
+          [15, 900, 0.16, 0.05, 0.05, 0.16, 0.4, 0.01, 0.0]]      # best on test: ignored
+  with open(run / "history.csv", "w") as f:
+    f.write(",".join(fields) + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+  dest = tmp_path / "published"
+  experiments.main(["--long_run", str(run), "--publish", str(dest)])
+  table = [line for line in (dest / "summary.md").read_text().splitlines()
+           if line.startswith("| ") and not line.startswith("| epoch")]
+  assert [line.split("|")[1].strip() for line in table] == ["5", "10 *", "15"]
+  cells = [c.strip() for c in table[0].strip("|").split("|")]
+  # epoch, minutes, validation, test, alive, spread, swap val., swap test, I
+  assert cells[1:] == ["5", "20.00", "10.00", "0.70", "0.100", "+1.00", "+3.00", "0.020"]
+  assert sorted(os.listdir(dest)) == ["flags.txt", "history.csv", "long.png", "summary.md"]
+  assert os.path.expanduser("~") not in (dest / "flags.txt").read_text()
+
+
+def test_long_run_report_says_what_is_missing(tmp_path):
+  with pytest.raises(ConfigError, match="needs --publish"):
+    experiments.main(["--long_run", str(tmp_path)])
+  with pytest.raises(ConfigError, match="has no history.csv"):
+    experiments.main(["--long_run", str(tmp_path), "--publish", str(tmp_path / "d")])
+  (tmp_path / "history.csv").write_text("epoch,validation_error\n1,\n")
+  with pytest.raises(ConfigError, match="no evaluation yet"):
+    experiments.main(["--long_run", str(tmp_path), "--publish", str(tmp_path / "d")])
+  with pytest.raises(ConfigError, match="give --config and --out"):
+    experiments.main([])
