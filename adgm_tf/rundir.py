@@ -431,7 +431,8 @@ def check_checkpoint_matches(checkpoint, checkpoint_path: str) -> None:
 def load_run(model_dir: str, checkpoint: Optional[str] = None):
   """Rebuilds a run's model from ``config.json`` and restores a checkpoint.
 
-  Returns ``(config, model, checkpoint path)``. ``checkpoint``: a prefix; by
+  Returns ``(config, model, checkpoint path)``. ``checkpoint``: a prefix, or
+  "best" for the one with the lowest validation error (``model_dir/best``); by
   default the newest intact one in ``model_dir/checkpoints``.
   """
   model_dir = os.path.abspath(os.path.expanduser(model_dir))
@@ -446,6 +447,13 @@ def load_run(model_dir: str, checkpoint: Optional[str] = None):
         f"adgm_tf run directory. Point --model_dir at the directory given to "
         f"launch.py.")
   config = config_lib.Config.from_dict(saved["config"])
+  if checkpoint == "best":
+    checkpoint = intact_checkpoint(os.path.join(model_dir, "best"), repair=False)
+    if checkpoint is None:
+      raise CheckpointError(
+          f"{model_dir}/best holds no checkpoint: the best checkpoint by validation "
+          f"error is kept only by runs with a validation split (--validation_size) "
+          f"after their first evaluation. Leave --checkpoint out for the newest.")
   if checkpoint is None:
     path = intact_checkpoint(os.path.join(model_dir, "checkpoints"), repair=False)
     if path is None:
