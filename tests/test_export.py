@@ -243,25 +243,10 @@ def test_real_tensorflow_model_server(exported, tmp_path, mnist_arrays):
     server.wait(timeout=30)
 
 
-def test_export_of_the_best_checkpoint_by_validation(mnist_data_dir, tiny_run, tmp_path):
-  from adgm_tf import config as config_lib
-  from adgm_tf import train
+
+def test_export_of_best_needs_a_validation_split(tiny_run, tmp_path):
+  """(The export of a real best checkpoint: tests/test_train.py, which trains one.)"""
   from adgm_tf.errors import CheckpointError
-  cfg = config_lib.Config(
-      data=config_lib.DataConfig(data_dir=mnist_data_dir, num_labels=100, max_unlabeled=1000,
-                                 validation_size=1000),
-      model=config_lib.ModelConfig(hidden=(16,), z_dim=4, a_dim=4, mc_samples=1,
-                                   eval_samples=5),
-      train=config_lib.TrainConfig(epochs=2, eval_samples_periodic=2, ll_examples=0,
-                                   test_evaluation="never", verbose=0))
-  run = str(tmp_path / "run")
-  metrics = train.train_and_evaluate(cfg, run)
-  best = json.load(open(os.path.join(run, "best", "best.json")))
-  assert best == {k: metrics["best_validation"][k] for k in best}
-  path = export.export_from_checkpoint(run, str(tmp_path / "exports"), checkpoint="best")
-  meta = json.load(open(os.path.join(path, "assets.extra", "adgm_tf.json")))
-  assert meta["checkpoint"] == os.path.join(run, "best", f"ckpt-{best['step']}")
-  # A run without a validation split has no best checkpoint: said, nothing written.
   with pytest.raises(CheckpointError, match="--validation_size"):
     export.export_from_checkpoint(tiny_run["model_dir"], str(tmp_path / "none"),
                                   checkpoint="best")

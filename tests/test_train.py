@@ -358,3 +358,10 @@ def test_when_the_test_set_is_read(mnist_data_dir, tmp_path, when, periodic, fin
   assert (m["test_log_likelihood"] is not None) == final
   assert (m["aux_swap_error"] is not None) == final
   assert m["validation_aux_swap_error"] is not None
+  # The run chose its best checkpoint on validation alone; export serves that one.
+  from adgm_tf import export
+  best = json.load(open(tmp_path / "run" / "best" / "best.json"))
+  path = export.export_from_checkpoint(str(tmp_path / "run"), str(tmp_path / "exports"),
+                                       checkpoint="best")
+  meta = json.load(open(os.path.join(path, "assets.extra", "adgm_tf.json")))
+  assert meta["checkpoint"] == str(tmp_path / "run" / "best" / f"ckpt-{best['step']}")
