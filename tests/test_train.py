@@ -67,7 +67,7 @@ def dir_digest(path):
 # ---------------------------------------------------------------------------
 
 
-def test_interrupt_and_resume_equals_a_straight_run(mnist_data_dir, tmp_path):
+def test_interrupt_or_chunks_and_resume_equal_a_straight_run(mnist_data_dir, tmp_path):
   straight = str(tmp_path / "straight")
   resumed = str(tmp_path / "resumed")
   m3 = train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=3)), straight)
@@ -84,6 +84,25 @@ def test_interrupt_and_resume_equals_a_straight_run(mnist_data_dir, tmp_path):
     rows = f.read().strip().splitlines()
   assert [r.split(",")[1] for r in rows[1:]] == ["10", "20", "30"]
   assert m3b["test_error"] == pytest.approx(m3["test_error"], abs=1e-3)
+  # --chunk_minutes ends a launch with a checkpoint and no final evaluation;
+  # the same command continues, and the chunks add up to the straight run (a
+  # --time_budget_minutes would count the earlier launch and end the run).
+  chunked = str(tmp_path / "chunked")
+  # 0.01 min: the launch stops within its first steps (compilation alone is longer).
+  out = train.train_and_evaluate(
+      tiny_config(mnist_data_dir, train_=dict(epochs=3, chunk_minutes=0.01)), chunked)
+  assert out["chunk_over"] is True and 0 < out["step"] < 30
+  assert not os.path.exists(os.path.join(chunked, "metrics.json"))
+  path = tf.train.latest_checkpoint(os.path.join(chunked, "checkpoints"))
+  assert path.endswith(f"ckpt-{out['step']}")  # checkpointed where it stopped
+  with open(os.path.join(chunked, "history.csv")) as f:
+    row, = list(csv.DictReader(f))
+  assert int(row["step"]) == out["step"] and row["validation_error"] == ""
+  m = train.train_and_evaluate(
+      tiny_config(mnist_data_dir, train_=dict(epochs=3, chunk_minutes=30)), chunked)
+  assert "chunk_over" not in m and m["steps"] == 30 and m["test_error"] is not None
+  assert os.path.exists(os.path.join(chunked, "metrics.json"))
+  assert m["weights_sha256"] == m3["weights_sha256"]  # bit for bit
 
 
 def test_checkpoints_hold_every_model_variable(tmp_path):
@@ -303,36 +322,6 @@ def test_time_budget_stops_training_and_still_evaluates(mnist_data_dir, tmp_path
   assert saved["stopped_by_time_budget"] is True
   step = int(tf.train.latest_checkpoint(os.path.join(d, "checkpoints")).rsplit("-", 1)[1])
   assert step == m["steps"]  # checkpointed where it stopped
-
-
-def test_chunks_resume_where_they_stopped_and_equal_a_straight_run(mnist_data_dir, tmp_path):
-  """--chunk_minutes ends each launch with a checkpoint and no final
-  evaluation; the same command continues, and the chunks add up to the
-  straight run (a budget would count the earlier launches and end the run)."""
-  straight, chunked = str(tmp_path / "straight"), str(tmp_path / "chunked")
-  m_straight = train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=3)),
-                                        straight)
-  # 0.01 min: each launch stops within its first steps (compilation alone is longer).
-  chunk = tiny_config(mnist_data_dir, train_=dict(epochs=3, chunk_minutes=0.01))
-  steps = []
-  for _ in range(2):
-    out = train.train_and_evaluate(chunk, chunked)
-    assert out["chunk_over"] is True and 0 < out["step"] < 30
-    steps.append(out["step"])
-    assert not os.path.exists(os.path.join(chunked, "metrics.json"))
-    path = tf.train.latest_checkpoint(os.path.join(chunked, "checkpoints"))
-    assert path.endswith(f"ckpt-{out['step']}")  # checkpointed where it stopped
-  assert steps[1] > steps[0]  # the second launch continued, it did not start over
-  with open(os.path.join(chunked, "history.csv")) as f:
-    rows = list(csv.DictReader(f))
-  assert [int(r["step"]) for r in rows] == steps
-  assert all(r["validation_error"] == "" for r in rows)  # no evaluation at a chunk's end
-  m = train.train_and_evaluate(
-      tiny_config(mnist_data_dir, train_=dict(epochs=3, chunk_minutes=30)), chunked)
-  assert "chunk_over" not in m and m["steps"] == 30 and m["test_error"] is not None
-  assert os.path.exists(os.path.join(chunked, "metrics.json"))
-  assert_same_weights(checkpoint_weights(straight)[1], checkpoint_weights(chunked)[1])
-  assert m["weights_sha256"] == m_straight["weights_sha256"]
 
 
 def test_learning_rate_schedule():
