@@ -107,6 +107,14 @@ def define_flags():
   _define("integer", "keep_checkpoints", 3, "Checkpoints kept.")
   _define("integer", "eval_every", 1, "Evaluate every this many epochs.")
   _define("integer", "eval_samples_periodic", 10, "Samples of a in the evaluations during training.")
+  _define("float", "aux_alive_floor", 0.0,
+          "Stop the run at an evaluation where fewer than this fraction of q(a|x)'s "
+          "units are alive on the validation split (the auxiliary variable died: "
+          "the model is M2 with noise from there on). 0: off.")
+  _define("float", "aux_swap_floor", None,
+          "Stop the run at an evaluation where giving each validation image another "
+          "image's a raises the error by fewer than this many points (the classifier "
+          "ignores a). Unset: off.")
   _define("enum", "test_evaluation", "every", list(c.TEST_EVALUATIONS),
           "When the test set is read: every evaluation and the end, only the end, or "
           "never (runs that choose settings: validation split only).")
@@ -178,6 +186,7 @@ def config_from_flags():
           mixed_precision=f.mixed_precision,
           time_budget_minutes=f.time_budget_minutes,
           chunk_minutes=f.chunk_minutes, export_dir=f.export_dir,
+          aux_alive_floor=f.aux_alive_floor, aux_swap_floor=f.aux_swap_floor,
           verbose={"bar": 1, "epoch": 2, "none": 0}[f.progress]))
 
 

@@ -103,6 +103,12 @@ class TrainConfig:
   # limit): the launch then checkpoints and exits, and the same command
   # resumes. The budget above counts across launches; this one does not.
   chunk_minutes: Optional[float] = None
+  # The guard of the auxiliary variable, read on the validation split at
+  # every evaluation: the run stops (errors.AuxDied) when fewer than this
+  # fraction of q(a|x)'s units are alive (0: off) ...
+  aux_alive_floor: float = 0.0
+  # ... or when swapping a costs fewer than this many points of error (None: off).
+  aux_swap_floor: Optional[float] = None
   export_dir: Optional[str] = None
   verbose: int = 1
 
@@ -222,6 +228,19 @@ class Config:
       raise ConfigError(
           f"--time_budget_minutes={t.time_budget_minutes}: must be positive "
           f"(or 0 for no budget).")
+    if not 0.0 <= t.aux_alive_floor <= 1.0:
+      raise ConfigError(f"--aux_alive_floor={t.aux_alive_floor}: a fraction of units, "
+                        f"in [0, 1] (0 turns it off).")
+    if t.aux_alive_floor or t.aux_swap_floor is not None:
+      flags = " and ".join(f for f, on in (("--aux_alive_floor", t.aux_alive_floor),
+                                           ("--aux_swap_floor", t.aux_swap_floor is not None))
+                           if on)
+      if m.model == "m2":
+        raise ConfigError(f"{flags} watch the auxiliary variable, and --model=m2 has "
+                          f"none. Leave {flags} out.")
+      if d.validation_size <= 0:
+        raise ConfigError(f"{flags} read the validation split, never the test set: "
+                          f"give --validation_size (e.g. 5000).")
     if t.chunk_minutes is not None and t.chunk_minutes < 0:
       raise ConfigError(
           f"--chunk_minutes={t.chunk_minutes}: must be positive (or 0 for no "

@@ -4,7 +4,8 @@ A known failure is an :class:`AdgmError` (or one of the few standard errors
 listed in :func:`describe`): the command lines print one line, ``<prog>:
 error: <what is wrong and what to do>``, and exit non-zero (``cli.py``).
 
-Exit codes: 2 bad input (flags, files, run directory), 3 a diverging run,
+Exit codes: 2 bad input (flags, files, run directory), 3 a run gone wrong
+(a non-finite loss, or an auxiliary variable that died under the guard),
 4 out of disk space, 1 an unexpected error, 130 interrupted (Ctrl-C).
 
 This module imports neither TensorFlow nor absl, so flags can be checked and
@@ -40,6 +41,11 @@ class RunLockedError(ConfigError):
 
 class Diverged(AdgmError, FloatingPointError):
   """The loss became non-finite; the message says where the run can resume."""
+  exit_code = 3
+
+
+class AuxDied(AdgmError):
+  """The guard (--aux_alive_floor, --aux_swap_floor) found a dead or unused a."""
   exit_code = 3
 
 

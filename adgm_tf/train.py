@@ -46,7 +46,7 @@ from adgm_tf import builders
 from adgm_tf import config as config_lib
 from adgm_tf import data as data_lib
 from adgm_tf import rundir
-from adgm_tf.errors import ConfigError, Diverged, DiskFull, Interrupted
+from adgm_tf.errors import AuxDied, ConfigError, Diverged, DiskFull, Interrupted
 
 logger = logging.getLogger("adgm_tf")
 
@@ -625,6 +625,35 @@ class Trainer:
             f"test_err {_fmt(results.get('test_error'))}"
             + ("  [time budget reached]" if self.stopped_by_budget else "")
             + ("  [chunk over]" if chunk_end else ""), flush=True)
+    if results:
+      self._guard_auxiliary(results)
+
+  def _guard_auxiliary(self, results: Dict[str, Any]) -> None:
+    """Stops the run when the validation split shows a dead or unused a (the guard)."""
+    t = self.config.train
+    alive = results.get("validation_aux_alive_fraction")
+    swap, err = results.get("validation_aux_swap_error"), results.get("validation_error")
+    problems = []
+    if t.aux_alive_floor and alive is not None and alive < t.aux_alive_floor:
+      problems.append(f"only {100 * alive:.0f}% of q(a|x)'s units are alive "
+                      f"(--aux_alive_floor={t.aux_alive_floor:g})")
+    if (t.aux_swap_floor is not None and swap is not None and err is not None
+        and 100 * (swap - err) < t.aux_swap_floor):
+      problems.append(f"giving each image another image's a changes the error by "
+                      f"{100 * (swap - err):+.2f} points (--aux_swap_floor="
+                      f"{t.aux_swap_floor:g})")
+    if not problems:
+      return
+    latest = self.newest_checkpoint()
+    if latest is None or not latest.endswith(f"-{self.step}"):
+      self.save(self.trainee.manager)  # nothing trained is lost
+    raise AuxDied(
+        f"the auxiliary variable is dead or unused at epoch "
+        f"{self.step / self.steps_per_epoch:g} on the validation split: "
+        + "; ".join(problems) + ". The run stopped: from here on it would train M2 "
+        f"with a noisy extra input. Its history and checkpoint "
+        f"({self.newest_checkpoint()}) are kept; change the recipe (docs/RESULTS.md, "
+        f"section 2) rather than train on, or relaunch with a lower floor to go on.")
 
   def _classify_estimate(self) -> Optional[float]:
     """Seconds of the final classification, scaled from the last periodic evaluation."""

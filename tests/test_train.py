@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from adgm_tf import config as config_lib
 from adgm_tf import data
 from adgm_tf import rundir
 from adgm_tf import train
+from adgm_tf.errors import ConfigError
 
 from conftest import REPO, run_env
 
@@ -322,6 +324,43 @@ def test_time_budget_stops_training_and_still_evaluates(mnist_data_dir, tmp_path
   assert saved["stopped_by_time_budget"] is True
   step = int(tf.train.latest_checkpoint(os.path.join(d, "checkpoints")).rsplit("-", 1)[1])
   assert step == m["steps"]  # checkpointed where it stopped
+
+
+def test_the_guard_stops_a_run_whose_a_is_unused_and_keeps_everything(mnist_data_dir,
+                                                                      tmp_path):
+  from adgm_tf.errors import AuxDied
+  run = tmp_path / "run"
+  # No tiny model moves its error by 100 points when a is swapped: the guard fires
+  # at the first evaluation (epoch 1 of 3), reading the validation split only.
+  cfg = tiny_config(mnist_data_dir, data=dict(validation_size=1000),
+                    train_=dict(epochs=3, aux_swap_floor=100.0, checkpoint_every=2,
+                                test_evaluation="never"))
+  with pytest.raises(AuxDied, match=r"epoch 1 on the validation split: giving each image "
+                                    r"another image's a changes the error by [+-]\d"):
+    train.train_and_evaluate(cfg, str(run))
+  assert AuxDied.exit_code == 3
+  with open(run / "history.csv") as f:
+    row, = list(csv.DictReader(f))
+  assert row["step"] == "10" and row["validation_aux_swap_error"] != ""
+  # The epoch was not due a checkpoint (every 2); the guard wrote one.
+  assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-10")
+  assert not (run / "metrics.json").exists()
+  # A floor the run meets lets it finish.
+  ok = train.train_and_evaluate(cfg.replace(train=dataclasses.replace(
+      cfg.train, aux_swap_floor=-100.0, aux_alive_floor=0.01)), str(run))
+  assert ok["steps"] == 30
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(model=dict(model="m2"), data=dict(validation_size=1000)), "--model=m2 has none"),
+    (dict(), "read the validation split, never the test set"),
+    (dict(data=dict(validation_size=1000), alive=1.5), "in [0, 1]"),
+])
+def test_the_guard_refuses_what_it_cannot_watch(changes, message):
+  cfg = tiny_config(None, data=changes.get("data"), model=changes.get("model"),
+                    train_=dict(aux_alive_floor=changes.get("alive", 0.5)))
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    cfg.validate()
 
 
 def test_learning_rate_schedule():
