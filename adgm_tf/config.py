@@ -235,12 +235,13 @@ class Config:
       flags = " and ".join(f for f, on in (("--aux_alive_floor", t.aux_alive_floor),
                                            ("--aux_swap_floor", t.aux_swap_floor is not None))
                            if on)
+      one = " and " not in flags
       if m.model == "m2":
-        raise ConfigError(f"{flags} watch the auxiliary variable, and --model=m2 has "
-                          f"none. Leave {flags} out.")
+        raise ConfigError(f"{flags} {'watches' if one else 'watch'} the auxiliary "
+                          f"variable, and --model=m2 has none. Leave {flags} out.")
       if d.validation_size <= 0:
-        raise ConfigError(f"{flags} read the validation split, never the test set: "
-                          f"give --validation_size (e.g. 5000).")
+        raise ConfigError(f"{flags} {'reads' if one else 'read'} the validation split, "
+                          f"never the test set: give --validation_size (e.g. 5000).")
     if t.chunk_minutes is not None and t.chunk_minutes < 0:
       raise ConfigError(
           f"--chunk_minutes={t.chunk_minutes}: must be positive (or 0 for no "

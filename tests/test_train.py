@@ -353,7 +353,7 @@ def test_the_guard_stops_a_run_whose_a_is_unused_and_keeps_everything(mnist_data
 
 @pytest.mark.parametrize("changes,message", [
     (dict(model=dict(model="m2"), data=dict(validation_size=1000)), "--model=m2 has none"),
-    (dict(), "read the validation split, never the test set"),
+    (dict(), "reads the validation split, never the test set"),
     (dict(data=dict(validation_size=1000), alive=1.5), "in [0, 1]"),
 ])
 def test_the_guard_refuses_what_it_cannot_watch(changes, message):
