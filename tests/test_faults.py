@@ -178,7 +178,7 @@ def truncate(path):
   open(path, "wb").write(raw[:len(raw) // 2])
 
 
-@pytest.mark.parametrize("damage", [flip, truncate])
+@pytest.mark.parametrize("damage", [flip, pytest.param(truncate, marks=pytest.mark.large)])
 def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(
     two_epochs, mnist_data_dir, tmp_path, caplog, damage):
   caplog.set_level(logging.INFO, logger="adgm_tf")
@@ -196,6 +196,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(
   assert metrics["weights_sha256"] == two_epochs[1]["weights_sha256"]
 
 
+@pytest.mark.large  # the default suite keeps under 10 minutes on 2 cores
 def test_what_the_message_advises_works_without_the_state_file(two_epochs, mnist_data_dir,
                                                                tmp_path):
   """A damaged or removed 'checkpoint' state file: the checkpoints are found anyway."""
@@ -315,6 +316,7 @@ def test_disk_full_while_checkpointing(mnist_idx_dir, mnist_data_dir, tmp_path):
 # The non-finite message: tests/test_launch.py::test_a_diverging_run_stops_with_one_clear_line.
 
 
+@pytest.mark.large  # the default suite keeps under 10 minutes on 2 cores
 def test_ctrl_c_says_where_the_last_checkpoint_is(mnist_idx_dir, mnist_data_dir, tmp_path):
   d = str(tmp_path / "run")
   args = ["--flagfile=tests/tiny.flags", f"--data_dir={mnist_data_dir}", f"--model_dir={d}",
