@@ -613,7 +613,8 @@ def main(argv=None):
     if not args.publish:
       raise ConfigError("--long_run needs --publish=DIR (e.g. docs/results/long).")
     rows = report_long_run(args.long_run, args.publish,
-                           f"The long run: {os.path.basename(os.path.normpath(args.long_run))}")
+                           f"{os.path.basename(os.path.normpath(args.long_run))}: "
+                           f"every evaluation of the run")
     last = rows[-1]
     print(f"{len(rows)} evaluations, last at epoch {last['epoch']:g}: validation error "
           f"{last['validation_error']:.2f} %; written to {args.publish}")
