@@ -348,7 +348,7 @@ def plot_auxiliary(records, path: str, budget: str = "") -> None:
   fig, axes = plt.subplots(1, 4, figsize=(18, 4.5), dpi=100)
   names = list(dict.fromkeys(r["name"] for r in records))
   colors = {n: f"C{i}" for i, n in enumerate(names)}
-  with_cost = [dict(r, history=[_history_swap_cost(h) for h in r["history"]])
+  with_cost = [dict(r, history=[_with_swap_cost(h) for h in r["history"]])
                for r in records]
   seeds = ""
   for ax, (key, scale, label, scale_kind) in zip(axes, AUX_PANELS):
@@ -372,13 +372,6 @@ def plot_auxiliary(records, path: str, budget: str = "") -> None:
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
-
-
-def _history_swap_cost(h: Dict[str, float]) -> Dict[str, float]:
-  h = dict(h)
-  if "validation_aux_swap_error" in h and "validation_error" in h:
-    h["validation_aux_swap_cost"] = h["validation_aux_swap_error"] - h["validation_error"]
-  return h
 
 
 def plot_active_units(records, path: str) -> None:
@@ -484,17 +477,18 @@ PAPER_LINES = (("ICML 2016 Table 1: 0.96% (10 samples, 1000 epochs)", 0.96),
 
 def long_run_rows(history: List[Dict[str, float]]) -> List[Dict[str, Any]]:
   """The evaluated rows of a run's history, with the swap costs in points."""
+  def points(value):
+    return None if value is None else 100 * value
+
   rows = []
-  for h in history:
+  for h in map(_with_swap_cost, history):  # history rows carry metrics.json's keys
     if h.get("validation_error") is None:
       continue
     row = dict(epoch=h["epoch"], minutes=h.get("wall_time", 0.0) / 60,
-               validation_error=100 * h["validation_error"],
-               test_error=None if h.get("test_error") is None else 100 * h["test_error"])
-    for split, prefix in (("validation", "validation_"), ("test", "")):
-      swap = h.get(f"{prefix}aux_swap_error")
-      err = h.get(f"{split}_error")
-      row[f"{split}_swap_cost"] = None if swap is None or err is None else 100 * (swap - err)
+               validation_error=points(h["validation_error"]),
+               test_error=points(h.get("test_error")),
+               validation_swap_cost=points(h.get("validation_aux_swap_cost")),
+               test_swap_cost=points(h.get("aux_swap_cost")))
     for k in ("aux_alive_fraction", "aux_mean_spread", "aux_information"):
       row[k] = h.get(f"validation_{k}")
     rows.append(row)
