@@ -38,7 +38,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -544,8 +544,8 @@ class Trainer:
       if self.budget is not None and self.time_left() <= 0:
         self.stopped_by_budget = True
         break
-      if self.chunk_over():
-        self.stopped_by_chunk = True
+      if self.chunk_over() and self.step < t.epochs * self.steps_per_epoch:
+        self.stopped_by_chunk = True  # the run goes on at the next launch
         break
     return logs
 
@@ -590,7 +590,6 @@ class Trainer:
     if self.chief:
       self.summaries.scalars("train", {"epoch_seconds": epoch_time}, self.step)
     last = self.epoch >= t.epochs or self.stopped_by_budget
-    chunk_end = self.stopped_by_chunk and not last
     results: Dict[str, Any] = {}
     if (epoch_done and (self.epoch % t.eval_every == 0 or last)) or self.stopped_by_budget:
       start = time.time()
@@ -605,7 +604,9 @@ class Trainer:
       self._keep_if_best(results)
       if self.budget is not None and not last:
         self._estimate_final_evaluation()
-    if last or chunk_end or (epoch_done and self.epoch % t.checkpoint_every == 0):
+    aux_problems = self._auxiliary_problems(results)
+    if (last or self.stopped_by_chunk or aux_problems
+        or (epoch_done and self.epoch % t.checkpoint_every == 0)):
       self.save(self.trainee.manager)
     self.history.append(dict(
         epoch=round(self.step / self.steps_per_epoch, 4), step=self.step,
@@ -624,12 +625,18 @@ class Trainer:
             f"val_err {_fmt(results.get('validation_error'))}  "
             f"test_err {_fmt(results.get('test_error'))}"
             + ("  [time budget reached]" if self.stopped_by_budget else "")
-            + ("  [chunk over]" if chunk_end else ""), flush=True)
-    if results:
-      self._guard_auxiliary(results)
+            + ("  [chunk over]" if self.stopped_by_chunk else ""), flush=True)
+    if aux_problems:
+      raise AuxDied(
+          f"the auxiliary variable is dead or unused at epoch "
+          f"{self.step / self.steps_per_epoch:g} on the validation split: "
+          + "; ".join(aux_problems) + ". The run stopped: from here on it would train "
+          f"M2 with a noisy extra input. Its history and checkpoint "
+          f"({self.newest_checkpoint()}) are kept; change the recipe (docs/RESULTS.md, "
+          f"section 2) rather than train on, or relaunch with a lower floor to go on.")
 
-  def _guard_auxiliary(self, results: Dict[str, Any]) -> None:
-    """Stops the run when the validation split shows a dead or unused a (the guard)."""
+  def _auxiliary_problems(self, results: Dict[str, Any]) -> List[str]:
+    """What the guard finds on the validation split: a dead or unused a (else [])."""
     t = self.config.train
     alive = results.get("validation_aux_alive_fraction")
     swap, err = results.get("validation_aux_swap_error"), results.get("validation_error")
@@ -642,18 +649,7 @@ class Trainer:
       problems.append(f"giving each image another image's a changes the error by "
                       f"{100 * (swap - err):+.2f} points (--aux_swap_floor="
                       f"{t.aux_swap_floor:g})")
-    if not problems:
-      return
-    latest = self.newest_checkpoint()
-    if latest is None or not latest.endswith(f"-{self.step}"):
-      self.save(self.trainee.manager)  # nothing trained is lost
-    raise AuxDied(
-        f"the auxiliary variable is dead or unused at epoch "
-        f"{self.step / self.steps_per_epoch:g} on the validation split: "
-        + "; ".join(problems) + ". The run stopped: from here on it would train M2 "
-        f"with a noisy extra input. Its history and checkpoint "
-        f"({self.newest_checkpoint()}) are kept; change the recipe (docs/RESULTS.md, "
-        f"section 2) rather than train on, or relaunch with a lower floor to go on.")
+    return problems
 
   def _classify_estimate(self) -> Optional[float]:
     """Seconds of the final classification, scaled from the last periodic evaluation."""
@@ -855,7 +851,7 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
       _log_start(config, data, trainer, strategy)
       try:
         trainer.train()                                                   # 6
-        if trainer.stopped_by_chunk and trainer.step < config.train.epochs * data.steps_per_epoch:
+        if trainer.stopped_by_chunk:
           return _end_of_chunk(config, trainer)
         metrics = trainer.final_evaluation()                              # 7
       except KeyboardInterrupt:
