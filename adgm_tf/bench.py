@@ -481,6 +481,13 @@ def main(argv=None):
     kernel_child(args.short)
     return
   if args.kernels:
+    other = [f for f, v in (("--only", args.only), ("--variants", args.variants),
+                            ("--profile", args.profile), ("--jit_compile", args.jit_compile))
+             if v is not None and v is not False]
+    if other:
+      raise ConfigError(f"--kernels times its fixed matmul shapes under every variant; "
+                        f"it takes no {', '.join(other)}. Run it alone (with --short "
+                        f"or --json if wanted).")
     rows = kernels(args.short)
     print(json.dumps(rows, indent=2) if args.json else format_kernels(rows))
     return

@@ -79,6 +79,7 @@ def test_kernels_names_what_runs_each_arithmetic():
     (["--variants", "fp8"], r"--variants fp8: unknown; choose from fp32, bf16, xla, bf16\+xla"),
     (["--variants"], "without a value"),
     (["--only", "9"], "numbered 0 to 6"),
+    (["--kernels", "--only", "9"], "it takes no --only"),
 ])
 def test_bad_arguments_are_refused_before_any_measurement(argv, match):
   with pytest.raises(bench.ConfigError, match=match):
