@@ -81,6 +81,10 @@ def define_flags():
   _define("float", "aux_log_var_init", None,
           "Start q(a|x)'s log-variance at this value (e.g. -6: a nearly "
           "deterministic at first); default: as --init gives (about 0).")
+  _define("float", "aux_log_var_max", None,
+          "Cap q(a|x)'s log-variance smoothly at this value (m - softplus(m - r); "
+          "a restricted family, the bound stays a bound; e.g. -4); default: no cap. "
+          "Models without a stochastic a ignore it.")
   _define("enum", "unlabeled_weighting", "sample", list(c.UNLABELED_WEIGHTINGS),
           "With S>1, U(x) weights labels by q(y|a_s,x) per sample, or by their "
           "mean qbar(y|x) (mean: the authors' code). Same at S=1.")
@@ -171,7 +175,8 @@ def config_from_flags():
           bn_statistics=f.bn_statistics,
           unlabeled_weighting=f.unlabeled_weighting,
           aux_warmup_epochs=f.aux_warmup_epochs,
-          aux_log_var_init=f.aux_log_var_init),
+          aux_log_var_init=f.aux_log_var_init,
+          aux_log_var_max=f.aux_log_var_max),
       train=c.TrainConfig(
           epochs=f.epochs, seed=f.seed, learning_rate=f.learning_rate,
           beta1=f.beta1, beta2=f.beta2, lr_decay=f.lr_decay,

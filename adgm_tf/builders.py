@@ -63,7 +63,7 @@ def build_model(config: config_lib.Config, alpha: float, steps_per_epoch: int = 
       weight_prior_scale=0.0, init=m.init, bn_momentum=m.bn_momentum,
       bn_statistics=m.bn_statistics, unlabeled_weighting=m.unlabeled_weighting,
       aux_warmup_steps=int(round(m.aux_warmup_epochs * steps_per_epoch)),
-      aux_log_var_init=m.aux_log_var_init,
+      aux_log_var_init=m.aux_log_var_init, aux_log_var_max=m.aux_log_var_max,
       seed=t.seed, jit_compile_gradients=t.jit_compile)
 
 

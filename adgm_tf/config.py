@@ -67,6 +67,7 @@ class ModelConfig:
   unlabeled_weighting: str = "sample"
   aux_warmup_epochs: float = 0.0
   aux_log_var_init: Optional[float] = None
+  aux_log_var_max: Optional[float] = None
 
   def architecture(self) -> Dict[str, Any]:
     """The settings that determine the model's variables and their shapes."""
@@ -160,6 +161,12 @@ class Config:
     if m.aux_warmup_epochs < 0:
       raise ConfigError(f"--aux_warmup_epochs={m.aux_warmup_epochs}: must be >= 0 "
                         f"(0 turns the warm-up off).")
+    if (m.aux_log_var_init is not None and m.aux_log_var_max is not None
+        and m.aux_log_var_init >= m.aux_log_var_max):
+      raise ConfigError(
+          f"--aux_log_var_init={m.aux_log_var_init} is not below "
+          f"--aux_log_var_max={m.aux_log_var_max}: q(a|x)'s log-variance cannot "
+          f"start above its cap; lower the start or raise the cap.")
     if not 0 <= m.bn_momentum < 1:
       raise ConfigError(f"--bn_momentum={m.bn_momentum}: must be in [0, 1) "
                         f"(0.9 is the authors' rate, Lasagne's alpha = 0.1).")

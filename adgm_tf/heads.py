@@ -17,6 +17,7 @@ distributions and bounds stay float32 under mixed precision.
 
 from __future__ import annotations
 
+import math
 from typing import Dict, Optional, Sequence, Tuple
 
 import keras
@@ -107,9 +108,35 @@ class GaussianConditional(Conditional):
   head_multiplier = 2
   head_init = "small"
 
+  def __init__(self, *args, log_var_max: Optional[float] = None, **kwargs):
+    """``log_var_max``: an upper bound on the log-variance, applied smoothly as
+    ``m - softplus(m - r)`` to the head's raw output ``r`` (about ``r`` well
+    below ``m``, never above ``m``). It restricts the variational family, so
+    the bound stays a bound; None: unconstrained."""
+    super().__init__(*args, **kwargs)
+    self.log_var_max = None if log_var_max is None else float(log_var_max)
+
+  def raw_log_var(self, log_var: float) -> float:
+    """The head output ``r`` that gives log-variance ``log_var`` (the inverse
+    of the cap; ``log_var`` itself without one)."""
+    if self.log_var_max is None:
+      return float(log_var)
+    gap = self.log_var_max - float(log_var)
+    if gap <= 0:
+      raise ValueError(f"log-variance {log_var} is not below the cap "
+                       f"log_var_max={self.log_var_max}")
+    return self.log_var_max - math.log(math.expm1(gap))  # softplus^-1(gap)
+
   def _split(self, out) -> Tuple[tf.Tensor, tf.Tensor]:
     loc, log_var = tf.split(out, 2, axis=-1)
+    if self.log_var_max is not None:
+      log_var = self.log_var_max - tf.nn.softplus(self.log_var_max - log_var)
     return loc, log_var
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(log_var_max=self.log_var_max)
+    return config
 
 
 @keras.saving.register_keras_serializable(package="adgm_tf")

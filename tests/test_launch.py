@@ -90,6 +90,8 @@ def test_flags_txt_replays_the_run(tiny_run, mnist_idx_dir, tmp_path):
     (["--hidden=500,abc"], "--hidden=500,abc: widths must be integers"),
     (["--learning_rate=2"], "--learning_rate=2.0: must be in (0, 1)"),
     (["--chunk_minutes=-5"], "--chunk_minutes=-5.0: must be positive"),
+    (["--aux_log_var_init=-3", "--aux_log_var_max=-4"],
+     "--aux_log_var_init=-3.0 is not below --aux_log_var_max=-4.0"),
     (["--lr_min=0.1"], "--lr_min=0.1 must be in [0, --learning_rate=0.0003]"),
     (["--max_unlabeled=50"], "--max_unlabeled=50 is smaller than --num_labels=100"),
     (["--model=adgm3"], "value should be one of <adgm|adgm_workshop|sdgm|m2|adgm_det>"),

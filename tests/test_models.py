@@ -558,3 +558,34 @@ def test_aux_log_var_init_starts_q_a_nearly_deterministic():
   assert build_model("m2", aux_log_var_init=-6.0).q_a is None  # no a: no effect
   clone = type(model).from_config(json.loads(json.dumps(model.get_config())))
   assert clone.aux_log_var_init == -6.0
+
+
+def test_aux_log_var_max_caps_q_a_and_keeps_the_start():
+  x_l, y_l, x_u = small_batch(8)
+  model = small_model("adgm", aux_log_var_init=-6.0, aux_log_var_max=-4.0)
+  _, log_var = model.auxiliary_posterior(x_u)
+  # The start is where it was asked to be, through the cap's inverse.
+  assert abs(float(np.mean(log_var)) + 6.0) < 1.0
+  head, a_dim = model.q_a, model.a_dim
+  # Far below the cap it is the identity; far above it sits at the cap.
+  raw = np.concatenate([np.zeros([2, a_dim]), [[-12.0] * a_dim, [50.0] * a_dim]], 1)
+  _, lv = head._split(tf.constant(raw, tf.float32))
+  np.testing.assert_allclose(lv.numpy()[0], -12.0, atol=1e-3)
+  np.testing.assert_allclose(lv.numpy()[1], -4.0, atol=1e-6)
+  # Push the head's log-variance bias far up: q(a|x) never goes past the cap.
+  bias = head.head.bias
+  bias.assign(tf.concat([bias[:a_dim], tf.fill([a_dim], 50.0)], 0))
+  _, log_var = model.auxiliary_posterior(x_u)
+  assert float(np.max(log_var)) <= -4.0
+  # Below it, gradients reach the raw head through the cap; the loss is finite.
+  bias.assign(tf.concat([bias[:a_dim], tf.fill([a_dim], -5.0)], 0))
+  noise = model.sample_noise(tf.constant([0, 8], tf.int64), S, BL, BU)
+  with tf.GradientTape() as tape:
+    loss = model.compute_loss_terms(x_l, y_l, x_u, noise, True)[0]
+  grad = tape.gradient(loss, bias)
+  assert np.isfinite(float(loss)) and float(tf.reduce_sum(tf.abs(grad[a_dim:]))) > 0
+  clone = type(model).from_config(json.loads(json.dumps(model.get_config())))
+  assert clone.aux_log_var_max == -4.0 and clone.q_a.log_var_max == -4.0
+  with pytest.raises(ValueError, match="below"):
+    small_model("adgm", aux_log_var_init=-3.0, aux_log_var_max=-4.0)
+  assert build_model("m2", aux_log_var_max=-4.0).q_a is None  # no a: no effect

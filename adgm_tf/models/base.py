@@ -186,6 +186,10 @@ class SemiSupervisedModel(keras.Model):
     aux_log_var_init: start q(a|x)'s log-variance at this value (its head's
       bias; None: as ``init`` gives, about 0). A small start (e.g. -6)
       makes a nearly deterministic at first, so the classifier can read it.
+    aux_log_var_max: an upper bound on q(a|x)'s log-variance (a smooth cap,
+      ``heads.GaussianConditional``; None: none). A restricted variational
+      family, so L and U stay lower bounds; it keeps the a-terms from buying
+      their match by raising a's noise above the spread of its mean.
     seed: seed of the sampling noise.
     check_numerics: raise when a training step's loss is not finite.
     jit_compile_gradients: compile the loss and its gradients with XLA (the
@@ -204,7 +208,7 @@ class SemiSupervisedModel(keras.Model):
                init: str = "glorot", bn_momentum: float = 0.9,
                bn_statistics: str = "joint", unlabeled_weighting: str = "sample",
                aux_warmup_steps: int = 0, aux_log_var_init: Optional[float] = None,
-               seed: int = 0, check_numerics: bool = True,
+               aux_log_var_max: Optional[float] = None, seed: int = 0, check_numerics: bool = True,
                jit_compile_gradients: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.wiring = wiring
@@ -249,6 +253,11 @@ class SemiSupervisedModel(keras.Model):
     self.unlabeled_weighting = unlabeled_weighting
     self.aux_warmup_steps = int(aux_warmup_steps)
     self.aux_log_var_init = None if aux_log_var_init is None else float(aux_log_var_init)
+    self.aux_log_var_max = None if aux_log_var_max is None else float(aux_log_var_max)
+    if (self.aux_log_var_init is not None and self.aux_log_var_max is not None
+        and self.aux_log_var_init >= self.aux_log_var_max):
+      raise ValueError(f"aux_log_var_init={aux_log_var_init} must be below "
+                       f"aux_log_var_max={aux_log_var_max}")
     if self.aux_warmup_steps < 0:
       raise ValueError(f"aux_warmup_steps must be >= 0, got {aux_warmup_steps}")
     self.seed = int(seed)
@@ -269,12 +278,13 @@ class SemiSupervisedModel(keras.Model):
     return {"x": self.x_dim, "a": self.a_dim, "y": self.num_classes,
             "z": self.z_dim}
 
-  def _conditional(self, cls, inputs: Sequence[str], units: int, name: str):
+  def _conditional(self, cls, inputs: Sequence[str], units: int, name: str,
+                   **kwargs):
     dims = self._dims()
     layer = cls({i: dims[i] for i in inputs}, units, hidden=self.hidden,
                 activation=self.activation, batch_norm=self.batch_norm,
                 categorical=("y",) if "y" in inputs else (), init=self.init,
-                bn_momentum=self.bn_momentum, name=name)
+                bn_momentum=self.bn_momentum, name=name, **kwargs)
     layer.build()
     return layer
 
@@ -289,7 +299,8 @@ class SemiSupervisedModel(keras.Model):
     self.q_a = None
     if w.auxiliary == "stochastic":
       self.q_a = self._conditional(heads.GaussianConditional, ("x",),
-                                   self.a_dim, "q_a_given_x")
+                                   self.a_dim, "q_a_given_x",
+                                   log_var_max=self.aux_log_var_max)
     elif w.auxiliary == "deterministic":
       self.q_a = self._conditional(heads.DeterministicConditional, ("x",),
                                    self.a_dim, "a_given_x")
@@ -306,7 +317,8 @@ class SemiSupervisedModel(keras.Model):
     if self.aux_log_var_init is not None and w.auxiliary == "stochastic":
       bias = self.q_a.head.bias  # [loc (A), log_var (A)]
       bias.assign(tf.concat([bias[:self.a_dim],
-                             tf.fill([self.a_dim], self.aux_log_var_init)], 0))
+                             tf.fill([self.a_dim], self.q_a.raw_log_var(
+                                 self.aux_log_var_init))], 0))
     self.built = True
 
   @property
@@ -809,7 +821,8 @@ class SemiSupervisedModel(keras.Model):
         bn_momentum=self.bn_momentum, bn_statistics=self.bn_statistics,
         unlabeled_weighting=self.unlabeled_weighting,
         aux_warmup_steps=self.aux_warmup_steps,
-        aux_log_var_init=self.aux_log_var_init, seed=self.seed, check_numerics=self.check_numerics,
+        aux_log_var_init=self.aux_log_var_init,
+        aux_log_var_max=self.aux_log_var_max, seed=self.seed, check_numerics=self.check_numerics,
         jit_compile_gradients=self.jit_compile_gradients)
     return config
 
