@@ -161,6 +161,11 @@ class Config:
     if m.aux_warmup_epochs < 0:
       raise ConfigError(f"--aux_warmup_epochs={m.aux_warmup_epochs}: must be >= 0 "
                         f"(0 turns the warm-up off).")
+    for name, value in (("aux_log_var_init", m.aux_log_var_init),
+                        ("aux_log_var_max", m.aux_log_var_max)):
+      if value is not None and not -30 <= value <= 30:
+        raise ConfigError(f"--{name}={value}: give a finite log-variance in "
+                          f"[-30, 30] (e.g. -4), or leave it unset.")
     if (m.aux_log_var_init is not None and m.aux_log_var_max is not None
         and m.aux_log_var_init >= m.aux_log_var_max):
       raise ConfigError(

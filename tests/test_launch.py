@@ -92,6 +92,7 @@ def test_flags_txt_replays_the_run(tiny_run, mnist_idx_dir, tmp_path):
     (["--chunk_minutes=-5"], "--chunk_minutes=-5.0: must be positive"),
     (["--aux_log_var_init=-3", "--aux_log_var_max=-4"],
      "--aux_log_var_init=-3.0 is not below --aux_log_var_max=-4.0"),
+    (["--aux_log_var_max=inf"], "--aux_log_var_max=inf: give a finite log-variance"),
     (["--lr_min=0.1"], "--lr_min=0.1 must be in [0, --learning_rate=0.0003]"),
     (["--max_unlabeled=50"], "--max_unlabeled=50 is smaller than --num_labels=100"),
     (["--model=adgm3"], "value should be one of <adgm|adgm_workshop|sdgm|m2|adgm_det>"),
