@@ -21,10 +21,11 @@ import sys
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-import tensorflow as tf  # noqa: E402
+from adgm_tf import cli  # noqa: E402
+
+tf = cli.import_tensorflow()
 
 from adgm_tf import bounds  # noqa: E402
 from adgm_tf import data as data_lib  # noqa: E402
@@ -85,5 +86,9 @@ def main(model_dir, checkpoint=None, data_dir=os.environ.get("TFDS_DATA_DIR", "/
 
 
 if __name__ == "__main__":
+  if not 2 <= len(sys.argv) <= 3:
+    raise SystemExit(__doc__.strip().splitlines()[-3 if "Uses" in __doc__ else -1].strip()
+                     .join(["usage: ", ""]))
   tf.config.threading.set_intra_op_parallelism_threads(1)
-  main(*sys.argv[1:3])
+  cli.run_main(f"experiments/probes/{os.path.basename(__file__)}",
+               lambda: main(*sys.argv[1:3]))
