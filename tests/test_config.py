@@ -1,0 +1,30 @@
+"""Tests for config.py: validation errors name the flag, the value and the fix."""
+
+import dataclasses
+
+import pytest
+
+from adgm_tf import config as c
+
+
+def _with_model(**changes):
+  base = c.Config()
+  return dataclasses.replace(base, model=dataclasses.replace(base.model, **changes))
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(aux_log_var_init=-3.0, aux_log_var_max=-4.0),
+     "--aux_log_var_init=-3.0 is not below --aux_log_var_max=-4.0"),
+    (dict(aux_log_var_max=float("inf")), "--aux_log_var_max=inf: give a finite log-variance"),
+    (dict(aux_log_var_init=float("nan")), "--aux_log_var_init=nan: give a finite log-variance"),
+    (dict(aux_log_var_max=-40.0), "--aux_log_var_max=-40.0: give a finite log-variance in [-30, 30]"),
+])
+def test_bad_log_variance_settings_are_refused(changes, message):
+  with pytest.raises(c.ConfigError) as e:
+    _with_model(**changes).validate()
+  assert message in str(e.value)
+
+
+def test_a_start_below_the_cap_is_accepted():
+  _with_model(aux_log_var_init=-6.0, aux_log_var_max=-4.0).validate()
+  _with_model(aux_log_var_max=-4.0).validate()
