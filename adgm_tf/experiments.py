@@ -202,12 +202,15 @@ def summarize(records: List[Dict[str, Any]]) -> Dict[str, Any]:
 def _pm(mean, std, digits=2):
   if mean is None:
     return "-"
+  if std is None:  # one seed: no spread to show
+    return f"{mean:.{digits}f}"
   return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def summary_markdown(summary: Dict[str, Any], title: str) -> str:
   lines = [f"# {title}", "",
-           "Measured here (each run's own metrics.json; mean ± sample std over seeds). "
+           "Measured here (each run's own metrics.json; mean ± sample std over seeds, "
+           "the value alone for one seed). "
            "Validation error (a split of the training set) is what settings are chosen "
            "on; test error is reported, never used to choose. Swap cost: error with "
            "every image given another image's a-samples, minus the error (points).", "",
@@ -218,11 +221,13 @@ def summary_markdown(summary: Dict[str, Any], title: str) -> str:
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in summary["rows"]:
     def f(key, digits=2, r=r):
+      def std(k):
+        return r.get(f"{k}_std") if r["seeds"] > 1 else None
       if (key in FALLBACK_TO_VALIDATION and r.get(key) is None
           and r.get(f"validation_{key}") is not None):
         # Runs that never read the test set: the validation split's figure.
-        return _pm(r[f"validation_{key}"], r[f"validation_{key}_std"], digits) + " (val.)"
-      return _pm(r.get(key), r.get(f"{key}_std"), digits)
+        return _pm(r[f"validation_{key}"], std(f"validation_{key}"), digits) + " (val.)"
+      return _pm(r.get(key), std(key), digits)
     lines.append(
         f"| {r['name']} | {r['model']} | {r['seeds']} | "
         f"{'-' if r['epochs'] is None else format(r['epochs'], '.1f')} | "

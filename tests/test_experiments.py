@@ -137,6 +137,12 @@ def test_a_validation_only_run_shows_its_validation_diagnostics():
   assert cells[8] == "0.60 ± 0.28"
   assert cells[9] == "-"  # the test swap cost has no stand-in: validation has its column
   assert cells[10] == "0.020 ± 0.000 (val.)"
+  # One seed: the value alone, no "± 0.00" that would pass for a measured spread.
+  one = experiments.summarize(records[:1])
+  line = [x for x in experiments.summary_markdown(one, "t").splitlines()
+          if x.startswith("| v |")][0]
+  cells = [c.strip() for c in line.strip("|").split("|")]
+  assert cells[2] == "1" and cells[4] == "20.00" and cells[6] == "0.60 (val.)"
 
 
 def synthetic_records(tmp_path):
