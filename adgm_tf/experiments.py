@@ -643,8 +643,11 @@ def main(argv=None):
   if args.publish:
     publish(records, args.out, args.publish)
   for r in summary["rows"]:
-    print(f"{r['name']}: validation error {_pm(r['validation_error'], r['validation_error_std'])} %, "
-          f"test error {_pm(r['test_error'], r['test_error_std'])} % over {r['seeds']} seed(s)")
+    one = r["seeds"] < 2  # one seed: no spread to print
+    print(f"{r['name']}: validation error "
+          f"{_pm(r['validation_error'], None if one else r['validation_error_std'])} %, "
+          f"test error {_pm(r['test_error'], None if one else r['test_error_std'])} % "
+          f"over {r['seeds']} seed(s)")
 
 
 if __name__ == "__main__":
