@@ -259,6 +259,7 @@ def test_two_workers_train_to_identical_weights(mnist_idx_dir, mnist_data_dir, t
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.large  # ~20 s; the default suite keeps test_launch's relaunch refusal
 def test_a_different_architecture_is_refused_and_nothing_changes(mnist_data_dir, tmp_path):
   d = str(tmp_path / "run")
   train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=1)), d)
@@ -269,6 +270,7 @@ def test_a_different_architecture_is_refused_and_nothing_changes(mnist_data_dir,
   assert dir_digest(d) == before
 
 
+@pytest.mark.large  # ~20 s; the default suite keeps test_launch's relaunch refusal
 def test_a_foreign_checkpoint_is_never_partially_restored(mnist_data_dir, tmp_path):
   d = str(tmp_path / "run")
   train.train_and_evaluate(tiny_config(mnist_data_dir, train_=dict(epochs=1)), d)
