@@ -207,6 +207,11 @@ def _pm(mean, std, digits=2):
   return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def _row_pm(row: Dict[str, Any], key: str, digits: int = 2) -> str:
+  """A summary row's ``key`` as mean ± std; the value alone for one seed."""
+  return _pm(row.get(key), row.get(f"{key}_std") if row["seeds"] > 1 else None, digits)
+
+
 def summary_markdown(summary: Dict[str, Any], title: str) -> str:
   lines = [f"# {title}", "",
            "Measured here (each run's own metrics.json; mean ± sample std over seeds, "
@@ -221,13 +226,11 @@ def summary_markdown(summary: Dict[str, Any], title: str) -> str:
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in summary["rows"]:
     def f(key, digits=2, r=r):
-      def std(k):
-        return r.get(f"{k}_std") if r["seeds"] > 1 else None
       if (key in FALLBACK_TO_VALIDATION and r.get(key) is None
           and r.get(f"validation_{key}") is not None):
         # Runs that never read the test set: the validation split's figure.
-        return _pm(r[f"validation_{key}"], std(f"validation_{key}"), digits) + " (val.)"
-      return _pm(r.get(key), std(key), digits)
+        return _row_pm(r, f"validation_{key}", digits) + " (val.)"
+      return _row_pm(r, key, digits)
     lines.append(
         f"| {r['name']} | {r['model']} | {r['seeds']} | "
         f"{'-' if r['epochs'] is None else format(r['epochs'], '.1f')} | "
@@ -643,11 +646,8 @@ def main(argv=None):
   if args.publish:
     publish(records, args.out, args.publish)
   for r in summary["rows"]:
-    one = r["seeds"] < 2  # one seed: no spread to print
-    print(f"{r['name']}: validation error "
-          f"{_pm(r['validation_error'], None if one else r['validation_error_std'])} %, "
-          f"test error {_pm(r['test_error'], None if one else r['test_error_std'])} % "
-          f"over {r['seeds']} seed(s)")
+    print(f"{r['name']}: validation error {_row_pm(r, 'validation_error')} %, "
+          f"test error {_row_pm(r, 'test_error')} % over {r['seeds']} seed(s)")
 
 
 if __name__ == "__main__":
