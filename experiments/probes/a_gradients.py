@@ -16,30 +16,24 @@ positive grows |gamma|), and on q(y|a,x)'s first-layer kernels for a and x.
 
     python experiments/probes/a_gradients.py RUN_DIR [CHECKPOINT_PREFIX]
 """
+
 import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from adgm_tf import cli  # noqa: E402
-
-tf = cli.import_tensorflow()
+import common  # noqa: E402
+from common import tf  # noqa: E402
 
 from adgm_tf import bounds  # noqa: E402
-from adgm_tf import data as data_lib  # noqa: E402
-from adgm_tf import rundir  # noqa: E402
 
 
-def main(model_dir, checkpoint=None, data_dir=os.environ.get("TFDS_DATA_DIR", "/tmp/tfds")):
-  cfg, model, path = rundir.load_run(model_dir, checkpoint)
+def main(model_dir, checkpoint=None):
+  model, path, split, images = common.load(model_dir, checkpoint)
   if model.q_a is None or model.wiring.auxiliary != "stochastic":
     raise SystemExit(f"{model_dir}: this model has no stochastic a.")
-  arrays = data_lib.load_arrays("mnist", data_dir)
-  split = data_lib.split_semi_supervised(arrays, cfg.data.num_labels, cfg.data.label_seed,
-                                         cfg.data.validation_size)
-  images = arrays.train_images.reshape(len(arrays.train_images), -1)
   step = int(path.rsplit("-", 1)[1])
   w = float(model.aux_kl_weight(step)) if model.aux_warmup_steps else 1.0
   targets = {"q_a mean head": model.q_a.head.kernel}
@@ -53,9 +47,8 @@ def main(model_dir, checkpoint=None, data_dir=os.environ.get("TFDS_DATA_DIR", "/
   sums = {}
   for b in range(8):
     li, ui = rng.choice(split.labeled, 100), rng.choice(split.unlabeled, 100)
-    x_l = tf.cast(rng.random((100, 784)) < images[li] / 255.0, tf.float32)
-    x_u = tf.cast(rng.random((100, 784)) < images[ui] / 255.0, tf.float32)
-    y_l = tf.constant(arrays.train_labels[li].astype(np.int32))
+    x_l, x_u = common.binarised(rng, images, li), common.binarised(rng, images, ui)
+    y_l = common.labels(split, li)
     noise = model.sample_noise(tf.constant([b, 7], tf.int64), model.mc_samples, 100, 100)
     with tf.GradientTape(persistent=True) as tape:
       f = model.compute_factors(x_l, y_l, x_u, noise, training=True)
@@ -86,9 +79,4 @@ def main(model_dir, checkpoint=None, data_dir=os.environ.get("TFDS_DATA_DIR", "/
 
 
 if __name__ == "__main__":
-  if not 2 <= len(sys.argv) <= 3:
-    raise SystemExit(__doc__.strip().splitlines()[-3 if "Uses" in __doc__ else -1].strip()
-                     .join(["usage: ", ""]))
-  tf.config.threading.set_intra_op_parallelism_threads(1)
-  cli.run_main(f"experiments/probes/{os.path.basename(__file__)}",
-               lambda: main(*sys.argv[1:3]))
+  common.run(main, __file__, "experiments/probes/a_gradients.py RUN_DIR [CHECKPOINT_PREFIX]")

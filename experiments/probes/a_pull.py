@@ -14,33 +14,25 @@ mu_q per dimension, and the mismatch (mu_q - mu_p)^2 / var_p.
 
 Uses the model's private ``_forward`` (it needs p(a|.)'s parameters).
 """
+
 import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from adgm_tf import cli  # noqa: E402
-
-tf = cli.import_tensorflow()
-
-from adgm_tf import data as data_lib  # noqa: E402
-from adgm_tf import rundir  # noqa: E402
+import common  # noqa: E402
+from common import tf  # noqa: E402
 
 
-def main(model_dir, checkpoint=None, data_dir=os.environ.get("TFDS_DATA_DIR", "/tmp/tfds")):
-  cfg, model, path = rundir.load_run(model_dir, checkpoint)
+def main(model_dir, checkpoint=None):
+  model, path, split, images = common.load(model_dir, checkpoint)
   if model.p_a is None or model.wiring.p_a == ():
     raise SystemExit(f"{model_dir}: this model has no conditional p(a|.) to probe.")
-  arrays = data_lib.load_arrays("mnist", data_dir)
-  split = data_lib.split_semi_supervised(arrays, cfg.data.num_labels, cfg.data.label_seed,
-                                         cfg.data.validation_size)
-  images = arrays.train_images.reshape(len(arrays.train_images), -1)
   rng = np.random.default_rng(0)
   idx = rng.choice(split.unlabeled, 200)
-  x = tf.cast(rng.random((200, 784)) < images[idx] / 255.0, tf.float32)
-  y = tf.constant(arrays.train_labels[idx].astype(np.int32))
+  x, y = common.binarised(rng, images, idx), common.labels(split, idx)
   noise = model.sample_noise(tf.constant([3, 7], tf.int64), 1, 200, 1)
   _, params = model._forward(x, y, x[:1], noise, training=True)  # pylint: disable=protected-access
   mq, lq = (t.numpy()[:200] for t in params.q_a)                  # [B, A]
@@ -57,9 +49,4 @@ def main(model_dir, checkpoint=None, data_dir=os.environ.get("TFDS_DATA_DIR", "/
 
 
 if __name__ == "__main__":
-  if not 2 <= len(sys.argv) <= 3:
-    raise SystemExit(__doc__.strip().splitlines()[-3 if "Uses" in __doc__ else -1].strip()
-                     .join(["usage: ", ""]))
-  tf.config.threading.set_intra_op_parallelism_threads(1)
-  cli.run_main(f"experiments/probes/{os.path.basename(__file__)}",
-               lambda: main(*sys.argv[1:3]))
+  common.run(main, __file__, "experiments/probes/a_pull.py RUN_DIR [CHECKPOINT_PREFIX]")
