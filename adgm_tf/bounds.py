@@ -161,6 +161,35 @@ def unlabeled_elbo(f: Factors, weighting: str = "sample") -> tf.Tensor:
   return _mean_s(per_sample)
 
 
+def classifier_a_reward(f: Factors):
+  """What U(x) (per-sample form) pays and charges the classifier for reading a.
+
+  Replacing every q(y|a_s,x) by qbar(y|x) (the same classifier averaged over
+  the S samples: it ignores a and keeps its answer) changes U(x) by exactly
+  C - I, where
+
+    C = 1/S sum_s sum_y (q(y|a_s,x) - qbar(y|x)) L_s(y),
+    I = H[qbar(y|x)] - 1/S sum_s H[q(y|a_s,x)]   (I(y;a|x) in nats),
+
+  and L_s(y) = ``unlabeled_log_joint`` (terms constant in y drop out). C is
+  split into the part from log p(a|.) (``c_a``; scaled by the warm-up weight
+  in training) and the rest (``c_z``: log p(x|.), p(y), p(z), q(z|.)).
+  C - I < 0: the bound prefers a classifier that ignores a. Returns
+  ``(c_a, c_z, info)``, each ``[B_u]``.
+  """
+  log_q = f.log_qy_u                                               # [S, Y, B_u]
+  q = tf.exp(log_q)
+  qbar = tf.reduce_mean(q, axis=0)                                 # [Y, B_u]
+  dq = q - qbar[None]                                              # [S, Y, B_u]
+  log_pa = tf.broadcast_to(f.log_pa_u, tf.shape(log_q))
+  rest = unlabeled_log_joint(f) - log_pa                           # [S, Y, B_u]
+  c_a = _mean_s(tf.reduce_sum(dq * log_pa, axis=1))
+  c_z = _mean_s(tf.reduce_sum(dq * rest, axis=1))
+  h_bar = -tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(qbar), qbar), axis=0)
+  h_s = _mean_s(-tf.reduce_sum(q * log_q, axis=1))
+  return c_a, c_z, h_bar - h_s
+
+
 def warm_up(f: Factors, weight) -> Factors:
   """The factors with the a-terms log p(a|.) and log q(a|x) scaled by ``weight``.
 

@@ -162,3 +162,29 @@ def test_mean_weighted_unlabeled_bound_by_hand():
                              bounds.unlabeled_elbo(one, "sample"), rtol=1e-5)
   with pytest.raises(ValueError, match="weighting"):
     bounds.unlabeled_elbo(f, "median")
+
+
+def test_classifier_a_reward_is_the_bound_gained_by_reading_a():
+  """U with q(y|a_s,x) minus U with qbar(y|x) for every sample is C_a + C_z - I."""
+  f = random_factors(3)
+  log_qbar = bounds.log_mean_exp(f.log_qy_u, axis=0)                 # [Y, BU]
+  ignoring = f._replace(log_qy_u=tf.broadcast_to(log_qbar[None], f.log_qy_u.shape))
+  c_a, c_z, info = bounds.classifier_a_reward(f)
+  for t in (c_a, c_z, info):
+    assert t.shape == (BU,)
+  np.testing.assert_allclose(
+      bounds.unlabeled_elbo(f) - bounds.unlabeled_elbo(ignoring), c_a + c_z - info,
+      rtol=1e-4, atol=1e-4)
+  # I(y;a|x) by hand: H[qbar] - mean_s H[q_s].
+  q = np.exp(np.asarray(f.log_qy_u, np.float64))
+  qbar = q.mean(0)
+  want = -(qbar * np.log(qbar)).sum(0) - (-(q * np.log(q)).sum(1)).mean(0)
+  np.testing.assert_allclose(info, want, rtol=1e-4)
+  assert np.all(np.asarray(info) > 0)
+  # C_a comes from log p(a|.) alone; C_z from everything else.
+  no_pa = f._replace(log_pa_u=tf.zeros_like(f.log_pa_u))
+  np.testing.assert_allclose(bounds.classifier_a_reward(no_pa)[0], 0.0, atol=1e-6)
+  np.testing.assert_allclose(bounds.classifier_a_reward(no_pa)[1], c_z, rtol=1e-5)
+  # A classifier that ignores a is neither paid nor charged.
+  for t in bounds.classifier_a_reward(ignoring):
+    np.testing.assert_allclose(t, 0.0, atol=1e-4)

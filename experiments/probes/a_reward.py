@@ -1,0 +1,72 @@
+"""Probe: does the bound pay the classifier for reading a?
+
+U(x) in its per-sample form (bounds.py) with S samples a_s ~ q(a|x), the
+classifier's q_s(y) = q(y|a_s,x), their mean qbar(y) and the per-label terms
+L_s(y) = log p(x,y,z_s^y,a_s) - log q(z_s^y|a_s,x,y):
+
+  U = 1/S sum_s sum_y q_s(y) (L_s(y) - log q_s(y)) - 1/S sum_s log q(a_s|x).
+
+Replace every q_s by qbar (the same classifier averaged over a: it ignores
+a and keeps its answer) and the bound changes by exactly
+(``bounds.classifier_a_reward``)
+
+  U - U_ignore = C - I,  C = 1/S sum_s sum_y (q_s(y) - qbar(y)) L_s(y),
+                         I = H[qbar] - 1/S sum_s H[q_s]   (I(y;a|x), nats),
+
+with nothing else in the objective changed (the labeled terms see qbar or no
+classifier at all). C is what the generative model pays for an answer that
+follows a (large when the L_s(y) of the label the classifier picks for a_s
+is high for that a_s), I what the entropy term charges for it. C - I < 0
+means the bound prefers a classifier that ignores a; gradient steps then
+take the classifier off a. C splits into the part from log p(a|.) (C_a, the
+a-terms, weighted by the warm-up weight w in training) and the rest (C_z:
+log p(x|.), log p(z), log q(z|.)); in training the difference is w C_a + C_z - I.
+
+Over 8 batches of 100 unlabeled images of the run's own training split
+(binarised; never validation or test images), S = 32 samples of a, batch
+statistics as in training. Prints the means over the 800 images and, in
+brackets, the standard error over the 8 batches.
+
+    python experiments/probes/a_reward.py RUN_DIR [CHECKPOINT_PREFIX]
+"""
+
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+from common import tf  # noqa: E402
+
+from adgm_tf import bounds  # noqa: E402
+
+SAMPLES = 32
+
+
+def main(model_dir, checkpoint=None):
+  model, path, split, images = common.load(model_dir, checkpoint)
+  if model.q_a is None or model.wiring.auxiliary != "stochastic":
+    raise SystemExit(f"{model_dir}: this model has no stochastic a.")
+  step = int(path.rsplit("-", 1)[1])
+  w = float(model.aux_kl_weight(step)) if model.aux_warmup_steps else 1.0
+  rng = np.random.default_rng(0)
+  rows = []
+  for b in range(8):
+    li, ui = rng.choice(split.labeled, 100), rng.choice(split.unlabeled, 100)
+    x_l, x_u = common.binarised(rng, images, li), common.binarised(rng, images, ui)
+    noise = model.sample_noise(tf.constant([b, 11], tf.int64), SAMPLES, 100, 100)
+    f = model.compute_factors(x_l, common.labels(split, li), x_u, noise, training=True)
+    c_a, c_z, info = (t.numpy() for t in bounds.classifier_a_reward(f))
+    rows.append([c_a.mean(), c_z.mean(), info.mean(), (c_a + c_z - info).mean(),
+                 (w * c_a + c_z - info).mean()])
+  rows = np.array(rows)
+  mean, se = rows.mean(0), rows.std(0, ddof=1) / np.sqrt(len(rows))
+  names = ["C_a", "C_z", "I", "C-I", "wC_a+C_z-I"]
+  print(f"{path} (warm-up weight {w:.2f}, S = {SAMPLES}, nats per image)")
+  print("  " + "  ".join(f"{n} {m:+.4f} ({s:.4f})" for n, m, s in zip(names, mean, se)))
+
+
+if __name__ == "__main__":
+  common.run(main, __file__, "experiments/probes/a_reward.py RUN_DIR [CHECKPOINT_PREFIX]")
