@@ -10,7 +10,12 @@ richer, non-factorised posterior. They differ in the generative model:
   Semi-Supervised Learning with Auxiliary Deep Generative Models", NIPS 2015
   Workshop on Advances in Approximate Bayesian Inference,
   approximateinference.org/accepted/MaaloeEtAl2015.pdf): p(a) = N(0, I) and
-  q(z|x,y) without a. ``ADGM(form="workshop")``.
+  q(z|x,y) without a. ``ADGM(form="workshop")``. In this form no term of
+  L(x,y) depends on a except log p(a) - log q(a|x), which does not depend
+  on y; so U(x) is largest when q(y|a,x) ignores a (pointwise in a, the best
+  q(y|a,x) is proportional to exp L(x,y)) and q(a|x) = p(a): the bound never
+  rewards information in a (``bounds.classifier_a_reward`` is zero up to
+  sampling noise) and its optimum has a at its prior.
 * ADGM with a deterministic auxiliary unit (ablation, Fig. 4 of the paper):
   a = mu(x), no noise and no a-terms in the bound.
   ``ADGM(auxiliary="deterministic")``.
