@@ -592,3 +592,27 @@ def test_aux_log_var_max_caps_q_a_and_keeps_the_start():
   with pytest.raises(ValueError, match="below"):
     small_model("adgm", aux_log_var_init=-3.0, aux_log_var_max=-4.0)
   assert build_model("m2", aux_log_var_max=-4.0).q_a is None  # no a: no effect
+
+
+@pytest.mark.parametrize("name", ["adgm_workshop", "adgm", "sdgm"])
+def test_only_the_forms_whose_bound_depends_on_a_pay_the_classifier_for_it(name):
+  """bounds.classifier_a_reward on real networks, z's noise shared by the samples.
+
+  With the same z-noise for every sample of a, the workshop form's per-label
+  terms L_s(y) do not depend on a_s at all (models/adgm.py), so the bound
+  pays nothing for a classifier that reads a (C = 0 exactly) and charges it
+  I(y;a|x) > 0; in the ICML ADGM (through p(a|x,y,z) and q(z|a,x,y)) and the
+  SDGM (through p(a|y,z), p(x|a,y,z) and q(z|a,x,y)) L_s(y) moves with a_s.
+  """
+  model = small_model(name, mc_samples=8)
+  x_l, y_l, x_u = small_batch(1)
+  noise = model.sample_noise([3, 4], 8, BL, BU)
+  noise = noise._replace(z_u=tf.tile(noise.z_u[:1], [8, 1, 1, 1]))
+  f = model.compute_factors(x_l, y_l, x_u, noise)
+  c_a, c_z, info = (np.asarray(t) for t in bounds.classifier_a_reward(f))
+  assert np.all(info > 0)  # the untrained classifier's answer moves with a
+  if name == "adgm_workshop":
+    np.testing.assert_allclose(c_a, 0.0, atol=1e-6)
+    np.testing.assert_allclose(c_z, 0.0, atol=1e-5)
+  else:
+    assert np.max(np.abs(c_a)) > 1e-4 and np.max(np.abs(c_z)) > 1e-4
