@@ -37,7 +37,14 @@ classifier**, and z_s^y ~ q(z|a_s,x,y):
   of a mean over S samples, penalises an answer that varies with a's noise
   less as S grows (at S = 1 it is E_a log q(y|a,x), below log qbar).
   ``diagnostics.py`` measures I(y;a|x) (aux_information) and whether the
-  classifier uses a at all (aux_swap_error);
+  classifier uses a at all (aux_swap_error); :func:`classifier_a_reward`
+  splits what U(x) gains from a classifier that reads a into the reward C
+  and the charge I. In the ICML form the bound's optimum never needs that
+  reading (networks flexible enough): with q(y|a,x) = p(y|x), a
+  q(z|a,x,y) whose mixture over q(a|x) is p(z|x,y), and p(a|x,y,z) the
+  resulting posterior of a, the gap KL(q(a,y,z|x) || p(y,z|x) p(a|x,y,z))
+  is zero; a enriches q(z|x,y), while q(y|x), a categorical, is
+  unrestricted without it;
 * classification term (Kingma et al., 2014, eq. 9; the authors' code):
   alpha * log qbar(y|x), qbar(y|x) = 1/S sum_s q(y|a_s,x): the log of the
   averaged probability, not the average of the logs; alpha = beta N / N_l;
