@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -226,3 +227,18 @@ def test_long_run_report_says_what_is_missing(tmp_path):
     experiments.main(["--long_run", str(tmp_path), "--publish", str(tmp_path / "d")])
   with pytest.raises(ConfigError, match="give --config and --out"):
     experiments.main([])
+
+
+def test_published_run_files_are_not_ignored_by_git():
+  """--publish writes dest/runs/<run>/{history.csv,metrics.json,flags.txt}:
+  .gitignore keeps run directories out of the repository but not these."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  if shutil.which("git") is None or not os.path.isdir(os.path.join(root, ".git")):
+    pytest.skip("not a git checkout")
+  for name in ("history.csv", "metrics.json", "flags.txt"):
+    path = f"docs/results/some_experiment/runs/adgm-seed1/{name}"
+    out = subprocess.run(["git", "check-ignore", "-q", path], cwd=root)
+    assert out.returncode == 1, f"{path} is ignored by .gitignore"
+  for path in ("runs/adgm-seed1/history.csv", "docs/results/x/runs/a/checkpoints/ckpt-1.index"):
+    out = subprocess.run(["git", "check-ignore", "-q", path], cwd=root)
+    assert out.returncode == 0, f"{path} is not ignored by .gitignore"
