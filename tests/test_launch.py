@@ -93,8 +93,10 @@ def test_flags_txt_replays_the_run(tiny_run, mnist_idx_dir, tmp_path):
     (["--lr_min=0.1"], "--lr_min=0.1 must be in [0, --learning_rate=0.0003]"),
     (["--max_unlabeled=50"], "--max_unlabeled=50 is smaller than --num_labels=100"),
     (["--model=adgm3"], "value should be one of <adgm|adgm_workshop|sdgm|m2|adgm_det>"),
-    (["--num_labels=59000", "--max_unlabeled=60000"],
-     "asks for 5900 labeled images of class"),
+    # Loads all of MNIST (20 s); in process: test_data's
+    # test_bad_split_arguments_say_what_to_change.
+    pytest.param(["--num_labels=59000", "--max_unlabeled=60000"],
+                 "asks for 5900 labeled images of class", marks=pytest.mark.large),
 ])
 def test_bad_flags_stop_before_any_work(args, message, mnist_idx_dir, mnist_data_dir,
                                         tmp_path):
