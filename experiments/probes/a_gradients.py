@@ -31,11 +31,7 @@ from adgm_tf import bounds  # noqa: E402
 
 
 def main(model_dir, checkpoint=None):
-  model, path, split, images = common.load(model_dir, checkpoint)
-  if model.q_a is None or model.wiring.auxiliary != "stochastic":
-    raise SystemExit(f"{model_dir}: this model has no stochastic a.")
-  step = int(path.rsplit("-", 1)[1])
-  w = float(model.aux_kl_weight(step)) if model.aux_warmup_steps else 1.0
+  model, path, split, images, w = common.load_with_a(model_dir, checkpoint)
   targets = {"q_a mean head": model.q_a.head.kernel}
   for i, bn in enumerate(model.q_a.mlp.norms if model.batch_norm else []):
     targets[f"q_a layer {i} gamma"] = [v for v in bn.trainable_variables if "gamma" in v.path][0]

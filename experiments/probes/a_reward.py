@@ -46,11 +46,7 @@ SAMPLES = 32
 
 
 def main(model_dir, checkpoint=None):
-  model, path, split, images = common.load(model_dir, checkpoint)
-  if model.q_a is None or model.wiring.auxiliary != "stochastic":
-    raise SystemExit(f"{model_dir}: this model has no stochastic a.")
-  step = int(path.rsplit("-", 1)[1])
-  w = float(model.aux_kl_weight(step)) if model.aux_warmup_steps else 1.0
+  model, path, split, images, w = common.load_with_a(model_dir, checkpoint)
   rng = np.random.default_rng(0)
   rows = []
   for b in range(8):

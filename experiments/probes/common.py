@@ -24,6 +24,17 @@ def load(model_dir, checkpoint=None):
   return model, path, split, images
 
 
+def load_with_a(model_dir, checkpoint=None):
+  """:func:`load` for a model with a stochastic a, plus the warm-up weight of
+  the a-terms at the checkpoint's step: ``(model, path, split, images, w)``."""
+  model, path, split, images = load(model_dir, checkpoint)
+  if model.q_a is None or model.wiring.auxiliary != "stochastic":
+    raise SystemExit(f"{model_dir}: this model has no stochastic a.")
+  step = int(path.rsplit("-", 1)[1])
+  w = float(model.aux_kl_weight(step)) if model.aux_warmup_steps else 1.0
+  return model, path, split, images, w
+
+
 def binarised(rng, images, idx):
   """Images ``idx`` as one Bernoulli draw of their grey levels, ``[len(idx), 784]``."""
   return tf.cast(rng.random((len(idx), images.shape[1])) < images[idx] / 255.0, tf.float32)
