@@ -17,8 +17,7 @@ with nothing else in the objective changed (the labeled terms see qbar or no
 classifier at all). C is what the generative model pays for an answer that
 follows a (large when the L_s(y) of the label the classifier picks for a_s
 is high for that a_s), I what the entropy term charges for it. C - I < 0
-means the bound prefers a classifier that ignores a; gradient steps then
-take the classifier off a. C splits into the part from log p(a|.) (C_a, the
+means the bound is higher for the same classifier made blind to a. C splits into the part from log p(a|.) (C_a, the
 a-terms, weighted by the warm-up weight w in training) and the rest (C_z:
 log p(x|.), log p(z), log q(z|.)); in training the difference is w C_a + C_z - I.
 
