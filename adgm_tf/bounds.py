@@ -184,17 +184,25 @@ def classifier_a_reward(f: Factors):
   C - I < 0: the bound prefers a classifier that ignores a. Returns
   ``(c_a, c_z, info)``, each ``[B_u]``.
   """
-  log_q = f.log_qy_u                                               # [S, Y, B_u]
-  q = tf.exp(log_q)
-  qbar = tf.reduce_mean(q, axis=0)                                 # [Y, B_u]
-  dq = q - qbar[None]                                              # [S, Y, B_u]
-  log_pa = tf.broadcast_to(f.log_pa_u, tf.shape(log_q))
+  q = tf.exp(f.log_qy_u)                                           # [S, Y, B_u]
+  dq = q - tf.reduce_mean(q, axis=0, keepdims=True)                # [S, Y, B_u]
+  log_pa = tf.broadcast_to(f.log_pa_u, tf.shape(q))
   rest = unlabeled_log_joint(f) - log_pa                           # [S, Y, B_u]
   c_a = _mean_s(tf.reduce_sum(dq * log_pa, axis=1))
   c_z = _mean_s(tf.reduce_sum(dq * rest, axis=1))
-  h_bar = -tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(qbar), qbar), axis=0)
-  h_s = _mean_s(-tf.reduce_sum(q * log_q, axis=1))
-  return c_a, c_z, h_bar - h_s
+  return c_a, c_z, information(tf.transpose(f.log_qy_u, [0, 2, 1]))
+
+
+def information(log_qy: tf.Tensor) -> tf.Tensor:
+  """I(y; a | x) per image from log q(y|a_s,x) ``[S, B, Y]``: ``[B]`` nats.
+
+  H[qbar(y|x)] - 1/S sum_s H[q(y|a_s,x)] with qbar = 1/S sum_s q(y|a_s,x);
+  never negative (entropy is concave). The ``aux_information`` diagnostic.
+  """
+  log_qbar_ = log_qbar(log_qy)                                      # [B, Y]
+  h_bar = -tf.reduce_sum(tf.exp(log_qbar_) * log_qbar_, axis=-1)    # [B]
+  h_s = -tf.reduce_sum(tf.exp(log_qy) * log_qy, axis=-1)            # [S, B]
+  return tf.maximum(h_bar - tf.reduce_mean(h_s, axis=0), 0.0)
 
 
 def warm_up(f: Factors, weight) -> Factors:

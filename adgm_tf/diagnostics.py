@@ -54,16 +54,9 @@ def derangement(n: int, seed: int = 0) -> np.ndarray:
   return perm
 
 
-def information(log_qy: tf.Tensor) -> tf.Tensor:
-  """I(y; a | x) per image from log q(y|a_s,x) ``[S, B, Y]``: ``[B]`` nats.
-
-  H[qbar(y|x)] - 1/S sum_s H[q(y|a_s,x)] with qbar = 1/S sum_s q(y|a_s,x);
-  never negative (entropy is concave).
-  """
-  log_qbar = bounds.log_qbar(log_qy)                                # [B, Y]
-  h_bar = -tf.reduce_sum(tf.exp(log_qbar) * log_qbar, axis=-1)      # [B]
-  h_s = -tf.reduce_sum(tf.exp(log_qy) * log_qy, axis=-1)            # [S, B]
-  return tf.maximum(h_bar - tf.reduce_mean(h_s, axis=0), 0.0)
+# I(y; a | x) per image from log q(y|a_s,x) [S, B, Y] (aux_information); it
+# lives in bounds.py, which also splits what U(x) pays and charges for it.
+information = bounds.information
 
 
 class AuxiliaryDiagnostics:
