@@ -177,3 +177,49 @@ def test_log_variance_flags_reach_the_model_config():
                        text=True, timeout=120)
   assert out.returncode == 0, out.stderr[-2000:]
   assert json.loads(out.stdout.strip().splitlines()[-1]) == [-6.0, -4.0]
+
+
+def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
+  """The recipes users are told to run: each mnist100*.flags, and each run of
+  each experiments/*.json (its flagfile + common flags + own flags), parses and
+  passes Config.validate(); a few settings the docs promise are checked."""
+  from adgm_tf import experiments
+  argvs = {f: [f"--flagfile={f}"] for f in sorted(glob.glob("mnist100*.flags", root_dir=REPO))}
+  for path in sorted(glob.glob(os.path.join(REPO, "experiments", "*.json"))):
+    config = experiments.read_config(path)
+    for r in config["runs"]:
+      argvs[f"{os.path.basename(path)}:{r['name']}"] = (
+          [f"--flagfile={r['flagfile']}"] + config.get("common_flags", []) + r.get("flags", []))
+  code = ("import json, sys, launch\n"
+          "from absl import flags\n"
+          "launch.define_flags()\n"
+          "out = {}\n"
+          "for name, argv in json.loads(sys.argv[1]).items():\n"
+          "  flags.FLAGS.unparse_flags()\n"
+          "  flags.FLAGS(['launch.py', '--model_dir=/nonexistent/x'] + argv)\n"
+          "  c = launch.config_from_flags().validate()\n"
+          "  out[name] = dict(model=c.model.model, init=c.model.init, epochs=c.train.epochs,\n"
+          "                   weighting=c.model.unlabeled_weighting,\n"
+          "                   validation=c.data.validation_size)\n"
+          "print(json.dumps(out))\n")
+  out = subprocess.run([sys.executable, "-c", code, json.dumps(argvs)], cwd=REPO,
+                       capture_output=True, text=True, timeout=300,
+                       env=run_env(os.environ.get("ADGM_MNIST_DIR", "")))
+  assert out.returncode == 0, out.stderr[-3000:]
+  got = json.loads(out.stdout.strip().splitlines()[-1])
+  assert sorted(got) == sorted(argvs)
+  assert len([k for k in got if k.endswith(".flags")]) >= 8
+  assert len([k for k in got if ".json:" in k]) >= 15
+  # The authors' recipe (issue 11, part 2) and the models the flagfiles name.
+  assert got["mnist100.flags"] == dict(model="adgm", init="authors", epochs=1000,
+                                       weighting="mean", validation=0)
+  for flagfile, model in [("mnist100_m2.flags", "m2"), ("mnist100_sdgm.flags", "sdgm"),
+                          ("mnist100_workshop.flags", "adgm_workshop"),
+                          ("mnist100_adgm_det.flags", "adgm_det")]:
+    assert got[flagfile]["model"] == model
+  assert got["mnist100_long.flags"]["validation"] == 5000
+  # Every experiment that chooses or compares reads a validation split.
+  for name, c in got.items():
+    if name.startswith(("fig4", "cpu_recipe", "aux_cap")):
+      assert c["validation"] == 5000, name
+  assert got["fig4_20.json:sdgm"]["epochs"] == 20 and got["fig4.json:sdgm"]["epochs"] == 10
