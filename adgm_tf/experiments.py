@@ -164,11 +164,12 @@ def _with_swap_cost(metrics: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def mean_std(values):
-  """Mean and sample standard deviation (0 for one value); (None, None) for none."""
+  """Mean and sample standard deviation; the std is None for one value (no
+  spread was measured) and both are None for none."""
   values = [float(v) for v in values if v is not None]
   if not values:
     return None, None
-  std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+  std = float(np.std(values, ddof=1)) if len(values) > 1 else None
   return float(np.mean(values)), std
 
 
@@ -209,7 +210,7 @@ def _pm(mean, std, digits=2):
 
 def _row_pm(row: Dict[str, Any], key: str, digits: int = 2) -> str:
   """A summary row's ``key`` as mean ± std; the value alone for one seed."""
-  return _pm(row.get(key), row.get(f"{key}_std") if row["seeds"] > 1 else None, digits)
+  return _pm(row.get(key), row.get(f"{key}_std"), digits)
 
 
 def summary_markdown(summary: Dict[str, Any], title: str) -> str:

@@ -144,6 +144,9 @@ def test_a_validation_only_run_shows_its_validation_diagnostics():
           if x.startswith("| v |")][0]
   cells = [c.strip() for c in line.strip("|").split("|")]
   assert cells[2] == "1" and cells[4] == "20.00" and cells[6] == "0.60 (val.)"
+  # ... and summary.json stores no spread for it (null, not a measured 0.0).
+  row, = one["rows"]
+  assert row["validation_error"] == pytest.approx(20.0) and row["validation_error_std"] is None
 
 
 def synthetic_records(tmp_path):
