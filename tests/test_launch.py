@@ -220,6 +220,6 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
   assert got["mnist100_long.flags"]["validation"] == 5000
   # Every experiment that chooses or compares reads a validation split.
   for name, c in got.items():
-    if name.startswith(("fig4", "cpu_recipe", "aux_cap")):
+    if name.startswith(("fig4", "cpu_recipe", "aux_cap", "sdgm_nowarmup")):
       assert c["validation"] == 5000, name
   assert got["fig4_20.json:sdgm"]["epochs"] == 20 and got["fig4.json:sdgm"]["epochs"] == 10
