@@ -80,6 +80,27 @@ def test_gaussian_head_shapes_and_unconstrained_log_variance():
   assert d.event_shape == (6,) and d.batch_shape == (3,)
 
 
+def test_gaussian_log_variance_is_clipped_only_beyond_the_float32_safeguard():
+  """Inside [-20, 20] the head's log-variance passes unchanged, with gradient 1;
+  beyond it is clipped, so the log-density and its gradient stay finite where
+  the raw value (182.7, as in the SDGM run that diverged) would overflow."""
+  layer = heads.GaussianConditional({"x": 5}, units=4, hidden=(8,))
+  layer.build()
+  layer.head.kernel.assign(tf.zeros_like(layer.head.kernel))
+  raw = tf.constant([-300.0, -19.5, 7.25, 182.7])
+  layer.head.bias.assign(tf.concat([tf.zeros([4]), raw], 0))
+  with tf.GradientTape() as tape:
+    loc, log_var = layer({"x": tf.ones([2, 5])})
+    log_prob = dists.diag_gaussian(loc, log_var).log_prob(tf.fill([2, 4], 3.0))
+  np.testing.assert_array_equal(log_var[0].numpy(), [-20.0, -19.5, 7.25, 20.0])
+  assert heads.LOG_VAR_LIMIT == 20.0
+  grad = tape.gradient(log_var, layer.head.bias).numpy()[4:]
+  np.testing.assert_array_equal(grad, [0.0, 2.0, 2.0, 0.0])  # two rows, 1 each inside
+  assert np.isfinite(log_prob.numpy()).all()
+  # Unclipped, the same raw value is not a usable float32 scale.
+  assert not np.isfinite(np.exp(np.float32(0.5) * np.float32(182.7)))
+
+
 def test_distribution_shapes():
   logits = tf.zeros([2, 3, 5])
   b = dists.bernoulli(logits)
