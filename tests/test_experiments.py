@@ -245,3 +245,34 @@ def test_published_run_files_are_not_ignored_by_git():
   for path in ("runs/adgm-seed1/history.csv", "docs/results/x/runs/a/checkpoints/ckpt-1.index"):
     out = subprocess.run(["git", "check-ignore", "-q", path], cwd=root)
     assert out.returncode == 0, f"{path} is not ignored by .gitignore"
+
+
+def test_compare_script_tables_runs_of_different_experiments(tmp_path):
+  """experiments/compare.py: per label, the mean and range over the matching
+  run directories, only at epochs every seed reached; one-line errors."""
+  for name, seeds in (("m2", ((0.20, 0.10, None), (0.30, 0.20, None))),
+                      ("sdgm", ((0.10, 0.05, 0.16), (0.14, 0.07, 0.18)))):
+    for i, (e1, e2, swap1) in enumerate(seeds):
+      d = tmp_path / "x" / f"{name}-seed{i}"
+      d.mkdir(parents=True)
+      rows = ["epoch,wall_time,validation_error,validation_aux_swap_error",
+              f"1.0,60.0,{e1},{'' if swap1 is None else swap1}"]
+      if i == 0:  # the second seed never reached epoch 2
+        rows.append(f"2.0,120.0,{e2},")
+      (d / "history.csv").write_text("\n".join(rows) + "\n")
+  script = os.path.join(REPO, "experiments", "compare.py")
+  out = subprocess.run([sys.executable, script, f"M2={tmp_path}/x/m2-seed*",
+                        f"SDGM={tmp_path}/x/sdgm-seed*", f"--plot={tmp_path}/c.png"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  lines = out.stdout.splitlines()
+  assert "  M2 (2 seeds)  1: 25.00 [20.00, 30.00]" in lines
+  assert "  SDGM (2 seeds)  1: 12.00 [10.00, 14.00]" in lines
+  assert "  SDGM (2 seeds)  1: +5.00 [4.00, 6.00]" in lines   # swap cost, points
+  assert not any(" 2: " in x for x in lines)                # epoch 2: one seed only
+  assert (tmp_path / "c.png").stat().st_size > 10_000
+  bad = subprocess.run([sys.executable, script, f"M2={tmp_path}/nothing*"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+  assert bad.returncode != 0 and "Traceback" not in bad.stderr
+  assert bad.stderr.strip() == (f"experiments/compare.py: error: M2: no run directory "
+                                f"with a history.csv matches {tmp_path}/nothing*.")

@@ -1,0 +1,89 @@
+"""Compare finished runs of different experiments, per epoch, over seeds.
+
+    python experiments/compare.py [--plot=PNG] LABEL=DIR_GLOB [LABEL=DIR_GLOB ...]
+
+Each ``LABEL=DIR_GLOB`` names one model: the run directories matching the
+glob (its seeds; a run directory or a published copy, anything with a
+``history.csv``). Prints, per label and epoch, the validation error and the
+validation swap cost (mean over seeds, and the range), and, with ``--plot``,
+draws ``experiments.plot_convergence`` for them all. Only epochs that every
+seed of a label reached are shown. Example (the SDGM without the warm-up
+against Fig. 4's M2, from the published files):
+
+    python experiments/compare.py "M2=docs/results/fig4/runs/m2-seed*" \\
+        "SDGM, no warm-up=docs/results/sdgm_nowarmup/runs/sdgm_nowarmup-seed*"
+"""
+import glob
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from adgm_tf import experiments  # noqa: E402
+from adgm_tf.errors import ConfigError  # noqa: E402
+
+
+def records_of(specs):
+  """``[{name, seed, model_dir, history, metrics}]`` for ``LABEL=GLOB`` specs."""
+  records = []
+  for spec in specs:
+    label, sep, pattern = spec.partition("=")
+    if not sep or not label or not pattern:
+      raise ConfigError(f"{spec!r}: expected LABEL=DIR_GLOB, e.g. "
+                        f"\"M2=docs/results/fig4/runs/m2-seed*\".")
+    dirs = sorted(d for d in glob.glob(os.path.expanduser(pattern))
+                  if os.path.exists(os.path.join(d, "history.csv")))
+    if not dirs:
+      raise ConfigError(f"{label}: no run directory with a history.csv matches {pattern}.")
+    for i, d in enumerate(dirs):
+      records.append(dict(name=label, seed=i, model_dir=d, metrics={},
+                          history=experiments.read_history(d)))
+  return records
+
+
+def swap_cost_history(records):
+  """Each record's history with ``validation_aux_swap_cost`` (points) added."""
+  for r in records:
+    for h in r["history"]:
+      if (h.get("validation_aux_swap_error") is not None
+          and h.get("validation_error") is not None):
+        h["validation_aux_swap_cost"] = h["validation_aux_swap_error"] - h["validation_error"]
+  return records
+
+
+def table(records) -> str:
+  lines = []
+  for key, title, fmt in (("validation_error", "validation error (%)", "5.2f"),
+                          ("validation_aux_swap_cost", "swap cost, validation (points)",
+                           "+5.2f")):
+    curves = experiments.per_epoch(records, key, 100.0)
+    if not curves:
+      continue
+    lines.append(f"{title}: mean over seeds [min, max]")
+    for name, (epochs, mean, lo, hi, n) in curves.items():
+      cells = "  ".join(f"{e:g}: {m:{fmt}} [{a:.2f}, {b:.2f}]"
+                        for e, m, a, b in zip(epochs, mean, lo, hi))
+      lines.append(f"  {name} ({n} seed{'s' if n > 1 else ''})  {cells}")
+  return "\n".join(lines)
+
+
+def main(argv):
+  plot = None
+  specs = []
+  for arg in argv:
+    if arg.startswith("--plot="):
+      plot = arg.split("=", 1)[1]
+    else:
+      specs.append(arg)
+  if not specs:
+    raise SystemExit(__doc__.split("\n\n")[1])
+  records = swap_cost_history(records_of(specs))
+  print(table(records))
+  if plot:
+    experiments.plot_convergence(records, plot)
+    print(f"written: {plot}")
+
+
+if __name__ == "__main__":
+  from adgm_tf import cli  # noqa: E402
+  cli.run_main("experiments/compare.py", lambda: main(sys.argv[1:]))
