@@ -276,3 +276,32 @@ def test_compare_script_tables_runs_of_different_experiments(tmp_path):
   assert bad.returncode != 0 and "Traceback" not in bad.stderr
   assert bad.stderr.strip() == (f"experiments/compare.py: error: M2: no run directory "
                                 f"with a history.csv matches {tmp_path}/nothing*.")
+
+
+def test_replay_probe_replays_a_finished_run_from_its_newest_checkpoint(
+    tiny_run, mnist_idx_dir, tmp_path):
+  """experiments/probes/replay.py: restores the newest checkpoint (step 20 of
+  the tiny run), trains on with the run's own data order to STEP, printing
+  the Gaussian parameter ranges of the last four steps; the run directory it
+  was given a copy of is untouched; bad arguments give one line."""
+  run = tmp_path / "run"
+  shutil.copytree(tiny_run["model_dir"], run)
+  before = sorted(os.listdir(run / "checkpoints"))
+  script = os.path.join(REPO, "experiments", "probes", "replay.py")
+  out = subprocess.run([sys.executable, script, str(run), "22"], cwd=REPO,
+                       env=run_env(mnist_idx_dir), capture_output=True, text=True,
+                       timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  lines = out.stdout.strip().splitlines()
+  assert lines[0] == "restored step 20; replaying to step 22"
+  assert [x.split(":")[0] for x in lines[1:]] == ["step 20", "step 21", "step 22"]
+  for x in lines[1:]:
+    for name in ("q_a", "q_z", "p_a"):   # the ADGM has all three
+      lo, hi = map(float, x.split(f"{name} log-var [")[1].split("]")[0].split(", "))
+      assert -20.0 <= lo <= hi <= 20.0
+  assert sorted(os.listdir(run / "checkpoints")) == before   # nothing saved
+  for args, message in (([str(run), "5"], "STEP=5 is before the newest checkpoint's step 20."),
+                        ([str(tmp_path / "none"), "5"], "not a run directory")):
+    bad = subprocess.run([sys.executable, script] + args, cwd=REPO, env=run_env(mnist_idx_dir),
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr
