@@ -200,6 +200,7 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
           "  c = launch.config_from_flags().validate()\n"
           "  out[name] = dict(model=c.model.model, init=c.model.init, epochs=c.train.epochs,\n"
           "                   weighting=c.model.unlabeled_weighting,\n"
+          "                   warmup=c.model.aux_warmup_epochs,\n"
           "                   validation=c.data.validation_size)\n"
           "print(json.dumps(out))\n")
   out = subprocess.run([sys.executable, "-c", code, json.dumps(argvs)], cwd=REPO,
@@ -212,7 +213,15 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
   assert len([k for k in got if ".json:" in k]) >= 15
   # The authors' recipe (issue 11, part 2) and the models the flagfiles name.
   assert got["mnist100.flags"] == dict(model="adgm", init="authors", epochs=1000,
-                                       weighting="mean", validation=0)
+                                       weighting="mean", validation=0, warmup=0)
+  # The CPU recipe (RESULTS.md, section 5): the SDGM without the warm-up; the
+  # experiments run on the earlier recipe keep its 10-epoch warm-up.
+  assert got["mnist100_cpu.flags"]["model"] == "sdgm"
+  assert got["mnist100_cpu.flags"]["warmup"] == 0
+  for name in ("fig4.json:adgm", "fig4.json:sdgm", "fig4_20.json:m2", "aux_cap.json:adgm_cap4",
+               "cpu_recipe.json:glorot_bn_lowvar_warmup10"):
+    assert got[name]["warmup"] == 10, name
+  assert got["sdgm_nowarmup.json:sdgm_nowarmup"]["warmup"] == 0
   for flagfile, model in [("mnist100_m2.flags", "m2"), ("mnist100_sdgm.flags", "sdgm"),
                           ("mnist100_workshop.flags", "adgm_workshop"),
                           ("mnist100_adgm_det.flags", "adgm_det")]:
