@@ -278,6 +278,7 @@ def test_compare_script_tables_runs_of_different_experiments(tmp_path):
                                 f"with a history.csv matches {tmp_path}/nothing*.")
 
 
+@pytest.mark.large  # about 25 s: two more TensorFlow processes and a restore
 def test_replay_probe_replays_a_finished_run_from_its_newest_checkpoint(
     tiny_run, mnist_idx_dir, tmp_path):
   """experiments/probes/replay.py: restores the newest checkpoint (step 20 of
