@@ -153,7 +153,7 @@ SUMMARY_KEYS = (
 FALLBACK_TO_VALIDATION = ("aux_alive_fraction", "aux_mean_spread", "aux_information")
 
 
-def _with_swap_cost(metrics: Dict[str, Any]) -> Dict[str, Any]:
+def with_swap_cost(metrics: Dict[str, Any]) -> Dict[str, Any]:
   """Adds ``aux_swap_cost`` = aux_swap_error - error (test and validation)."""
   m = dict(metrics)
   for prefix, err in (("", "test_error"), ("validation_", "validation_error")):
@@ -181,7 +181,7 @@ def summarize(records: List[Dict[str, Any]]) -> Dict[str, Any]:
   """
   rows = []
   for name in dict.fromkeys(r["name"] for r in records):
-    group = [_with_swap_cost(r["metrics"]) for r in records if r["name"] == name]
+    group = [with_swap_cost(r["metrics"]) for r in records if r["name"] == name]
     row = dict(name=name, model=group[0].get("model"), seeds=len(group))
     for key, scale in SUMMARY_KEYS:
       mean, std = mean_std(g.get(key) * scale if g.get(key) is not None else None
@@ -357,7 +357,7 @@ def plot_auxiliary(records, path: str, budget: str = "") -> None:
   fig, axes = plt.subplots(1, 4, figsize=(18, 4.5), dpi=100)
   names = list(dict.fromkeys(r["name"] for r in records))
   colors = {n: f"C{i}" for i, n in enumerate(names)}
-  with_cost = [dict(r, history=[_with_swap_cost(h) for h in r["history"]])
+  with_cost = [dict(r, history=[with_swap_cost(h) for h in r["history"]])
                for r in records]
   seeds = ""
   for ax, (key, scale, label, scale_kind) in zip(axes, AUX_PANELS):
@@ -490,7 +490,7 @@ def long_run_rows(history: List[Dict[str, float]]) -> List[Dict[str, Any]]:
     return None if value is None else 100 * value
 
   rows = []
-  for h in map(_with_swap_cost, history):  # history rows carry metrics.json's keys
+  for h in map(with_swap_cost, history):  # history rows carry metrics.json's keys
     if h.get("validation_error") is None:
       continue
     row = dict(epoch=h["epoch"], minutes=h.get("wall_time", 0.0) / 60,

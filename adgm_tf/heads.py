@@ -107,11 +107,12 @@ class Conditional(keras.layers.Layer):
 # model: a healthy run stays far inside, where the clip is the identity (the
 # final checkpoints of Fig. 4's ADGM seeds 1-2 and of its SDGM, workshop ADGM
 # and M2 seed 1, and of the SDGM without the warm-up seeds 1-2, all measured
-# between -8 and 5 on a training batch). Without it a factor that carries almost no weight in the bound can
-# drift unchecked: in U(x) the SDGM's p(a|y,z) at a label y that q(y|a,x) rules
-# out is weighted by q(y|a,x) ~ 0, and in one SDGM run (seed 3 without the
-# warm-up, step 2896) its log-variance passed 180, exp(0.5 * 182.7) overflowed
-# float32 and the loss became non-finite.
+# between -8 and 5 on a training batch). Without it a factor that carries
+# almost no weight in the bound can drift unchecked: in U(x) the SDGM's
+# p(a|y,z) at a label y that q(y|a,x) rules out is weighted by q(y|a,x) ~ 0,
+# and in one SDGM run (seed 3 without the warm-up, step 2896) its
+# log-variance passed 180, exp(0.5 * 182.7) overflowed float32 and the loss
+# became non-finite.
 LOG_VAR_LIMIT = 20.0
 
 
