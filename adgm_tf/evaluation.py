@@ -17,6 +17,8 @@ across evaluations.
 from __future__ import annotations
 
 import math
+import os
+import time
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -25,6 +27,8 @@ import tensorflow as tf
 from adgm_tf import bounds
 from adgm_tf import data as data_lib
 from adgm_tf import diagnostics
+from adgm_tf.errors import ConfigError
+from adgm_tf.evaluate import SPLITS, check_evaluate_args
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # nats of KL(q||p), averaged over the test set
 
@@ -180,9 +184,113 @@ def image_grid(images: np.ndarray, side: int = 28) -> np.ndarray:
   return grid.reshape(rows * side, cols * side)
 
 
+def progress_printer(say):
+  """A ``progress(done, total)`` callback that says about every 10% with the time left."""
+  start, last = time.time(), [0.0]
+
+  def progress(done: int, total: int) -> None:
+    if done < total and done / total - last[0] < 0.1:
+      return
+    last[0] = done / total
+    spent = time.time() - start
+    left = spent * (total - done) / max(done, 1)
+    say(f"  {done}/{total} images, {spent:.0f} s" + (f", about {left:.0f} s left"
+                                                     if done < total else ""))
+  return progress
+
+
 def split_images(split: data_lib.SemiSupervisedSplit, which: str):
   """(images, labels) of ``which`` in {"test", "validation"}."""
   a = split.arrays
   if which == "test":
     return a.test_images, a.test_labels
   return a.train_images[split.validation], a.train_labels[split.validation]
+
+
+# ----------------------------------------------------------------------------
+# Any checkpoint of a run, after the fact (``python -m adgm_tf.evaluate``)
+# ----------------------------------------------------------------------------
+
+def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
+                        samples: Optional[int] = None, splits=SPLITS,
+                        ll_samples: int = 1000, ll_examples: int = 0,
+                        idx_dir: Optional[str] = None, data_dir: Optional[str] = None,
+                        samples_png: Optional[str] = None, say=None) -> Dict[str, object]:
+  """The numbers of a run's final evaluation, for any of its checkpoints.
+
+  Rebuilds the run's model from ``config.json``, restores ``checkpoint`` (a
+  prefix, "best" for the checkpoint with the lowest validation error, or the
+  newest by default), rebuilds the run's data split (the same labeled images,
+  validation split and test set) and computes what ``metrics.json`` holds,
+  with the run's evaluation seed and input treatment: the error of qbar(y|x)
+  with ``samples`` samples of a (default: the run's ``eval_samples``), the
+  a-diagnostics, the bounds L and U, active units, and optionally the IW
+  log-likelihood (K = ``ll_samples``) on the first ``ll_examples`` test
+  images. On the newest checkpoint of a finished run it reproduces the run's
+  own final evaluation. ``idx_dir``/``data_dir`` replace the run's data
+  location when the data moved. ``samples_png``: a file for 10 class-conditional
+  samples per class. ``say(text)`` receives progress lines.
+  """
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from adgm_tf import rundir, train  # pylint: disable=g-import-not-at-top
+  splits = check_evaluate_args(splits, samples, ll_samples, ll_examples)
+  say = say or (lambda text: None)
+  start = time.time()
+  config, model, path = rundir.load_run(model_dir, checkpoint)
+  saved = rundir.read_run_config(os.path.abspath(os.path.expanduser(model_dir)))
+  steps_per_epoch = int(saved["derived"]["steps_per_epoch"])
+  step = int(model.optimizer.iterations.numpy())
+  if idx_dir or data_dir:
+    config = dataclasses.replace(config, data=dataclasses.replace(
+        config.data, **{k: v for k, v in (("idx_dir", idx_dir), ("data_dir", data_dir))
+                        if v}))
+  d, m, t = config.data, config.model, config.train
+  split = train.build_data(config).split
+  samples = int(samples or m.eval_samples)
+  say(f"{path}: step {step}, epoch {step / steps_per_epoch:g}; the classifier with "
+      f"{samples} samples of a")
+  ev = Evaluator(model, d.eval_batch_size)
+  out: Dict[str, object] = {"checkpoint": path, "step": step,
+                            "epoch": step / steps_per_epoch, "eval_samples": samples}
+  images_for_kl = None
+  for which in SPLITS:
+    images, labels = split_images(split, which)
+    if which not in splits:
+      continue
+    if not len(labels):
+      say(f"  {which}: the run holds no {which} images (--validation_size=0); skipped")
+      continue
+    c = ev.classify(images, labels, samples, binarize=d.binarize_eval, seed=t.seed)
+    out[f"{which}_error"] = c.pop("error")
+    out.update({(k if which == "test" else f"{which}_{k}"): v for k, v in c.items()})
+    b = ev.bounds(images, labels, max(1, m.mc_samples), binarize=d.binarize_eval,
+                  seed=t.seed)
+    out.update({f"{which}_{k}": v for k, v in b.items()})
+    images_for_kl = images  # the test images if read, as in the run's final evaluation
+    say(f"  {which}: error {100 * out[f'{which}_error']:.2f}% on {len(labels)} images")
+  if images_for_kl is None:
+    raise ConfigError(f"{model_dir}: the run holds no {' or '.join(splits)} images "
+                      f"to evaluate (its --validation_size is 0). Add test to --splits.")
+  kl_z, kl_a = ev.kl_per_unit(images_for_kl[:1000])
+  out["active_units_z"], out["active_units_a"] = active_units(kl_z), active_units(kl_a)
+  out["ll_samples"], out["ll_examples"], out["test_log_likelihood"] = ll_samples, 0, None
+  if ll_examples:
+    test_images = split.arrays.test_images[:ll_examples]
+    say(f"  test log-likelihood: K = {ll_samples} on {len(test_images)} images")
+    ll = ev.log_likelihood(test_images, samples=ll_samples, seed=t.seed,
+                           progress=progress_printer(say))
+    out["test_log_likelihood"] = float(np.mean(ll))
+    out["ll_examples"] = len(test_images)
+  if samples_png:
+    save_samples_png(model, samples_png)
+  out["seconds"] = time.time() - start
+  return out
+
+
+def save_samples_png(model, path: str, seed: int = 0) -> None:
+  """10 class-conditional samples per class (rows 0-9) as one grey PNG."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  grid = image_grid(class_conditional_samples(model, 10, seed=seed))
+  plt.imsave(path, grid, cmap="gray", vmin=0.0, vmax=1.0)

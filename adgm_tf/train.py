@@ -708,8 +708,9 @@ class Trainer:
       estimate = self._ll_estimate()
       self.say(f"test log-likelihood: importance-weighted bound, K = {t.ll_samples}, on "
                f"{n_ll} test images (about {estimate / 60:.1f} min)")
-      ll = self.evaluator.log_likelihood(test_images[:n_ll], samples=t.ll_samples,
-                                         seed=t.seed, progress=_ll_progress_printer(self.say))
+      ll = self.evaluator.log_likelihood(
+          test_images[:n_ll], samples=t.ll_samples, seed=t.seed,
+          progress=self._evaluation.progress_printer(self.say))
     metrics = {
         "test_error": final.get("test_error"),
         "validation_error": final.get("validation_error"),
@@ -769,21 +770,6 @@ class Trainer:
     for v, value in zip(self.model.variables, current):
       v.assign(value)
     return error
-
-
-def _ll_progress_printer(say):
-  """A progress callback printing about every 10% with the time left."""
-  start, last = time.time(), [0.0]
-
-  def progress(done: int, total: int) -> None:
-    if done < total and done / total - last[0] < 0.1:
-      return
-    last[0] = done / total
-    spent = time.time() - start
-    left = spent * (total - done) / max(done, 1)
-    say(f"  {done}/{total} images, {spent:.0f} s" + (f", about {left:.0f} s left"
-                                                     if done < total else ""))
-  return progress
 
 
 def _read_best(model_dir: str) -> Optional[Dict[str, Any]]:

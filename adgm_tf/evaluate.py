@@ -1,0 +1,161 @@
+"""``python -m adgm_tf.evaluate``: the final numbers of any checkpoint of a run.
+
+Command line::
+
+    python -m adgm_tf.evaluate --model_dir=RUN [--checkpoint=best] \
+        [--splits=validation,test] [--samples=S] \
+        [--ll_examples=10000 --ll_samples=1000] \
+        [--output=NEW.json] [--samples_png=NEW.png]
+
+It rebuilds the run's model and data split from ``RUN/config.json``, restores
+the checkpoint (``best``: the one with the lowest validation error, kept in
+``RUN/best``; default: the newest) and prints what the run's own final
+evaluation puts in ``metrics.json`` (``evaluation.evaluate_checkpoint``): the
+error of qbar(y|x), the a-diagnostics, active units and, when asked, the
+importance-weighted test log-likelihood (Maaløe et al. 2016, Table 2: K = 1000
+on the 10,000 test images). The test set is for final tables: choose
+checkpoints and settings with ``--splits=validation``.
+
+Nothing is written unless ``--output``/``--samples_png`` name new files
+(existing files are never overwritten); every argument is checked before the
+model is loaded. Importing this module imports neither TensorFlow nor absl.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional, Tuple
+
+from adgm_tf.errors import ConfigError
+
+SPLITS = ("validation", "test")
+
+
+def check_evaluate_args(splits, samples: Optional[int], ll_samples: int,
+                        ll_examples: int) -> Tuple[str, ...]:
+  """The arguments of :func:`evaluate_checkpoint`, checked before anything is read."""
+  if isinstance(splits, str):
+    splits = tuple(s.strip() for s in splits.split(",") if s.strip())
+  splits = tuple(splits)
+  unknown = [s for s in splits if s not in SPLITS]
+  if not splits or unknown:
+    raise ConfigError(f"--splits={','.join(splits)}: give one or both of "
+                      f"{','.join(SPLITS)} (comma-separated).")
+  if samples is not None and samples < 1:
+    raise ConfigError(f"--samples={samples}: the classifier needs at least 1 sample "
+                      f"of a; leave it out for the run's --eval_samples.")
+  if ll_samples < 1:
+    raise ConfigError(f"--ll_samples={ll_samples}: the importance-weighted "
+                      f"estimate needs K >= 1 (the paper uses 1000).")
+  if ll_examples < 0:
+    raise ConfigError(f"--ll_examples={ll_examples}: must be >= 0 (0: skip the "
+                      f"log-likelihood; 10000: every test image).")
+  if ll_examples and "test" not in splits:
+    raise ConfigError(f"--ll_examples={ll_examples}: the log-likelihood is taken on "
+                      f"test images, and --splits={','.join(splits)} does not read "
+                      f"the test set. Add test to --splits or set --ll_examples=0.")
+  return splits
+
+
+
+def _percent(value) -> str:
+  return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def summary_lines(out: Dict[str, object]) -> list:
+  """What ``python -m adgm_tf.evaluation`` prints."""
+  lines = [f"checkpoint {out['checkpoint']} (epoch {out['epoch']:g}), "
+           f"{out['eval_samples']} samples of a"]
+  for which, prefix in (("validation", "validation_"), ("test", "")):
+    if out.get(f"{which}_error") is None:
+      continue
+    line = f"  {which}: error {_percent(out[f'{which}_error'])}"
+    swap = out.get(f"{prefix}aux_swap_error")
+    if out.get(f"{prefix}aux_alive_fraction") is not None:
+      line += (f"; a: {100 * out[f'{prefix}aux_alive_fraction']:.0f}% of units alive, "
+               f"spread {out[f'{prefix}aux_mean_spread']:.3g}")
+    if swap is not None:
+      line += f", swap cost {100 * (swap - out[f'{which}_error']):+.2f} points"
+    lines.append(line)
+  if out.get("test_log_likelihood") is not None:
+    lines.append(f"  test log-likelihood {out['test_log_likelihood']:.2f} nats "
+                 f"(K = {out['ll_samples']}, {out['ll_examples']} images)")
+  lines.append(f"  active units: z {out['active_units_z']}"
+               + ("" if out.get("active_units_a") is None else
+                  f", a {out['active_units_a']}"))
+  return lines
+
+
+def _check_new_file(path: Optional[str], flag: str, suffix: str) -> Optional[str]:
+  if not path:
+    return None
+  path = os.path.abspath(os.path.expanduser(path))
+  if os.path.exists(path):
+    raise ConfigError(f"--{flag}={path} already exists and is never overwritten; "
+                      f"give a new file name or remove it.")
+  if not path.endswith(suffix):
+    raise ConfigError(f"--{flag}={path}: give a file name ending in {suffix}.")
+  parent = os.path.dirname(path)
+  if not os.path.isdir(parent):
+    raise ConfigError(f"--{flag}={path}: the directory {parent} does not exist; "
+                      f"create it first.")
+  if not os.access(parent, os.W_OK):
+    raise ConfigError(f"--{flag}={path}: the directory {parent} is not writable.")
+  return path
+
+
+def _main(argv):  # pragma: no cover - exercised through a subprocess in tests
+  import json  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise SystemExit(f"adgm_tf.evaluate: error: unexpected arguments: {' '.join(argv[1:])}")
+  f = flags.FLAGS
+
+  def run():
+    check_evaluate_args(f.splits, f.samples, f.ll_samples, f.ll_examples)
+    output = _check_new_file(f.output, "output", ".json")
+    png = _check_new_file(f.samples_png, "samples_png", ".png")
+    cli.import_tensorflow(show=f.show_tf_logs or None)
+    from adgm_tf import evaluation, rundir  # pylint: disable=g-import-not-at-top
+    out = evaluation.evaluate_checkpoint(
+        f.model_dir, checkpoint=f.checkpoint, samples=f.samples, splits=f.splits,
+        ll_samples=f.ll_samples, ll_examples=f.ll_examples, idx_dir=f.idx_dir,
+        data_dir=f.data_dir, samples_png=png, say=lambda text: print(text, flush=True))
+    print("\n".join(summary_lines(out)), flush=True)
+    if png:
+      print(f"  class-conditional samples: {png}")
+    if output:
+      rundir.atomic_write(output, json.dumps(out, indent=2, default=float) + "\n")
+      print(f"  metrics: {output}")
+
+  cli.run_main("adgm_tf.evaluate", run,
+               verbose=f.verbose_errors or cli.verbose_requested([]))
+
+
+def _define_flags():  # pragma: no cover
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("model_dir", None, "Run directory (holds config.json and checkpoints/).")
+  flags.DEFINE_string("checkpoint", None, "A checkpoint prefix, or 'best': the run's checkpoint "
+                      "with the lowest validation error; default: the newest.")
+  flags.DEFINE_string("splits", "validation,test", "Which images to classify: validation, "
+                      "test or both (the test set is for final tables only).")
+  flags.DEFINE_integer("samples", None, "Samples of a in qbar(y|x); default: the run's "
+                       "--eval_samples.")
+  flags.DEFINE_integer("ll_samples", 1000, "Importance samples K of the test log-likelihood.")
+  flags.DEFINE_integer("ll_examples", 0, "Test images in the log-likelihood (0: skip; "
+                       "10000: all; about an hour on 2 cores for the paper's networks).")
+  flags.DEFINE_string("output", None, "Write the numbers to this new .json file.")
+  flags.DEFINE_string("samples_png", None, "Write 10 class-conditional samples per class "
+                      "to this new .png file.")
+  flags.DEFINE_string("idx_dir", None, "The MNIST IDX files, if they moved since the run.")
+  flags.DEFINE_string("data_dir", None, "The prepared dataset directory, if it moved.")
+  flags.DEFINE_bool("verbose_errors", False, "Show the traceback of a failure.")
+  flags.DEFINE_bool("show_tf_logs", False, "Keep TensorFlow's C++ start-up lines.")
+  flags.mark_flags_as_required(["model_dir"])
+
+
+if __name__ == "__main__":  # pragma: no cover
+  from absl import app  # pylint: disable=g-import-not-at-top
+  _define_flags()
+  app.run(_main)
