@@ -238,4 +238,5 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
+  app.run(main, flags_parser=cli.absl_flags_parser("launch.py"))

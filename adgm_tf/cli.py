@@ -128,3 +128,24 @@ def run_main(prog: str, fn: Callable[[], object],
     raise
   except BaseException as e:  # pylint: disable=broad-except
     sys.exit(report(prog, e, verbose))
+
+
+def absl_flags_parser(prog: str) -> Callable[[Sequence[str]], list]:
+  """``app.run(main, flags_parser=...)``: absl's flag errors as one line, exit 2.
+
+  absl prints "FATAL Flags parsing error: ..." and a second line of advice;
+  here an unknown flag, a value of the wrong type, a missing required flag or
+  an unreadable --flagfile reads ``<prog>: error: <absl's message> (--helpshort
+  lists the flags)``. --help and --helpshort work as before.
+  """
+  def parse(argv: Sequence[str]) -> list:
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      text = " ".join(str(e).split())
+      text = re.sub(r"^ERROR:: ", "", text)
+      print(f"{prog}: error: {text} (--helpshort lists the flags)", file=sys.stderr,
+            flush=True)
+      sys.exit(2)
+  return parse

@@ -217,4 +217,5 @@ def _define_flags():  # pragma: no cover
 if __name__ == "__main__":  # pragma: no cover
   from absl import app  # pylint: disable=g-import-not-at-top
   _define_flags()
-  app.run(_main)
+  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
+  app.run(_main, flags_parser=cli.absl_flags_parser("adgm_tf.export"))

@@ -111,11 +111,23 @@ def test_bad_flags_stop_before_any_work(args, message, mnist_idx_dir, mnist_data
   assert not d.exists()  # nothing was written
 
 
-def test_model_dir_is_required(mnist_idx_dir):
-  out = subprocess.run([sys.executable, "launch.py", "--model=adgm"], cwd=REPO,
-                       env=run_env(mnist_idx_dir), capture_output=True, text=True,
-                       timeout=60)
-  assert out.returncode != 0 and "--model_dir" in out.stderr
+@pytest.mark.parametrize("args,message", [
+    (["--model=adgm"], "flag --model_dir=None: Flag --model_dir must have a value other than None."),
+    (["--model_dir=x", "--learning_rate=abc"],
+     "flag --learning_rate=abc: could not convert string to float: 'abc'"),
+    (["--model_dir=x", "--flagfile=no_such.flags"],
+     "Unable to open flagfile: [Errno 2] No such file or directory: 'no_such.flags'"),
+    (["--model_dir=x", "--learning_rat=0.1"], "Unknown command line flag 'learning_rat'. Did you mean: learning_rate ?"),
+])
+def test_flag_errors_are_one_line(mnist_idx_dir, tmp_path, args, message):
+  """absl's own parse errors read like the package's: one line, exit 2."""
+  out = subprocess.run([sys.executable, os.path.join(REPO, "launch.py"), *args],
+                       cwd=tmp_path, env=run_env(mnist_idx_dir), capture_output=True,
+                       text=True, timeout=60)
+  lines = (out.stdout + out.stderr).strip().splitlines()
+  assert out.returncode == 2
+  assert lines == [f"launch.py: error: {message} (--helpshort lists the flags)"]
+  assert os.listdir(tmp_path) == []  # nothing was written
 
 
 def test_relaunch_with_another_architecture_is_refused(tiny_run, mnist_idx_dir,
