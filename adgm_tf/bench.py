@@ -44,7 +44,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from adgm_tf import cli
 from adgm_tf.errors import ConfigError
+
+PROG = "adgm_tf.bench"
 
 # The paper's architecture (Maaløe et al. 2016): a = z = 100, two hidden
 # layers of 500 in every network, 784 pixels, 10 classes.
@@ -447,7 +450,7 @@ def format_table(result: Dict) -> str:
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(PROG, description=__doc__.splitlines()[0])
   parser.add_argument("--short", action="store_true", help="a few steps per configuration")
   parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
   parser.add_argument("--profile", default=None,
@@ -511,5 +514,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
-  cli.run_main("adgm_tf.bench", main)
+  cli.run_main(PROG, main)

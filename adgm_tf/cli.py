@@ -19,6 +19,7 @@ Importing this module imports neither TensorFlow nor absl.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -149,3 +150,15 @@ def absl_flags_parser(prog: str) -> Callable[[Sequence[str]], list]:
             flush=True)
       sys.exit(2)
   return parse
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse whose usage errors are one line, ``<prog>: error: ...``, exit 2."""
+
+  def __init__(self, prog: str, **kwargs):
+    super().__init__(prog=prog, **kwargs)
+
+  def error(self, message):
+    print(f"{self.prog}: error: {message} (--help lists the arguments)", file=sys.stderr,
+          flush=True)
+    sys.exit(2)

@@ -39,7 +39,6 @@ A run's seed sets both ``--seed`` and ``--label_seed``.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -51,7 +50,10 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from adgm_tf import cli
 from adgm_tf.errors import AdgmError, ConfigError
+
+PROG = "adgm_tf.experiments"
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -599,7 +601,7 @@ def report_long_run(model_dir: str, dest: str, title: str) -> List[Dict[str, Any
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(PROG, description=__doc__.splitlines()[0])
   parser.add_argument("--config", help="JSON list of runs")
   parser.add_argument("--out", help="output directory")
   parser.add_argument("--long_run", default=None, metavar="MODEL_DIR",
@@ -640,7 +642,6 @@ def main(argv=None):
     records = run_all(config, args.out, log=lambda m: print(m, flush=True))
   if not records:
     raise ConfigError(f"no finished runs to report in {args.out}/runs.")
-  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
   cli.import_tensorflow()  # the sample figure restores a model: no C++ start-up lines
   summary = report(records, args.out, config.get("title", os.path.basename(args.config)),
                    config.get("budget", ""))
@@ -652,5 +653,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
-  cli.run_main("adgm_tf.experiments", main)
+  cli.run_main(PROG, main)

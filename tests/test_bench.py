@@ -84,3 +84,15 @@ def test_kernels_names_what_runs_each_arithmetic():
 def test_bad_arguments_are_refused_before_any_measurement(argv, match):
   with pytest.raises(bench.ConfigError, match=match):
     bench.main(argv)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--only", "x"], "argument --only: invalid int value: 'x'"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_usage_errors_are_one_line(capsys, argv, message):
+  with pytest.raises(SystemExit) as stop:
+    bench.main(argv)
+  assert stop.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err == [f"adgm_tf.bench: error: {message} (--help lists the arguments)"]

@@ -306,3 +306,12 @@ def test_replay_probe_replays_a_finished_run_from_its_newest_checkpoint(
   assert bad.returncode != 0 and "Traceback" not in bad.stderr
   assert bad.stderr.strip() == (f"experiments/probes/replay.py: error: {tmp_path / 'none'}: "
                                 f"not a run directory (no config.json).")
+
+
+def test_usage_errors_are_one_line(capsys):
+  with pytest.raises(SystemExit) as stop:
+    experiments.main(["--config"])
+  assert stop.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err == ["adgm_tf.experiments: error: argument --config: expected one argument "
+                 "(--help lists the arguments)"]
