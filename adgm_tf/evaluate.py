@@ -116,8 +116,10 @@ def _main(argv):  # pragma: no cover - exercised through a subprocess in tests
     check_evaluate_args(f.splits, f.samples, f.ll_samples, f.ll_examples)
     output = _check_new_file(f.output, "output", ".json")
     png = _check_new_file(f.samples_png, "samples_png", ".png")
+    from adgm_tf import rundir  # pylint: disable=g-import-not-at-top
+    rundir.read_run(f.model_dir)  # a wrong --model_dir fails before TensorFlow loads
     cli.import_tensorflow(show=f.show_tf_logs or None)
-    from adgm_tf import evaluation, rundir  # pylint: disable=g-import-not-at-top
+    from adgm_tf import evaluation  # pylint: disable=g-import-not-at-top
     out = evaluation.evaluate_checkpoint(
         f.model_dir, checkpoint=f.checkpoint, samples=f.samples, splits=f.splits,
         ll_samples=f.ll_samples, ll_examples=f.ll_examples, idx_dir=f.idx_dir,
@@ -144,7 +146,7 @@ def _define_flags():  # pragma: no cover
                        "--eval_samples.")
   flags.DEFINE_integer("ll_samples", 1000, "Importance samples K of the test log-likelihood.")
   flags.DEFINE_integer("ll_examples", 0, "Test images in the log-likelihood (0: skip; "
-                       "10000: all; about an hour on 2 cores for the paper's networks).")
+                       "10000: all; about 1.5 hours on 2 cores for the paper's networks).")
   flags.DEFINE_string("output", None, "Write the numbers to this new .json file.")
   flags.DEFINE_string("samples_png", None, "Write 10 class-conditional samples per class "
                       "to this new .png file.")

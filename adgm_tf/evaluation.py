@@ -17,7 +17,6 @@ across evaluations.
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Dict, Optional, Tuple
 
@@ -237,7 +236,7 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
   say = say or (lambda text: None)
   start = time.time()
   config, model, path = rundir.load_run(model_dir, checkpoint)
-  saved = rundir.read_run_config(os.path.abspath(os.path.expanduser(model_dir)))
+  _, saved = rundir.read_run(model_dir)
   steps_per_epoch = int(saved["derived"]["steps_per_epoch"])
   step = int(model.optimizer.iterations.numpy())
   if idx_dir or data_dir:
@@ -245,6 +244,10 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
         config.data, **{k: v for k, v in (("idx_dir", idx_dir), ("data_dir", data_dir))
                         if v}))
   d, m, t = config.data, config.model, config.train
+  held = [w for w in splits if w == "test" or d.validation_size > 0]
+  if not held:
+    raise ConfigError(f"{model_dir}: the run holds no validation images to evaluate "
+                      f"(its --validation_size is 0). Add test to --splits.")
   split = train.build_data(config).split
   samples = int(samples or m.eval_samples)
   say(f"{path}: step {step}, epoch {step / steps_per_epoch:g}; the classifier with "
@@ -255,10 +258,9 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
   images_for_kl = None
   for which in SPLITS:
     images, labels = split_images(split, which)
-    if which not in splits:
-      continue
-    if not len(labels):
-      say(f"  {which}: the run holds no {which} images (--validation_size=0); skipped")
+    if which not in held:
+      if which in splits:
+        say(f"  {which}: the run holds no {which} images (--validation_size=0); skipped")
       continue
     c = ev.classify(images, labels, samples, binarize=d.binarize_eval, seed=t.seed)
     out[f"{which}_error"] = c.pop("error")
@@ -268,9 +270,6 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
     out.update({f"{which}_{k}": v for k, v in b.items()})
     images_for_kl = images  # the test images if read, as in the run's final evaluation
     say(f"  {which}: error {100 * out[f'{which}_error']:.2f}% on {len(labels)} images")
-  if images_for_kl is None:
-    raise ConfigError(f"{model_dir}: the run holds no {' or '.join(splits)} images "
-                      f"to evaluate (its --validation_size is 0). Add test to --splits.")
   kl_z, kl_a = ev.kl_per_unit(images_for_kl[:1000])
   out["active_units_z"], out["active_units_a"] = active_units(kl_z), active_units(kl_a)
   out["ll_samples"], out["ll_examples"], out["test_log_likelihood"] = ll_samples, 0, None

@@ -428,12 +428,10 @@ def check_checkpoint_matches(checkpoint, checkpoint_path: str) -> None:
         f"or the flags of the run that wrote it.")
 
 
-def load_run(model_dir: str, checkpoint: Optional[str] = None):
-  """Rebuilds a run's model from ``config.json`` and restores a checkpoint.
+def read_run(model_dir: str) -> Tuple[str, Dict[str, Any]]:
+  """``(absolute model_dir, saved config.json)`` of an existing run, or a ConfigError.
 
-  Returns ``(config, model, checkpoint path)``. ``checkpoint``: a prefix, or
-  "best" for the one with the lowest validation error (``model_dir/best``); by
-  default the newest intact one in ``model_dir/checkpoints``.
+  Cheap (imports no TensorFlow): command lines call it before loading a model.
   """
   model_dir = os.path.abspath(os.path.expanduser(model_dir))
   if not os.path.isdir(model_dir):
@@ -446,6 +444,17 @@ def load_run(model_dir: str, checkpoint: Optional[str] = None):
         f"{model_dir} has no config.json, so it is not a finished or running "
         f"adgm_tf run directory. Point --model_dir at the directory given to "
         f"launch.py.")
+  return model_dir, saved
+
+
+def load_run(model_dir: str, checkpoint: Optional[str] = None):
+  """Rebuilds a run's model from ``config.json`` and restores a checkpoint.
+
+  Returns ``(config, model, checkpoint path)``. ``checkpoint``: a prefix, or
+  "best" for the one with the lowest validation error (``model_dir/best``); by
+  default the newest intact one in ``model_dir/checkpoints``.
+  """
+  model_dir, saved = read_run(model_dir)
   config = config_lib.Config.from_dict(saved["config"])
   if checkpoint == "best":
     checkpoint = intact_checkpoint(os.path.join(model_dir, "best"), repair=False)

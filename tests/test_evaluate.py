@@ -17,37 +17,6 @@ from adgm_tf.errors import CheckpointError, ConfigError
 from conftest import REPO, run_env
 
 
-def test_reproduces_the_runs_own_final_evaluation(tiny_run, tmp_path):
-  """On the newest checkpoint it gives what the run wrote into metrics.json."""
-  metrics = json.load(open(os.path.join(tiny_run["model_dir"], "metrics.json")))
-  png = str(tmp_path / "samples.png")
-  out = evaluation.evaluate_checkpoint(
-      tiny_run["model_dir"], ll_samples=metrics["ll_samples"],
-      ll_examples=metrics["ll_examples"], samples_png=png)
-  assert out["checkpoint"].endswith("ckpt-20")
-  assert out["step"] == metrics["steps"] == 20 and out["epoch"] == metrics["epochs"] == 2
-  assert out["eval_samples"] == metrics["eval_samples"] == 20
-  assert out["test_error"] == metrics["test_error"]
-  assert "validation_error" not in out  # tiny.flags holds no validation split
-  assert out["test_log_likelihood"] == pytest.approx(metrics["test_log_likelihood"],
-                                                     abs=1e-3)
-  assert out["ll_examples"] == 200
-  for key in ("aux_alive_fraction", "aux_mean_spread", "aux_swap_error",
-              "aux_information", "test_elbo_labeled", "test_elbo_unlabeled"):
-    assert out[key] == pytest.approx(metrics[key], rel=1e-4, abs=1e-6), key
-  assert out["active_units_z"] == metrics["active_units_z"]
-  assert out["active_units_a"] == metrics["active_units_a"]
-  image = __import__("matplotlib.pyplot").pyplot.imread(png)
-  assert image.shape[:2] == (280, 280)                      # 10 classes x 10 samples
-  assert np.ptp(image[..., 0]) > 0
-
-
-def test_fewer_samples_and_test_only(tiny_run):
-  out = evaluation.evaluate_checkpoint(tiny_run["model_dir"], samples=3, splits="test")
-  assert out["eval_samples"] == 3 and out["test_log_likelihood"] is None
-  assert 0.0 <= out["test_error"] <= 1.0 and out["ll_examples"] == 0
-
-
 @pytest.mark.parametrize("kwargs,message", [
     (dict(splits="train"), "--splits=train: give one or both of validation,test"),
     (dict(splits=""), "give one or both"),
@@ -78,19 +47,35 @@ def _cli(args, mnist_idx_dir):
                         timeout=300)
 
 
-def test_command_line_writes_new_files_and_never_overwrites(tiny_run, mnist_idx_dir,
-                                                           tmp_path):
+def test_command_line_reproduces_the_runs_final_evaluation_and_never_overwrites(
+    tiny_run, mnist_idx_dir, tmp_path):
+  """On the newest checkpoint it gives what the run wrote into metrics.json."""
+  metrics = json.load(open(os.path.join(tiny_run["model_dir"], "metrics.json")))
   output, png = tmp_path / "eval.json", tmp_path / "samples.png"
   args = [f"--model_dir={tiny_run['model_dir']}", f"--output={output}",
-          f"--samples_png={png}", "--ll_examples=50", "--ll_samples=10"]
+          f"--samples_png={png}", f"--ll_examples={metrics['ll_examples']}",
+          f"--ll_samples={metrics['ll_samples']}"]
   out = _cli(args, mnist_idx_dir)
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stderr.strip() == ""                          # no TensorFlow start-up noise
-  text = out.stdout
-  assert "test: error" in text and "test log-likelihood" in text and "K = 10, 50 images" in text
+  assert "test: error" in out.stdout and "K = 20, 200 images" in out.stdout
   saved = json.loads(output.read_text())
-  assert saved["ll_examples"] == 50 and saved["checkpoint"].endswith("ckpt-20")
-  assert png.exists()
+  assert saved["checkpoint"].endswith("ckpt-20")
+  assert saved["step"] == metrics["steps"] == 20 and saved["epoch"] == metrics["epochs"] == 2
+  assert saved["eval_samples"] == metrics["eval_samples"] == 20
+  assert saved["test_error"] == metrics["test_error"]
+  assert "validation_error" not in saved                   # tiny.flags holds no validation split
+  assert saved["ll_examples"] == 200
+  assert saved["test_log_likelihood"] == pytest.approx(metrics["test_log_likelihood"],
+                                                       abs=1e-3)
+  for key in ("aux_alive_fraction", "aux_mean_spread", "aux_swap_error",
+              "aux_information", "test_elbo_labeled", "test_elbo_unlabeled"):
+    assert saved[key] == pytest.approx(metrics[key], rel=1e-4, abs=1e-6), key
+  assert saved["active_units_z"] == metrics["active_units_z"]
+  assert saved["active_units_a"] == metrics["active_units_a"]
+  image = __import__("matplotlib.pyplot").pyplot.imread(str(png))
+  assert image.shape[:2] == (280, 280)                      # 10 classes x 10 samples
+  assert np.ptp(image[..., 0]) > 0
   # A second launch with the same files fails with one line and changes nothing.
   before = output.read_bytes(), png.read_bytes()
   again = _cli(args, mnist_idx_dir)
