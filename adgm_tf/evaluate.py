@@ -57,13 +57,12 @@ def check_evaluate_args(splits, samples: Optional[int], ll_samples: int,
   return splits
 
 
-
 def _percent(value) -> str:
   return "-" if value is None else f"{100 * value:.2f}%"
 
 
 def summary_lines(out: Dict[str, object]) -> list:
-  """What ``python -m adgm_tf.evaluation`` prints."""
+  """What ``python -m adgm_tf.evaluate`` prints."""
   lines = [f"checkpoint {out['checkpoint']} (epoch {out['epoch']:g}), "
            f"{out['eval_samples']} samples of a"]
   for which, prefix in (("validation", "validation_"), ("test", "")):
