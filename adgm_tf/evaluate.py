@@ -10,7 +10,7 @@ Command line::
 It rebuilds the run's model and data split from ``RUN/config.json``, restores
 the checkpoint (``best``: the one with the lowest validation error, kept in
 ``RUN/best``; default: the newest) and prints what the run's own final
-evaluation puts in ``metrics.json`` (``evaluation.evaluate_checkpoint``): the
+evaluation puts in ``metrics.json`` (:func:`evaluate_checkpoint`): the
 error of qbar(y|x), the a-diagnostics, active units and, when asked, the
 importance-weighted test log-likelihood (Maaløe et al. 2016, Table 2: K = 1000
 on the 10,000 test images). The test set is for final tables: choose
@@ -55,6 +55,85 @@ def check_evaluate_args(splits, samples: Optional[int], ll_samples: int,
                       f"test images, and --splits={','.join(splits)} does not read "
                       f"the test set. Add test to --splits or set --ll_examples=0.")
   return splits
+
+
+def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
+                        samples: Optional[int] = None, splits=SPLITS,
+                        ll_samples: int = 1000, ll_examples: int = 0,
+                        idx_dir: Optional[str] = None, data_dir: Optional[str] = None,
+                        samples_png: Optional[str] = None, say=None) -> Dict[str, object]:
+  """The numbers of a run's final evaluation, for any of its checkpoints.
+
+  Rebuilds the run's model from ``config.json``, restores ``checkpoint`` (a
+  prefix, "best" for the checkpoint with the lowest validation error, or the
+  newest by default), rebuilds the run's data split (the same labeled images,
+  validation split and test set) and computes what ``metrics.json`` holds,
+  with the run's evaluation seed and input treatment: the error of qbar(y|x)
+  with ``samples`` samples of a (default: the run's ``eval_samples``), the
+  a-diagnostics, the bounds L and U, active units, and optionally the IW
+  log-likelihood (K = ``ll_samples``) on the first ``ll_examples`` test
+  images. On the newest checkpoint of a finished run it reproduces the run's
+  own final evaluation. ``idx_dir``/``data_dir`` replace the run's data
+  location when the data moved. ``samples_png``: a file for 10 class-conditional
+  samples per class. ``say(text)`` receives progress lines.
+  """
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from adgm_tf import evaluation, rundir, train  # pylint: disable=g-import-not-at-top
+  splits = check_evaluate_args(splits, samples, ll_samples, ll_examples)
+  say = say or (lambda text: None)
+  start = time.time()
+  config, model, path = rundir.load_run(model_dir, checkpoint)
+  _, saved = rundir.read_run(model_dir)
+  steps_per_epoch = int(saved["derived"]["steps_per_epoch"])
+  step = int(model.optimizer.iterations.numpy())
+  if idx_dir or data_dir:
+    config = dataclasses.replace(config, data=dataclasses.replace(
+        config.data, **{k: v for k, v in (("idx_dir", idx_dir), ("data_dir", data_dir))
+                        if v}))
+  d, m, t = config.data, config.model, config.train
+  held = [w for w in splits if w == "test" or d.validation_size > 0]
+  if not held:
+    raise ConfigError(f"{model_dir}: the run holds no validation images to evaluate "
+                      f"(its --validation_size is 0). Add test to --splits.")
+  split = train.build_data(config).split
+  samples = int(samples or m.eval_samples)
+  say(f"{path}: step {step}, epoch {step / steps_per_epoch:g}; the classifier with "
+      f"{samples} samples of a")
+  ev = evaluation.Evaluator(model, d.eval_batch_size)
+  out: Dict[str, object] = {"checkpoint": path, "step": step,
+                            "epoch": step / steps_per_epoch, "eval_samples": samples}
+  images_for_kl = None
+  for which in SPLITS:
+    images, labels = evaluation.split_images(split, which)
+    if which not in held:
+      if which in splits:
+        say(f"  {which}: the run holds no {which} images (--validation_size=0); skipped")
+      continue
+    c = ev.classify(images, labels, samples, binarize=d.binarize_eval, seed=t.seed)
+    out[f"{which}_error"] = c.pop("error")
+    out.update({(k if which == "test" else f"{which}_{k}"): v for k, v in c.items()})
+    b = ev.bounds(images, labels, max(1, m.mc_samples), binarize=d.binarize_eval,
+                  seed=t.seed)
+    out.update({f"{which}_{k}": v for k, v in b.items()})
+    images_for_kl = images  # the test images if read, as in the run's final evaluation
+    say(f"  {which}: error {100 * out[f'{which}_error']:.2f}% on {len(labels)} images")
+  kl_z, kl_a = ev.kl_per_unit(images_for_kl[:1000])
+  out["active_units_z"] = evaluation.active_units(kl_z)
+  out["active_units_a"] = evaluation.active_units(kl_a)
+  out["ll_samples"], out["ll_examples"], out["test_log_likelihood"] = ll_samples, 0, None
+  if ll_examples:
+    test_images = split.arrays.test_images[:ll_examples]
+    say(f"  test log-likelihood: K = {ll_samples} on {len(test_images)} images")
+    ll = ev.log_likelihood(test_images, samples=ll_samples, seed=t.seed,
+                           progress=evaluation.progress_printer(say))
+    out["test_log_likelihood"] = float(np.mean(ll))
+    out["ll_examples"] = len(test_images)
+  if samples_png:
+    evaluation.save_samples_png(model, samples_png)
+  out["seconds"] = time.time() - start
+  return out
 
 
 def _percent(value) -> str:
@@ -118,8 +197,7 @@ def _main(argv):  # pragma: no cover - exercised through a subprocess in tests
     from adgm_tf import rundir  # pylint: disable=g-import-not-at-top
     rundir.read_run(f.model_dir)  # a wrong --model_dir fails before TensorFlow loads
     cli.import_tensorflow(show=f.show_tf_logs or None)
-    from adgm_tf import evaluation  # pylint: disable=g-import-not-at-top
-    out = evaluation.evaluate_checkpoint(
+    out = evaluate_checkpoint(
         f.model_dir, checkpoint=f.checkpoint, samples=f.samples, splits=f.splits,
         ll_samples=f.ll_samples, ll_examples=f.ll_examples, idx_dir=f.idx_dir,
         data_dir=f.data_dir, samples_png=png, say=lambda text: print(text, flush=True))

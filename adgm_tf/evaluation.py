@@ -26,8 +26,6 @@ import tensorflow as tf
 from adgm_tf import bounds
 from adgm_tf import data as data_lib
 from adgm_tf import diagnostics
-from adgm_tf.errors import ConfigError
-from adgm_tf.evaluate import SPLITS, check_evaluate_args
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # nats of KL(q||p), averaged over the test set
 
@@ -204,86 +202,6 @@ def split_images(split: data_lib.SemiSupervisedSplit, which: str):
   if which == "test":
     return a.test_images, a.test_labels
   return a.train_images[split.validation], a.train_labels[split.validation]
-
-
-# ----------------------------------------------------------------------------
-# Any checkpoint of a run, after the fact (``python -m adgm_tf.evaluate``)
-# ----------------------------------------------------------------------------
-
-def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
-                        samples: Optional[int] = None, splits=SPLITS,
-                        ll_samples: int = 1000, ll_examples: int = 0,
-                        idx_dir: Optional[str] = None, data_dir: Optional[str] = None,
-                        samples_png: Optional[str] = None, say=None) -> Dict[str, object]:
-  """The numbers of a run's final evaluation, for any of its checkpoints.
-
-  Rebuilds the run's model from ``config.json``, restores ``checkpoint`` (a
-  prefix, "best" for the checkpoint with the lowest validation error, or the
-  newest by default), rebuilds the run's data split (the same labeled images,
-  validation split and test set) and computes what ``metrics.json`` holds,
-  with the run's evaluation seed and input treatment: the error of qbar(y|x)
-  with ``samples`` samples of a (default: the run's ``eval_samples``), the
-  a-diagnostics, the bounds L and U, active units, and optionally the IW
-  log-likelihood (K = ``ll_samples``) on the first ``ll_examples`` test
-  images. On the newest checkpoint of a finished run it reproduces the run's
-  own final evaluation. ``idx_dir``/``data_dir`` replace the run's data
-  location when the data moved. ``samples_png``: a file for 10 class-conditional
-  samples per class. ``say(text)`` receives progress lines.
-  """
-  import dataclasses  # pylint: disable=g-import-not-at-top
-  from adgm_tf import rundir, train  # pylint: disable=g-import-not-at-top
-  splits = check_evaluate_args(splits, samples, ll_samples, ll_examples)
-  say = say or (lambda text: None)
-  start = time.time()
-  config, model, path = rundir.load_run(model_dir, checkpoint)
-  _, saved = rundir.read_run(model_dir)
-  steps_per_epoch = int(saved["derived"]["steps_per_epoch"])
-  step = int(model.optimizer.iterations.numpy())
-  if idx_dir or data_dir:
-    config = dataclasses.replace(config, data=dataclasses.replace(
-        config.data, **{k: v for k, v in (("idx_dir", idx_dir), ("data_dir", data_dir))
-                        if v}))
-  d, m, t = config.data, config.model, config.train
-  held = [w for w in splits if w == "test" or d.validation_size > 0]
-  if not held:
-    raise ConfigError(f"{model_dir}: the run holds no validation images to evaluate "
-                      f"(its --validation_size is 0). Add test to --splits.")
-  split = train.build_data(config).split
-  samples = int(samples or m.eval_samples)
-  say(f"{path}: step {step}, epoch {step / steps_per_epoch:g}; the classifier with "
-      f"{samples} samples of a")
-  ev = Evaluator(model, d.eval_batch_size)
-  out: Dict[str, object] = {"checkpoint": path, "step": step,
-                            "epoch": step / steps_per_epoch, "eval_samples": samples}
-  images_for_kl = None
-  for which in SPLITS:
-    images, labels = split_images(split, which)
-    if which not in held:
-      if which in splits:
-        say(f"  {which}: the run holds no {which} images (--validation_size=0); skipped")
-      continue
-    c = ev.classify(images, labels, samples, binarize=d.binarize_eval, seed=t.seed)
-    out[f"{which}_error"] = c.pop("error")
-    out.update({(k if which == "test" else f"{which}_{k}"): v for k, v in c.items()})
-    b = ev.bounds(images, labels, max(1, m.mc_samples), binarize=d.binarize_eval,
-                  seed=t.seed)
-    out.update({f"{which}_{k}": v for k, v in b.items()})
-    images_for_kl = images  # the test images if read, as in the run's final evaluation
-    say(f"  {which}: error {100 * out[f'{which}_error']:.2f}% on {len(labels)} images")
-  kl_z, kl_a = ev.kl_per_unit(images_for_kl[:1000])
-  out["active_units_z"], out["active_units_a"] = active_units(kl_z), active_units(kl_a)
-  out["ll_samples"], out["ll_examples"], out["test_log_likelihood"] = ll_samples, 0, None
-  if ll_examples:
-    test_images = split.arrays.test_images[:ll_examples]
-    say(f"  test log-likelihood: K = {ll_samples} on {len(test_images)} images")
-    ll = ev.log_likelihood(test_images, samples=ll_samples, seed=t.seed,
-                           progress=progress_printer(say))
-    out["test_log_likelihood"] = float(np.mean(ll))
-    out["ll_examples"] = len(test_images)
-  if samples_png:
-    save_samples_png(model, samples_png)
-  out["seconds"] = time.time() - start
-  return out
 
 
 def save_samples_png(model, path: str, seed: int = 0) -> None:

@@ -1,4 +1,4 @@
-"""``python -m adgm_tf.evaluate`` and ``evaluation.evaluate_checkpoint``.
+"""``python -m adgm_tf.evaluate`` and ``evaluate.evaluate_checkpoint``.
 
 The checkpoint of a best-by-validation run is evaluated in
 tests/test_train.py (``test_when_the_test_set_is_read``), which trains one.
@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from adgm_tf import evaluate, evaluation
+from adgm_tf import evaluate
 from adgm_tf.errors import CheckpointError, ConfigError
 from conftest import REPO, run_env
 
@@ -31,14 +31,14 @@ def test_bad_arguments_are_refused_before_the_run_is_read(kwargs, message):
   with pytest.raises(ConfigError, match=message):
     evaluate.check_evaluate_args(**args)
   with pytest.raises(ConfigError, match=message):  # before --model_dir is looked at
-    evaluation.evaluate_checkpoint("/nonexistent/run", **args)
+    evaluate.evaluate_checkpoint("/nonexistent/run", **args)
 
 
 def test_what_the_run_does_not_hold(tiny_run):
   with pytest.raises(ConfigError, match=r"no validation images .*Add test to --splits"):
-    evaluation.evaluate_checkpoint(tiny_run["model_dir"], splits="validation")
+    evaluate.evaluate_checkpoint(tiny_run["model_dir"], splits="validation")
   with pytest.raises(CheckpointError, match="--validation_size"):
-    evaluation.evaluate_checkpoint(tiny_run["model_dir"], checkpoint="best")
+    evaluate.evaluate_checkpoint(tiny_run["model_dir"], checkpoint="best")
 
 
 def _cli(args, mnist_idx_dir):

@@ -21,7 +21,7 @@ import tensorflow as tf
 from adgm_tf import builders
 from adgm_tf import config as config_lib
 from adgm_tf import data
-from adgm_tf import evaluation
+from adgm_tf import evaluate
 from adgm_tf import rundir
 from adgm_tf import train
 from adgm_tf.errors import ConfigError
@@ -393,7 +393,7 @@ def test_when_the_test_set_is_read(mnist_data_dir, tmp_path, when, periodic, fin
   assert meta["checkpoint"] == str(tmp_path / "run" / "best" / f"ckpt-{best['step']}")
   # Evaluated after the fact with the periodic evaluation's samples, the best
   # checkpoint gives the validation error it was chosen by.
-  out = evaluation.evaluate_checkpoint(str(tmp_path / "run"), checkpoint="best",
+  out = evaluate.evaluate_checkpoint(str(tmp_path / "run"), checkpoint="best",
                                        samples=cfg.train.eval_samples_periodic,
                                        splits="validation")
   assert out["step"] == best["step"] and "test_error" not in out
