@@ -111,12 +111,9 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
       if which in splits:
         say(f"  {which}: the run holds no {which} images (--validation_size=0); skipped")
       continue
-    c = ev.classify(images, labels, samples, binarize=d.binarize_eval, seed=t.seed)
-    out[f"{which}_error"] = c.pop("error")
-    out.update({(k if which == "test" else f"{which}_{k}"): v for k, v in c.items()})
-    b = ev.bounds(images, labels, max(1, m.mc_samples), binarize=d.binarize_eval,
-                  seed=t.seed)
-    out.update({f"{which}_{k}": v for k, v in b.items()})
+    out.update(evaluation.split_numbers(ev, which, images, labels, samples,
+                                        max(1, m.mc_samples), binarize=d.binarize_eval,
+                                        seed=t.seed))
     images_for_kl = images  # the test images if read, as in the run's final evaluation
     say(f"  {which}: error {100 * out[f'{which}_error']:.2f}% on {len(labels)} images")
   kl_z, kl_a = ev.kl_per_unit(images_for_kl[:1000])

@@ -196,6 +196,25 @@ def progress_printer(say):
   return progress
 
 
+def split_numbers(ev: "Evaluator", which: str, images, labels, samples: int,
+                  bound_samples: int, binarize: bool, seed: int,
+                  bound_examples: Optional[int] = None) -> Dict[str, object]:
+  """One split's error, a-diagnostics and bounds, keyed as metrics.json keys them.
+
+  The test set's a-diagnostics are the top-level ``aux_*`` keys; every other
+  key carries the split's name. The bounds use the first ``bound_examples``
+  images (all by default).
+  """
+  out: Dict[str, object] = {}
+  c = ev.classify(images, labels, samples, binarize=binarize, seed=seed)
+  out[f"{which}_error"] = c.pop("error")
+  out.update({(k if which == "test" else f"{which}_{k}"): v for k, v in c.items()})
+  sub = slice(None, bound_examples)
+  b = ev.bounds(images[sub], labels[sub], bound_samples, binarize=binarize, seed=seed)
+  out.update({f"{which}_{k}": v for k, v in b.items()})
+  return out
+
+
 def split_images(split: data_lib.SemiSupervisedSplit, which: str):
   """(images, labels) of ``which`` in {"test", "validation"}."""
   a = split.arrays

@@ -466,14 +466,9 @@ class Trainer:
     for which, (images, labels) in (("validation", self.validation), ("test", self.test)):
       if len(labels) == 0 or (which == "test" and not self.reads_test(final)):
         continue
-      c = ev.classify(images, labels, samples, binarize=d.binarize_eval, seed=t.seed)
-      results[f"{which}_error"] = c.pop("error")
-      # The a-diagnostics of the test set are the top-level aux_* numbers.
-      results.update({(k if which == "test" else f"{which}_{k}"): v for k, v in c.items()})
-      sub = slice(None, bound_examples)
-      b = ev.bounds(images[sub], labels[sub], max(1, m.mc_samples),
-                    binarize=d.binarize_eval, seed=t.seed)
-      results.update({f"{which}_{k}": v for k, v in b.items()})
+      results.update(self._evaluation.split_numbers(
+          ev, which, images, labels, samples, max(1, m.mc_samples),
+          binarize=d.binarize_eval, seed=t.seed, bound_examples=bound_examples))
     # Active units on the validation split, except at the end if the test set is read.
     kl_images = (self.test[0] if (final and self.reads_test(True))
                  or not len(self.validation[1]) else self.validation[0])
