@@ -340,7 +340,9 @@ def checkpoint_prefixes(directory: str) -> List[Tuple[int, str]]:
   return sorted(found, reverse=True)
 
 
-def intact_checkpoint(directory: str, repair: bool = True) -> Optional[str]:
+def intact_checkpoint(directory: str, repair: bool = True,
+                      advice: str = "Use a new --model_dir, or restore the files "
+                                    "from a backup.") -> Optional[str]:
   """The newest intact checkpoint in ``directory``; None if it holds none.
 
   With ``repair`` (the process holding the run's lock), damaged newer
@@ -349,7 +351,7 @@ def intact_checkpoint(directory: str, repair: bool = True) -> Optional[str]:
   interrupted writes are removed; without it (export, other workers) nothing
   is changed and damaged ones are only skipped. Either way a warning names
   each damaged checkpoint and why. Raises CheckpointError when checkpoints
-  exist but none is intact.
+  exist but none is intact; its message ends with ``advice``.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if not os.path.isdir(directory):
@@ -370,7 +372,7 @@ def intact_checkpoint(directory: str, repair: bool = True) -> Optional[str]:
     raise CheckpointError(
         f"{directory} holds {len(candidates)} checkpoint(s) and none is intact "
         f"(newest: {candidates[0][1]}: {damaged[0][1]}). Nothing was changed. "
-        f"Use a new --model_dir, or restore the files from a backup.")
+        + advice)
   for bad, problem in damaged:
     if repair:
       kept = ", ".join(os.path.basename(m) for m in _set_aside(bad))
@@ -457,7 +459,10 @@ def load_run(model_dir: str, checkpoint: Optional[str] = None):
   model_dir, saved = read_run(model_dir)
   config = config_lib.Config.from_dict(saved["config"])
   if checkpoint == "best":
-    checkpoint = intact_checkpoint(os.path.join(model_dir, "best"), repair=False)
+    checkpoint = intact_checkpoint(
+        os.path.join(model_dir, "best"), repair=False,
+        advice=f"Leave --checkpoint out for the newest checkpoint, or give one "
+               f"by its prefix ({model_dir}/checkpoints/ckpt-<step>).")
     if checkpoint is None:
       raise CheckpointError(
           f"{model_dir}/best holds no checkpoint: the best checkpoint by validation "
@@ -468,7 +473,7 @@ def load_run(model_dir: str, checkpoint: Optional[str] = None):
     if path is None:
       raise CheckpointError(
           f"{model_dir}/checkpoints holds no checkpoint yet: the run has not "
-          f"finished its first checkpoint interval. Train longer, then export.")
+          f"finished its first checkpoint interval. Train longer first.")
   else:
     path = checkpoint
     if not os.path.exists(path + ".index"):

@@ -99,3 +99,28 @@ def test_command_line_failures_are_one_line(tiny_run, mnist_idx_dir, args, messa
   lines = (out.stdout + out.stderr).strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("adgm_tf.evaluate: error: ")
   assert message in lines[0]
+
+
+def test_a_damaged_best_checkpoint_is_reported_with_the_way_out(tiny_run, tmp_path):
+  """best/ whose only checkpoint is truncated: one error that says what to do
+  instead (the newest checkpoint, or one by prefix), and best/ left as it was."""
+  import glob
+  import shutil
+  run = str(tmp_path / "run")
+  shutil.copytree(tiny_run["model_dir"], run)
+  index = sorted(glob.glob(os.path.join(run, "checkpoints", "ckpt-*.index")))[-1]
+  prefix = index[:-len(".index")]
+  os.makedirs(os.path.join(run, "best"))
+  for path in glob.glob(prefix + ".*"):
+    shutil.copy(path, os.path.join(run, "best"))
+  data = glob.glob(os.path.join(run, "best", "*.data-*"))[0]
+  with open(data, "r+b") as f:
+    f.truncate(1000)
+  before = {p: open(p, "rb").read() for p in glob.glob(os.path.join(run, "best", "*"))}
+  with pytest.raises(CheckpointError,
+                     match=r"best holds 1 checkpoint\(s\) and none is intact.*"
+                           r"Leave --checkpoint out for the newest checkpoint, or "
+                           r"give one by its prefix .*checkpoints/ckpt-<step>"):
+    evaluate.evaluate_checkpoint(run, checkpoint="best")
+  after = {p: open(p, "rb").read() for p in glob.glob(os.path.join(run, "best", "*"))}
+  assert after == before
