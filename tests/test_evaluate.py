@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from adgm_tf import evaluate
+from adgm_tf import evaluate, rundir
 from adgm_tf.errors import CheckpointError, ConfigError
 from conftest import REPO, run_env
 
@@ -108,8 +108,7 @@ def test_a_damaged_best_checkpoint_is_reported_with_the_way_out(tiny_run, tmp_pa
   import shutil
   run = str(tmp_path / "run")
   shutil.copytree(tiny_run["model_dir"], run)
-  index = sorted(glob.glob(os.path.join(run, "checkpoints", "ckpt-*.index")))[-1]
-  prefix = index[:-len(".index")]
+  _, prefix = rundir.checkpoint_prefixes(os.path.join(run, "checkpoints"))[0]  # newest
   os.makedirs(os.path.join(run, "best"))
   for path in glob.glob(prefix + ".*"):
     shutil.copy(path, os.path.join(run, "best"))

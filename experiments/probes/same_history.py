@@ -16,6 +16,7 @@ Exit status 0 when every shared row agrees in every shared value, 1 otherwise.
 import csv
 import sys
 
+USAGE = "python experiments/probes/same_history.py FIRST/history.csv SECOND/history.csv"
 SKIP = {"wall_time", "cpu_time"}
 
 
@@ -42,7 +43,7 @@ def compare(first_path, second_path):
 
 def main(argv):
   if len(argv) != 3:
-    print(__doc__.strip().splitlines()[-3].strip(), file=sys.stderr)
+    print(f"usage: {USAGE}", file=sys.stderr)
     return 2
   try:
     rows, values, differ = compare(argv[1], argv[2])
