@@ -202,6 +202,13 @@ class Config:
         raise ConfigError(f"--{name}={value}: seeds must be >= 0 (e.g. --{name}=1).")
     if d.validation_size < 0:
       raise ConfigError(f"--validation_size={d.validation_size}: must be >= 0.")
+    n_train = data_lib.get_spec(d.dataset).train_labels.count
+    if d.validation_size > n_train - d.num_labels:
+      raise ConfigError(
+          f"--validation_size={d.validation_size} leaves "
+          f"{max(n_train - d.validation_size, 0)} of {d.dataset}'s {n_train} "
+          f"training images, fewer than --num_labels={d.num_labels}: hold out "
+          f"fewer, e.g. --validation_size=5000.")
     if d.max_unlabeled is not None and d.max_unlabeled < max(
         d.num_labels, d.unlabeled_batch_size):
       raise ConfigError(

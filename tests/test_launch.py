@@ -92,6 +92,10 @@ def test_flags_txt_replays_the_run(tiny_run, mnist_idx_dir, tmp_path):
     (["--chunk_minutes=-5"], "--chunk_minutes=-5.0: must be positive"),
     (["--lr_min=0.1"], "--lr_min=0.1 must be in [0, --learning_rate=0.0003]"),
     (["--max_unlabeled=50"], "--max_unlabeled=50 is smaller than --num_labels=100"),
+    (["--validation_size=60000"],
+     "--validation_size=60000 leaves 0 of mnist's 60000 training images, fewer than "
+     "--num_labels=100: hold out fewer"),
+    (["--validation_size=59950"], "--validation_size=59950 leaves 50 of mnist's"),
     (["--model=adgm3"], "value should be one of <adgm|adgm_workshop|sdgm|m2|adgm_det>"),
     # Loads all of MNIST (20 s); in process: test_data's
     # test_bad_split_arguments_say_what_to_change.
