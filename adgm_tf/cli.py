@@ -146,10 +146,34 @@ def absl_flags_parser(prog: str) -> Callable[[Sequence[str]], list]:
     except flags.Error as e:
       text = " ".join(str(e).split())
       text = re.sub(r"^ERROR:: ", "", text)
-      print(f"{prog}: error: {text} (--helpshort lists the flags)", file=sys.stderr,
-            flush=True)
+      hint = _nested_flagfile_hint(text, argv)
+      print(f"{prog}: error: {text} ({hint or '--helpshort lists the flags'})",
+            file=sys.stderr, flush=True)
       sys.exit(2)
   return parse
+
+
+def _nested_flagfile_hint(text: str, argv: Sequence[str]) -> Optional[str]:
+  """Advice when a flagfile named inside a flagfile is not found.
+
+  absl reads ``--flagfile=mnist100_cpu.flags`` inside mnist100_long.flags
+  relative to the current directory, not to the file that names it, so
+  ``python ~/adgm_tf/launch.py --flagfile=~/adgm_tf/mnist100_long.flags`` fails
+  outside the repository. If the missing file sits beside a flagfile of the
+  command line, say so.
+  """
+  m = re.search(r"Unable to open flagfile: .*No such file or directory: '([^']+)'", text)
+  if not m or os.path.isabs(m.group(1)):
+    return None
+  name = m.group(1)
+  for arg in argv[1:]:
+    given = re.fullmatch(r"--?flagfile=(.+)", arg)
+    if given:
+      where = os.path.dirname(os.path.abspath(os.path.expanduser(given.group(1))))
+      if os.path.isfile(os.path.join(where, name)):
+        return (f"{name} is named inside a flagfile and read relative to the current "
+                f"directory, {os.getcwd()}; it is in {where}: run the command from there")
+  return None
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -134,6 +134,24 @@ def test_flag_errors_are_one_line(mnist_idx_dir, tmp_path, args, message):
   assert os.listdir(tmp_path) == []  # nothing was written
 
 
+def test_nested_flagfile_outside_the_repository_says_where_to_run(mnist_idx_dir, tmp_path):
+  """mnist100_long.flags names mnist100_cpu.flags, which absl reads relative to
+  the current directory: from elsewhere the error says where the file is."""
+  out = subprocess.run([sys.executable, os.path.join(REPO, "launch.py"),
+                        f"--flagfile={os.path.join(REPO, 'mnist100_long.flags')}",
+                        f"--model_dir={tmp_path / 'run'}"],
+                       cwd=tmp_path, env=run_env(mnist_idx_dir), capture_output=True,
+                       text=True, timeout=60)
+  lines = (out.stdout + out.stderr).strip().splitlines()
+  assert out.returncode == 2
+  assert lines == [
+      "launch.py: error: Unable to open flagfile: [Errno 2] No such file or directory: "
+      f"'mnist100_cpu.flags' (mnist100_cpu.flags is named inside a flagfile and read "
+      f"relative to the current directory, {tmp_path}; it is in {REPO}: run the "
+      "command from there)"]
+  assert os.listdir(tmp_path) == []  # nothing was written
+
+
 def test_relaunch_with_another_architecture_is_refused(tiny_run, mnist_idx_dir,
                                                        mnist_data_dir, tmp_path):
   d = str(tmp_path / "copy")
