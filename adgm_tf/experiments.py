@@ -46,7 +46,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -506,12 +506,56 @@ def long_run_rows(history: List[Dict[str, float]]) -> List[Dict[str, Any]]:
   return rows
 
 
-def long_run_markdown(rows: List[Dict[str, Any]], title: str) -> str:
+def run_clock(history: List[Dict[str, float]]) -> Optional[Dict[str, float]]:
+  """The run's wall and CPU time at its newest history row.
+
+  ``wall_time`` in history.csv is the run's clock, carried across launches;
+  ``cpu_time`` is the CPU seconds (all threads) of the launch that wrote the row.
+  A row starts a new launch where ``cpu_time`` falls, or where it grew by less
+  than 0.4 s per second of the run's clock since the row before and is itself
+  small enough to be a new launch's (at most 16 cores busy since that row). A
+  new launch that ran one epoch can show more CPU seconds than the last row of
+  a launch cut after one epoch, but few per second of the run's clock
+  (0.02-0.24 at the long runs' relaunches, against 0.67-1.9 between rows of
+  one launch); a launch's closing row can grow by little too (0.9 CPU
+  seconds in 42 s once), but carries the launch's whole CPU time. The CPU
+  time of the run is the sum of each launch's last value. Neither counts what
+  a launch did after its last row (a launch cut mid-epoch); a launch that
+  ended before its first row does not show at all; the closing row of a
+  launch that used fewer CPU seconds than 16 times the wall seconds of that
+  row is taken for a new launch.
+  """
+  timed = [h for h in history
+           if h.get("wall_time") is not None and h.get("cpu_time") is not None]
+  if not timed:
+    return None
+  cpu, launches = 0.0, 1
+  for before, after in zip(timed, timed[1:]):
+    grew = after["cpu_time"] - before["cpu_time"]
+    clock = after["wall_time"] - before["wall_time"]
+    if grew < 0 or (grew < 0.4 * clock and after["cpu_time"] <= 16 * clock):
+      cpu += before["cpu_time"]
+      launches += 1
+  cpu += timed[-1]["cpu_time"]
+  wall = timed[-1]["wall_time"]
+  return dict(epoch=timed[-1]["epoch"], wall_hours=wall / 3600, cpu_hours=cpu / 3600,
+              launches=launches, cores_busy=cpu / wall if wall > 0 else float("nan"))
+
+
+def long_run_markdown(rows: List[Dict[str, Any]], title: str,
+                      clock: Optional[Dict[str, float]] = None) -> str:
   def f(v, fmt):
     return "-" if v is None else format(v, fmt)
   best = min(rows, key=lambda r: r["validation_error"]) if rows else None
-  lines = [f"# {title}", "",
-           "Every evaluation of the run (10 samples of a unless its flags say otherwise). "
+  lines = [f"# {title}", ""]
+  if clock:
+    lines += [f"Time at epoch {clock['epoch']:g}: **{clock['wall_hours']:.2f} h of wall "
+              f"time** on the run's clock (training and evaluations, over "
+              f"{clock['launches']} launch(es); what a cut launch did after its last "
+              f"row is not counted) and **{clock['cpu_hours']:.2f} h of CPU time** "
+              f"(all threads, summed over the launches), {clock['cores_busy']:.2f} "
+              f"cores busy on average.", ""]
+  lines += ["Every evaluation of the run (10 samples of a unless its flags say otherwise). "
            "Errors in %; swap cost = error with another image's a minus the error, in "
            "points; a-diagnostics on the validation split. The best row by validation "
            "error is marked *; the test column is reported, never used to choose.", "",
@@ -589,12 +633,13 @@ def report_long_run(model_dir: str, dest: str, title: str) -> List[Dict[str, Any
   if not os.path.exists(os.path.join(model_dir, "history.csv")):
     raise ConfigError(f"{model_dir} has no history.csv: not a run directory, or the "
                       f"run has not finished its first epoch.")
-  rows = long_run_rows(read_history(model_dir))
+  history = read_history(model_dir)
+  rows = long_run_rows(history)
   if not rows:
     raise ConfigError(f"{model_dir}/history.csv has no evaluation yet (see --eval_every).")
   os.makedirs(dest, exist_ok=True)
   with open(os.path.join(dest, "summary.md"), "w") as f:
-    f.write(long_run_markdown(rows, title))
+    f.write(long_run_markdown(rows, title, run_clock(history)))
   plot_long_run(rows, os.path.join(dest, "long.png"), title)
   publish([dict(model_dir=model_dir)], dest, dest, flat=os.path.abspath(dest))
   return rows

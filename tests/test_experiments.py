@@ -201,11 +201,11 @@ def test_long_run_report_marks_the_best_validation_row_and_copies_small_files(tm
   (run / "flags.txt").write_text(f"--model_dir={run}\n--idx_dir={os.path.expanduser('~')}/x\n")
   fields = ["epoch", "wall_time", "validation_error", "test_error", "aux_swap_error",
             "validation_aux_swap_error", "validation_aux_alive_fraction",
-            "validation_aux_mean_spread", "validation_aux_information"]
-  rows = [[1, 60, "", "", "", "", "", "", ""],                    # not evaluated
-          [5, 300, 0.20, 0.10, 0.13, 0.21, 0.7, 0.1, 0.02],
-          [10, 600, 0.15, 0.12, 0.12, 0.155, 0.6, 0.05, 0.01],    # best on validation
-          [15, 900, 0.16, 0.05, 0.05, 0.16, 0.4, 0.01, 0.0]]      # best on test: ignored
+            "validation_aux_mean_spread", "validation_aux_information", "cpu_time"]
+  rows = [[1, 60, "", "", "", "", "", "", "", 100],                # not evaluated
+          [5, 300, 0.20, 0.10, 0.13, 0.21, 0.7, 0.1, 0.02, 500],
+          [10, 600, 0.15, 0.12, 0.12, 0.155, 0.6, 0.05, 0.01, 90],  # best on validation
+          [15, 900, 0.16, 0.05, 0.05, 0.16, 0.4, 0.01, 0.0, 700]]   # best on test: ignored
   with open(run / "history.csv", "w") as f:
     f.write(",".join(fields) + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
   dest = tmp_path / "published"
@@ -216,8 +216,35 @@ def test_long_run_report_marks_the_best_validation_row_and_copies_small_files(tm
   cells = [c.strip() for c in table[0].strip("|").split("|")]
   # epoch, minutes, validation, test, alive, spread, swap val., swap test, I
   assert cells[1:] == ["5", "20.00", "10.00", "0.70", "0.100", "+1.00", "+3.00", "0.020"]
+  assert ("Time at epoch 15: **0.25 h of wall time** on the run's clock (training and "
+          "evaluations, over 2 launch(es)") in (dest / "summary.md").read_text()
+  assert "**0.33 h of CPU time**" in (dest / "summary.md").read_text()  # (500 + 700) s
   assert sorted(os.listdir(dest)) == ["flags.txt", "history.csv", "long.png", "summary.md"]
   assert os.path.expanduser("~") not in (dest / "flags.txt").read_text()
+
+
+def test_run_clock_sums_the_cpu_time_of_each_launch():
+  """cpu_time restarts with each launch; wall_time is the run's own clock."""
+  history = [dict(epoch=1, wall_time=100, cpu_time=180),
+             dict(epoch=2, wall_time=200, cpu_time=370),
+             dict(epoch=2.5, wall_time=260, cpu_time=480),   # launch 1 ends here
+             dict(epoch=3, wall_time=330, cpu_time=150),     # launch 2
+             dict(epoch=4, wall_time=430, cpu_time=340),
+             dict(epoch=5, wall_time=530, cpu_time=120),     # launch 3, cut after a row
+             # launch 4: its first row shows more CPU seconds than launch 3's
+             # last (start-up), but far fewer than the wall time since then
+             dict(epoch=6, wall_time=630, cpu_time=135),
+             dict(epoch=16, wall_time=1630, cpu_time=1635),
+             # launch 4's closing row: little CPU in 40 s, but all of the launch's
+             dict(epoch=16.01, wall_time=1670, cpu_time=1636),
+             dict(epoch=16.5)]                               # no clock: skipped
+  clock = experiments.run_clock(history)
+  assert clock["launches"] == 4
+  assert clock["epoch"] == 16.01
+  assert clock["wall_hours"] == pytest.approx(1670 / 3600)
+  assert clock["cpu_hours"] == pytest.approx((480 + 340 + 120 + 1636) / 3600)
+  assert clock["cores_busy"] == pytest.approx(2576 / 1670)
+  assert experiments.run_clock([dict(epoch=1)]) is None
 
 
 def test_long_run_report_says_what_is_missing(tmp_path):
