@@ -465,10 +465,13 @@ def publish(records, out: str, dest: str, flat: str = "") -> None:
         continue
       with open(src) as f:
         text = f.read()
-      # Paths of this machine become ~ and paths relative to the repository.
-      text = text.replace(REPO + os.sep, "").replace(os.path.expanduser("~"), "~")
       with open(os.path.join(target, name), "w") as f:
-        f.write(text)
+        f.write(_portable(text))
+
+
+def _portable(text: str) -> str:
+  """Paths of this machine become ~ and paths relative to the repository."""
+  return text.replace(REPO + os.sep, "").replace(os.path.expanduser("~"), "~")
 
 
 # ----------------------------------------------------------------------------
@@ -542,12 +545,40 @@ def run_clock(history: List[Dict[str, float]]) -> Optional[Dict[str, float]]:
               launches=launches, cores_busy=cpu / wall if wall > 0 else float("nan"))
 
 
+def final_markdown(final: Dict[str, Any]) -> List[str]:
+  """The final evaluation of best/ (``python -m adgm_tf.evaluate --checkpoint=best``)."""
+  def pct(key):
+    return "-" if final.get(key) is None else f"{100 * final[key]:.2f}%"
+
+  def swap(which, prefix):
+    if final.get(f"{prefix}aux_swap_error") is None or final.get(f"{which}_error") is None:
+      return "-"
+    return f"{100 * (final[f'{prefix}aux_swap_error'] - final[f'{which}_error']):+.2f} points"
+  lines = [f"**The checkpoint chosen by validation error** (best/, epoch {final['epoch']:g}), "
+           f"evaluated at the end with {final['eval_samples']} samples of a "
+           f"(`final/best_eval.json`):", "",
+           "| validation error | test error | swap cost, validation | swap cost, test "
+           "| alive fraction (val.) | test log-likelihood |",
+           "|---|---|---|---|---|---|"]
+  ll = final.get("test_log_likelihood")
+  alive = final.get("validation_aux_alive_fraction")
+  lines.append(
+      f"| {pct('validation_error')} | {pct('test_error')} | {swap('validation', 'validation_')} "
+      f"| {swap('test', '')} | {'-' if alive is None else format(alive, '.2f')} | "
+      + ("-" if ll is None else
+         f"{ll:.2f} nats (K = {final['ll_samples']}, {final['ll_examples']} images)") + " |")
+  return lines + [""]
+
+
 def long_run_markdown(rows: List[Dict[str, Any]], title: str,
-                      clock: Optional[Dict[str, float]] = None) -> str:
+                      clock: Optional[Dict[str, float]] = None,
+                      final: Optional[Dict[str, Any]] = None) -> str:
   def f(v, fmt):
     return "-" if v is None else format(v, fmt)
   best = min(rows, key=lambda r: r["validation_error"]) if rows else None
   lines = [f"# {title}", ""]
+  if final:
+    lines += final_markdown(final)
   if clock:
     lines += [f"Time at epoch {clock['epoch']:g}: **{clock['wall_hours']:.2f} h of wall "
               f"time** on the run's clock (training and evaluations, over "
@@ -637,11 +668,28 @@ def report_long_run(model_dir: str, dest: str, title: str) -> List[Dict[str, Any
   rows = long_run_rows(history)
   if not rows:
     raise ConfigError(f"{model_dir}/history.csv has no evaluation yet (see --eval_every).")
+  final = None
+  final_dir = os.path.join(model_dir, "final")  # experiments/long_run.sh writes it
+  if os.path.exists(os.path.join(final_dir, "best_eval.json")):
+    with open(os.path.join(final_dir, "best_eval.json")) as f:
+      text = f.read()
+    try:
+      final = json.loads(text)
+    except json.JSONDecodeError as e:
+      raise ConfigError(f"{final_dir}/best_eval.json is not JSON ({e}); redo the final "
+                        f"evaluation: move {final_dir} away and run "
+                        f"experiments/long_run.sh again.") from None
   os.makedirs(dest, exist_ok=True)
   with open(os.path.join(dest, "summary.md"), "w") as f:
-    f.write(long_run_markdown(rows, title, run_clock(history)))
+    f.write(long_run_markdown(rows, title, run_clock(history), final))
   plot_long_run(rows, os.path.join(dest, "long.png"), title)
   publish([dict(model_dir=model_dir)], dest, dest, flat=os.path.abspath(dest))
+  if final is not None:
+    with open(os.path.join(dest, "best_eval.json"), "w") as f:
+      f.write(_portable(text))
+    if os.path.exists(os.path.join(final_dir, "samples.png")):
+      import shutil  # pylint: disable=g-import-not-at-top
+      shutil.copy(os.path.join(final_dir, "samples.png"), os.path.join(dest, "samples.png"))
   return rows
 
 
@@ -652,7 +700,9 @@ def main(argv=None):
   parser.add_argument("--long_run", default=None, metavar="MODEL_DIR",
                       help="instead: report one run (in progress or finished) into "
                            "--publish: every evaluation, error against epochs with the "
-                           "paper's references, the a-diagnostics, its small files")
+                           "paper's references, the a-diagnostics, its small files, and "
+                           "best/'s final evaluation (MODEL_DIR/final/, written by "
+                           "experiments/long_run.sh) once it exists")
   parser.add_argument("--report_only", action="store_true",
                       help="only rebuild the summary and figures from finished runs")
   parser.add_argument("--publish", default=None,

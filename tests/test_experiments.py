@@ -221,6 +221,28 @@ def test_long_run_report_marks_the_best_validation_row_and_copies_small_files(tm
   assert "**0.33 h of CPU time**" in (dest / "summary.md").read_text()  # (500 + 700) s
   assert sorted(os.listdir(dest)) == ["flags.txt", "history.csv", "long.png", "summary.md"]
   assert os.path.expanduser("~") not in (dest / "flags.txt").read_text()
+  assert "chosen by validation error" not in (dest / "summary.md").read_text()
+  # Once experiments/long_run.sh has evaluated best/, the report leads with it.
+  (run / "final").mkdir()
+  (run / "final" / "best_eval.json").write_text(json.dumps(dict(
+      checkpoint=os.path.expanduser("~/adgm-results/long/best/ckpt-5500"), epoch=10.0, eval_samples=100,
+      validation_error=0.0332, test_error=0.0316, validation_aux_swap_error=0.0600,
+      aux_swap_error=0.0571, validation_aux_alive_fraction=0.986,
+      test_log_likelihood=-86.123, ll_samples=1000, ll_examples=10000)))
+  (run / "final" / "samples.png").write_bytes(b"png")
+  experiments.main(["--long_run", str(run), "--publish", str(dest)])
+  text = (dest / "summary.md").read_text()
+  assert "(best/, epoch 10), evaluated at the end with 100 samples of a" in text
+  assert ("| 3.32% | 3.16% | +2.68 points | +2.55 points | 0.99 | -86.12 nats "
+          "(K = 1000, 10000 images) |") in text
+  assert sorted(os.listdir(dest)) == ["best_eval.json", "flags.txt", "history.csv",
+                                      "long.png", "samples.png", "summary.md"]
+  published = json.loads((dest / "best_eval.json").read_text())
+  assert published["test_error"] == 0.0316
+  assert published["checkpoint"] == "~/adgm-results/long/best/ckpt-5500"
+  (run / "final" / "best_eval.json").write_text("{cut")
+  with pytest.raises(ConfigError, match="best_eval.json is not JSON"):
+    experiments.main(["--long_run", str(run), "--publish", str(dest)])
 
 
 def test_run_clock_sums_the_cpu_time_of_each_launch():

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The long run to its end, over as many launches as it takes (docs/RESULTS.md,
+# section 6), then the final numbers of the checkpoint chosen by validation error.
+#
+#   bash experiments/long_run.sh RUN_DIR [more launch.py flags, e.g. --idx_dir=DIR]
+#
+# 1. Launches `python launch.py --flagfile=mnist100_long.flags --model_dir=RUN_DIR
+#    --chunk_minutes=150 [flags]` again and again: each launch trains 150
+#    minutes, checkpoints and says "chunk over"; the run ends when launch.py
+#    writes RUN_DIR/metrics.json (only when it reaches --epochs).
+# 2. Evaluates best/ once (python -m adgm_tf.evaluate --checkpoint=best): 100
+#    samples of a, the importance-weighted test log-likelihood (K = 1000, all
+#    10,000 test images: about 1.5 hours on 2 cores) and class-conditional
+#    samples, into RUN_DIR/final/ (best_eval.json, samples.png, log). It is
+#    written to RUN_DIR/final.partial/ and renamed when complete.
+#
+# Run it again at any time (after a stop, a kill or a reboot): it resumes the
+# run, or redoes only the missing final evaluation, or says the run is done.
+# It stops at the first launch that fails, and at a launch that ends without a
+# new checkpoint. The output of every launch is appended to RUN_DIR.log.
+#
+# Environment: PYTHON (default python3), FLAGFILE (default mnist100_long.flags),
+# CHUNK_MINUTES (150), FINAL_SAMPLES (100), FINAL_LL_EXAMPLES (10000),
+# FINAL_LL_SAMPLES (1000).
+set -u -o pipefail
+
+PROG="long_run.sh"
+die() { echo "$PROG: error: $*" >&2; exit 2; }
+
+[ $# -ge 1 ] && [ -n "$1" ] && [ "${1#-}" = "$1" ] || die "give the run directory first: bash experiments/long_run.sh RUN_DIR [launch.py flags]"
+RUN="${1%/}"; shift
+case "$RUN" in /*) ;; *) RUN="$PWD/$RUN" ;; esac
+PYTHON="${PYTHON:-python3}"
+FLAGFILE="${FLAGFILE:-mnist100_long.flags}"
+CHUNK_MINUTES="${CHUNK_MINUTES:-150}"
+LOG="$RUN.log"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+command -v "$PYTHON" > /dev/null || die "PYTHON=$PYTHON is not a command; set PYTHON to the python that has adgm_tf installed (e.g. PYTHON=.venv/bin/python)."
+PYTHON="$(command -v "$PYTHON")"
+cd "$REPO" || die "cannot enter the repository $REPO"
+[ -f "$FLAGFILE" ] || die "FLAGFILE=$FLAGFILE not found in $REPO; give a flagfile relative to the repository."
+[ -d "$(dirname "$RUN")" ] || die "the parent of $RUN does not exist; create it first (mkdir -p $(dirname "$RUN"))."
+touch "$LOG" 2> /dev/null || die "cannot write the log $LOG; choose a writable place for RUN_DIR."
+
+# The forwarded flags that tell evaluate where the data is.
+DATA_FLAGS=()
+for arg in "$@"; do
+  case "$arg" in --idx_dir=*|--data_dir=*) DATA_FLAGS+=("$arg") ;; esac
+done
+
+newest_checkpoint() {
+  ls "$RUN/checkpoints/" 2> /dev/null | sed -n 's/^\(ckpt-[0-9]*\)\.index$/\1/p' | sort -t- -k2 -n | tail -1
+}
+
+# 1. The run, chunk by chunk.
+while [ ! -f "$RUN/metrics.json" ]; do
+  before="$(newest_checkpoint)"
+  out="$(mktemp)"
+  echo "$(date -Is) $PROG: launch from ${before:-the start}" | tee -a "$LOG"
+  "$PYTHON" launch.py --flagfile="$FLAGFILE" --model_dir="$RUN" \
+      --chunk_minutes="$CHUNK_MINUTES" "$@" 2>&1 | tee -a "$LOG" "$out"
+  rc=${PIPESTATUS[0]}
+  chunk_over=0; grep -q "chunk over:" "$out" && chunk_over=1
+  rm -f "$out"
+  [ "$rc" -eq 0 ] || die "launch.py failed (exit $rc; its message is above and in $LOG). Fix that and run the same command again: the run resumes from its newest checkpoint."
+  [ -f "$RUN/metrics.json" ] && break
+  [ "$chunk_over" -eq 1 ] || die "launch.py ended without finishing the run or a chunk (no metrics.json, no 'chunk over'); see $LOG."
+  [ "$(newest_checkpoint)" != "$before" ] || die "the launch ended without a new checkpoint (newest: ${before:-none}); CHUNK_MINUTES=$CHUNK_MINUTES may be too short for one checkpoint interval."
+done
+
+# 2. The final evaluation of best/.
+FINAL="$RUN/final"
+if [ -f "$FINAL/best_eval.json" ]; then
+  echo "$PROG: the run is done: $RUN/metrics.json, and best/'s final evaluation in $FINAL/"
+  exit 0
+fi
+[ -e "$FINAL" ] && die "$FINAL exists without best_eval.json; move it away and run the same command again."
+PARTIAL="$RUN/final.partial"
+rm -rf "$PARTIAL" && mkdir -p "$PARTIAL" || die "cannot create $PARTIAL"
+echo "$(date -Is) $PROG: final evaluation of best/ into $FINAL" | tee -a "$LOG"
+"$PYTHON" -m adgm_tf.evaluate --model_dir="$RUN" --checkpoint=best \
+    --samples="${FINAL_SAMPLES:-100}" --ll_examples="${FINAL_LL_EXAMPLES:-10000}" \
+    --ll_samples="${FINAL_LL_SAMPLES:-1000}" "${DATA_FLAGS[@]}" \
+    --output="$PARTIAL/best_eval.json" --samples_png="$PARTIAL/samples.png" \
+    2>&1 | tee -a "$LOG" "$PARTIAL/log"
+rc=${PIPESTATUS[0]}
+[ "$rc" -eq 0 ] || die "the final evaluation failed (exit $rc; its message is above and in $PARTIAL/log). Run the same command again to redo it."
+mv "$PARTIAL" "$FINAL" || die "cannot rename $PARTIAL to $FINAL"
+echo "$PROG: the run is done: $RUN/metrics.json, and best/'s final evaluation in $FINAL/"

@@ -1,0 +1,167 @@
+"""Tests for experiments/long_run.sh: the long run to its end over many launches.
+
+The driver's control flow (relaunch after a chunk, stop on a failed or stalled
+launch, the final evaluation written whole or not at all, a second call that
+redoes only what is missing) is tested against a stand-in for python that
+plays launch.py and adgm_tf.evaluate from a script, in milliseconds; the
+large test runs the real programs on tests/tiny.flags.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_env
+
+SCRIPT = os.path.join(REPO, "experiments", "long_run.sh")
+
+# Plays launch.py (one behaviour per launch, read from $FAKE_LAUNCHES: chunk,
+# end, fail or stall) and `-m adgm_tf.evaluate` ($FAKE_EVAL: ok or fail), and
+# records every call in $FAKE_CALLS.
+FAKE_PYTHON = r"""#!/usr/bin/env bash
+echo "$*" >> "$FAKE_CALLS"
+arg() { for a in "${@:2}"; do case "$a" in "--$1="*) echo "${a#--$1=}";; esac; done; }
+if [ "$1" = launch.py ]; then
+  run="$(arg model_dir "$@")"
+  n=$(grep -c '^launch.py' "$FAKE_CALLS")
+  mkdir -p "$run/checkpoints"
+  case "$(sed -n "${n}p" "$FAKE_LAUNCHES")" in
+    chunk) touch "$run/checkpoints/ckpt-$((n * 5)).index"
+           echo "chunk over: 150 minutes of this launch used" ;;
+    end)   touch "$run/checkpoints/ckpt-$((n * 5)).index"; echo '{}' > "$run/metrics.json"
+           echo "final: test error 3.00%" ;;
+    stall) echo "chunk over: 150 minutes of this launch used" ;;
+    fail)  echo "launch.py: error: --epochs=-1: must be positive" >&2; exit 2 ;;
+  esac
+elif [ "$1 $2" = "-m adgm_tf.evaluate" ]; then
+  [ "$(cat "$FAKE_EVAL")" = ok ] || { echo "adgm_tf.evaluate: error: damaged" >&2; exit 2; }
+  echo '{"test_error": 0.03}' > "$(arg output "$@")"
+  echo png > "$(arg samples_png "$@")"
+fi
+"""
+
+
+@pytest.fixture
+def fake(tmp_path):
+  python = tmp_path / "python"
+  python.write_text(FAKE_PYTHON)
+  python.chmod(0o755)
+  env = dict(os.environ, PYTHON=str(python), FAKE_CALLS=str(tmp_path / "calls"),
+             FAKE_LAUNCHES=str(tmp_path / "launches"), FAKE_EVAL=str(tmp_path / "eval"))
+  (tmp_path / "calls").write_text("")
+
+  def run(launches, evaluation="ok", args=()):
+    (tmp_path / "launches").write_text("\n".join(launches) + "\n")
+    (tmp_path / "calls").write_text("")
+    (tmp_path / "eval").write_text(evaluation)
+    out = subprocess.run(["bash", SCRIPT, str(tmp_path / "run"), *args], env=env,
+                         capture_output=True, text=True, timeout=60)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    return out, calls
+
+  run.dir = tmp_path / "run"
+  return run
+
+
+def test_chunks_are_relaunched_until_the_run_ends_then_best_is_evaluated_once(fake):
+  out, calls = fake(["chunk", "chunk", "end"], args=["--idx_dir=/data/mnist"])
+  assert out.returncode == 0, out.stderr
+  launches = [c for c in calls if c.startswith("launch.py")]
+  assert len(launches) == 3
+  assert all(f"--model_dir={fake.dir}" in c and "--chunk_minutes=150" in c
+             and "--flagfile=mnist100_long.flags" in c and c.endswith("--idx_dir=/data/mnist")
+             for c in launches)
+  (evaluation,) = [c for c in calls if c.startswith("-m adgm_tf.evaluate")]
+  for flag in ("--checkpoint=best", "--samples=100", "--ll_examples=10000",
+               "--ll_samples=1000", "--idx_dir=/data/mnist"):
+    assert flag in evaluation.split(), flag
+  final = fake.dir / "final"
+  assert json.loads((final / "best_eval.json").read_text()) == {"test_error": 0.03}
+  assert (final / "samples.png").exists() and not (fake.dir / "final.partial").exists()
+  log = (fake.dir.parent / "run.log").read_text()
+  assert log.count("long_run.sh: launch from") == 3
+  # ckpt-10 is newer than ckpt-5: the second launch is resumed from it.
+  assert "launch from ckpt-10" in log and "launch from the start" in log
+  # Again: nothing to do, nothing called, nothing changed.
+  before = (final / "best_eval.json").stat().st_mtime_ns
+  out, calls = fake(["fail"])
+  assert out.returncode == 0 and calls == []
+  assert "the run is done" in out.stdout
+  assert (final / "best_eval.json").stat().st_mtime_ns == before
+
+
+def test_a_failed_launch_stops_the_driver_with_one_line_and_no_final_evaluation(fake):
+  out, calls = fake(["chunk", "fail", "end"])
+  assert out.returncode == 2
+  assert [c.split()[0] for c in calls] == ["launch.py", "launch.py"]
+  # launch.py's own message is passed on (to stdout and the log), then one line.
+  assert "launch.py: error: --epochs=-1: must be positive" in out.stdout
+  assert out.stderr.count("\n") == 1
+  assert out.stderr.startswith("long_run.sh: error: launch.py failed (exit 2")
+  assert "run the same command again: the run resumes" in out.stderr
+  assert not (fake.dir / "final").exists() and not (fake.dir / "final.partial").exists()
+  # Fixed, the same command resumes and finishes.
+  out, calls = fake(["end"])
+  assert out.returncode == 0, out.stderr
+  assert (fake.dir / "final" / "best_eval.json").exists()
+
+
+def test_a_launch_without_a_new_checkpoint_stops_the_loop(fake):
+  out, calls = fake(["chunk", "stall", "chunk", "end"])
+  assert out.returncode == 2 and len(calls) == 2
+  assert "ended without a new checkpoint (newest: ckpt-5)" in out.stderr
+
+
+def test_a_failed_final_evaluation_leaves_no_final_dir_and_is_redone_alone(fake):
+  out, calls = fake(["end"], evaluation="fail")
+  assert out.returncode == 2
+  assert "the final evaluation failed (exit 2" in out.stderr.strip().splitlines()[-1]
+  assert not (fake.dir / "final").exists()
+  assert (fake.dir / "final.partial" / "log").exists()
+  out, calls = fake(["fail"])  # a launch would fail: none must happen
+  assert out.returncode == 0, out.stderr
+  assert [c.split()[:2] for c in calls] == [["-m", "adgm_tf.evaluate"]]
+  assert (fake.dir / "final" / "best_eval.json").exists()
+  assert not (fake.dir / "final.partial").exists()
+
+
+@pytest.mark.parametrize("args,env,message", [
+    ([], {}, "give the run directory first"),
+    (["--idx_dir=x"], {}, "give the run directory first"),
+    (["RUN"], {"PYTHON": "no-such-python"}, "PYTHON=no-such-python is not a command"),
+    (["RUN"], {"FLAGFILE": "nope.flags"}, "FLAGFILE=nope.flags not found"),
+    (["missing/RUN"], {}, "the parent of"),
+])
+def test_bad_usage_is_one_line(tmp_path, args, env, message):
+  args = [str(tmp_path / a) if a.endswith("RUN") else a for a in args]
+  out = subprocess.run(["bash", SCRIPT, *args], env=dict(os.environ, **env),
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
+  assert out.returncode == 2
+  assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
+  assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.large
+def test_the_real_programs_on_the_tiny_recipe(mnist_idx_dir, mnist_data_dir, tmp_path):
+  """Two or more real launches (a short chunk), then evaluate on best/."""
+  env = run_env(mnist_idx_dir, PYTHON=sys.executable, FLAGFILE="tests/tiny.flags",
+                CHUNK_MINUTES="0.3", FINAL_SAMPLES="5", FINAL_LL_EXAMPLES="100",
+                FINAL_LL_SAMPLES="10")
+  run = tmp_path / "run"
+  out = subprocess.run(["bash", SCRIPT, str(run), f"--data_dir={mnist_data_dir}",
+                        "--validation_size=500", "--export_dir=", "--ll_examples=0"],
+                       env=env, capture_output=True, text=True, timeout=1800)
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  log = (tmp_path / "run.log").read_text()
+  assert log.count("long_run.sh: launch from") >= 2 and "chunk over:" in log
+  metrics = json.loads((run / "metrics.json").read_text())
+  best = json.loads((run / "final" / "best_eval.json").read_text())
+  assert best["checkpoint"].startswith(str(run / "best"))
+  assert best["eval_samples"] == 5 and best["ll_examples"] == 100
+  assert best["test_log_likelihood"] < 0 and 0 <= best["test_error"] < 0.9
+  # best/ is the checkpoint chosen by validation error, at one of the evaluated epochs.
+  assert best["epoch"] in (1.0, 2.0) and metrics["epochs"] == 2
+  assert (run / "final" / "samples.png").stat().st_size > 1000
