@@ -16,8 +16,8 @@
 #
 # Run it again at any time (after a stop, a kill or a reboot): it resumes the
 # run, or redoes only the missing final evaluation, or says the run is done.
-# It stops at the first launch that fails, and at a launch that ends without a
-# new checkpoint. The output of every launch is appended to RUN_DIR.log.
+# It stops at the first launch that fails, at a launch that ends without a new
+# checkpoint, and when launch.py's guard stops the run because a died (exit 3). The output of every launch is appended to RUN_DIR.log.
 #
 # Environment: PYTHON (default python3), FLAGFILE (default mnist100_long.flags),
 # CHUNK_MINUTES (150), FINAL_SAMPLES (100), FINAL_LL_EXAMPLES (10000),
@@ -62,6 +62,7 @@ while [ ! -f "$RUN/metrics.json" ]; do
   rc=${PIPESTATUS[0]}
   chunk_over=0; grep -q "chunk over:" "$out" && chunk_over=1
   rm -f "$out"
+  [ "$rc" -eq 3 ] && die "launch.py stopped the run: its auxiliary variable fell below --aux_alive_floor or --aux_swap_floor (exit 3; its line is above and in $LOG). That is a result to look into, not to resume past; history.csv and the checkpoint of that step are kept."
   [ "$rc" -eq 0 ] || die "launch.py failed (exit $rc; its message is above and in $LOG). Fix that and run the same command again: the run resumes from its newest checkpoint."
   [ -f "$RUN/metrics.json" ] && break
   [ "$chunk_over" -eq 1 ] || die "launch.py ended without finishing the run or a chunk (no metrics.json, no 'chunk over'); see $LOG."

@@ -19,7 +19,7 @@ from conftest import REPO, run_env
 SCRIPT = os.path.join(REPO, "experiments", "long_run.sh")
 
 # Plays launch.py (one behaviour per launch, read from $FAKE_LAUNCHES: chunk,
-# end, fail or stall) and `-m adgm_tf.evaluate` ($FAKE_EVAL: ok or fail), and
+# end, fail, guard or stall) and `-m adgm_tf.evaluate` ($FAKE_EVAL: ok or fail), and
 # records every call in $FAKE_CALLS.
 FAKE_PYTHON = r"""#!/usr/bin/env bash
 echo "$*" >> "$FAKE_CALLS"
@@ -35,6 +35,7 @@ if [ "$1" = launch.py ]; then
            echo "final: test error 3.00%" ;;
     stall) echo "chunk over: 150 minutes of this launch used" ;;
     fail)  echo "launch.py: error: --epochs=-1: must be positive" >&2; exit 2 ;;
+    guard) echo "stopped: 0.40 of q(a|x)'s units alive < --aux_alive_floor=0.5" >&2; exit 3 ;;
   esac
 elif [ "$1 $2" = "-m adgm_tf.evaluate" ]; then
   [ "$(cat "$FAKE_EVAL")" = ok ] || { echo "adgm_tf.evaluate: error: damaged" >&2; exit 2; }
@@ -107,6 +108,13 @@ def test_a_failed_launch_stops_the_driver_with_one_line_and_no_final_evaluation(
   out, calls = fake(["end"])
   assert out.returncode == 0, out.stderr
   assert (fake.dir / "final" / "best_eval.json").exists()
+
+
+def test_a_run_stopped_by_the_a_guard_is_not_relaunched(fake):
+  out, calls = fake(["chunk", "guard", "end"])
+  assert out.returncode == 2 and len(calls) == 2
+  assert out.stderr.count("\n") == 1 and "auxiliary variable fell below" in out.stderr
+  assert not (fake.dir / "final.partial").exists()
 
 
 def test_a_launch_without_a_new_checkpoint_stops_the_loop(fake):
