@@ -154,17 +154,23 @@ def test_bad_usage_is_one_line(tmp_path, args, env, message):
 
 @pytest.mark.large
 def test_the_real_programs_on_the_tiny_recipe(mnist_idx_dir, mnist_data_dir, tmp_path):
-  """Two or more real launches (a short chunk), then evaluate on best/."""
+  """A run cut after its first chunk is finished by the driver, then best/ evaluated."""
   env = run_env(mnist_idx_dir, PYTHON=sys.executable, FLAGFILE="tests/tiny.flags",
-                CHUNK_MINUTES="0.3", FINAL_SAMPLES="5", FINAL_LL_EXAMPLES="100",
-                FINAL_LL_SAMPLES="10")
+                FINAL_SAMPLES="5", FINAL_LL_EXAMPLES="100", FINAL_LL_SAMPLES="10")
   run = tmp_path / "run"
-  out = subprocess.run(["bash", SCRIPT, str(run), f"--data_dir={mnist_data_dir}",
-                        "--validation_size=500", "--export_dir=", "--ll_examples=0"],
-                       env=env, capture_output=True, text=True, timeout=1800)
+  flags = [f"--data_dir={mnist_data_dir}", "--validation_size=500", "--export_dir=",
+           "--ll_examples=0"]
+  first = subprocess.run([sys.executable, "launch.py", "--flagfile=tests/tiny.flags",
+                          f"--model_dir={run}", "--chunk_minutes=0.01", *flags],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert first.returncode == 0 and "chunk over:" in first.stdout, first.stderr[-2000:]
+  (cut,) = [p[:-len(".index")] for p in os.listdir(run / "checkpoints") if p.endswith(".index")]
+  out = subprocess.run(["bash", SCRIPT, str(run), *flags], env=env, capture_output=True,
+                       text=True, timeout=1800)
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
   log = (tmp_path / "run.log").read_text()
-  assert log.count("long_run.sh: launch from") >= 2 and "chunk over:" in log
+  assert log.count("long_run.sh: launch from") == 1 and f"launch from {cut}" in log
+  assert "resumed from" in log
   metrics = json.loads((run / "metrics.json").read_text())
   best = json.loads((run / "final" / "best_eval.json").read_text())
   assert best["checkpoint"].startswith(str(run / "best"))
@@ -173,3 +179,4 @@ def test_the_real_programs_on_the_tiny_recipe(mnist_idx_dir, mnist_data_dir, tmp
   # best/ is the checkpoint chosen by validation error, at one of the evaluated epochs.
   assert best["epoch"] in (1.0, 2.0) and metrics["epochs"] == 2
   assert (run / "final" / "samples.png").stat().st_size > 1000
+  assert "the run is done" in out.stdout
