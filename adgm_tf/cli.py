@@ -166,10 +166,14 @@ def _nested_flagfile_hint(text: str, argv: Sequence[str]) -> Optional[str]:
   if not m or os.path.isabs(m.group(1)):
     return None
   name = m.group(1)
-  for arg in argv[1:]:
+  args = list(argv[1:])
+  for i, arg in enumerate(args):
     given = re.fullmatch(r"--?flagfile=(.+)", arg)
-    if given:
-      where = os.path.dirname(os.path.abspath(os.path.expanduser(given.group(1))))
+    path = given.group(1) if given else None
+    if arg in ("--flagfile", "-flagfile") and i + 1 < len(args):
+      path = args[i + 1]  # absl also reads the form `--flagfile FILE`
+    if path:
+      where = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
       if os.path.isfile(os.path.join(where, name)):
         return (f"{name} is named inside a flagfile and read relative to the current "
                 f"directory, {os.getcwd()}; it is in {where}: run the command from there")

@@ -134,11 +134,14 @@ def test_flag_errors_are_one_line(mnist_idx_dir, tmp_path, args, message):
   assert os.listdir(tmp_path) == []  # nothing was written
 
 
-def test_nested_flagfile_outside_the_repository_says_where_to_run(mnist_idx_dir, tmp_path):
+@pytest.mark.parametrize("form", ["--flagfile=FILE", "--flagfile FILE"])
+def test_nested_flagfile_outside_the_repository_says_where_to_run(mnist_idx_dir, tmp_path,
+                                                                  form):
   """mnist100_long.flags names mnist100_cpu.flags, which absl reads relative to
   the current directory: from elsewhere the error says where the file is."""
-  out = subprocess.run([sys.executable, os.path.join(REPO, "launch.py"),
-                        f"--flagfile={os.path.join(REPO, 'mnist100_long.flags')}",
+  flagfile = os.path.join(REPO, "mnist100_long.flags")
+  given = ([f"--flagfile={flagfile}"] if "=" in form else ["--flagfile", flagfile])
+  out = subprocess.run([sys.executable, os.path.join(REPO, "launch.py"), *given,
                         f"--model_dir={tmp_path / 'run'}"],
                        cwd=tmp_path, env=run_env(mnist_idx_dir), capture_output=True,
                        text=True, timeout=60)
