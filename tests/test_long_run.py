@@ -54,12 +54,12 @@ def fake(tmp_path):
              FAKE_LAUNCHES=str(tmp_path / "launches"), FAKE_EVAL=str(tmp_path / "eval"))
   (tmp_path / "calls").write_text("")
 
-  def run(launches, evaluation="ok", args=()):
+  def run(launches, evaluation="ok", args=(), run_dir=None):
     (tmp_path / "launches").write_text("\n".join(launches) + "\n")
     (tmp_path / "calls").write_text("")
     (tmp_path / "eval").write_text(evaluation)
-    out = subprocess.run(["bash", SCRIPT, str(tmp_path / "run"), *args], env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(["bash", SCRIPT, run_dir or str(tmp_path / "run"), *args],
+                         env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     calls = (tmp_path / "calls").read_text().splitlines()
     return out, calls
 
@@ -92,6 +92,13 @@ def test_chunks_are_relaunched_until_the_run_ends_then_best_is_evaluated_once(fa
   assert out.returncode == 0 and calls == []
   assert "the run is done" in out.stdout
   assert (final / "best_eval.json").stat().st_mtime_ns == before
+
+
+def test_a_relative_run_dir_is_taken_from_where_the_command_runs(fake):
+  out, calls = fake(["end"], run_dir="run/")  # the script itself runs in the repository
+  assert out.returncode == 0, out.stderr
+  assert calls[0].split()[2] == f"--model_dir={fake.dir}"
+  assert (fake.dir / "final" / "best_eval.json").exists()
 
 
 def test_a_failed_launch_stops_the_driver_with_one_line_and_no_final_evaluation(fake):
