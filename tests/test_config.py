@@ -15,6 +15,8 @@ def _with_model(**changes):
 @pytest.mark.parametrize("changes,message", [
     (dict(aux_log_var_init=-3.0, aux_log_var_max=-4.0),
      "--aux_log_var_init=-3.0 is not below --aux_log_var_max=-4.0"),
+    (dict(aux_log_var_init=-4.0, aux_log_var_max=-4.0),  # the boundary: equal is refused
+     "--aux_log_var_init=-4.0 is not below --aux_log_var_max=-4.0"),
     (dict(aux_log_var_max=float("inf")), "--aux_log_var_max=inf: give a finite log-variance"),
     (dict(aux_log_var_init=float("nan")), "--aux_log_var_init=nan: give a finite log-variance"),
     (dict(aux_log_var_max=-40.0), "--aux_log_var_max=-40.0: give a finite log-variance in [-30, 30]"),
@@ -26,5 +28,7 @@ def test_bad_log_variance_settings_are_refused(changes, message):
 
 
 def test_a_start_below_the_cap_is_accepted():
+  """The other side of the boundary above: validate() returns without raising."""
+  _with_model(aux_log_var_init=-4.001, aux_log_var_max=-4.0).validate()
   _with_model(aux_log_var_init=-6.0, aux_log_var_max=-4.0).validate()
   _with_model(aux_log_var_max=-4.0).validate()
