@@ -547,13 +547,14 @@ def run_clock(history: List[Dict[str, float]]) -> Optional[Dict[str, float]]:
 
 def final_markdown(final: Dict[str, Any]) -> List[str]:
   """The final evaluation of best/ (``python -m adgm_tf.evaluate --checkpoint=best``)."""
+  final = with_swap_cost(final)
+
   def pct(key):
     return "-" if final.get(key) is None else f"{100 * final[key]:.2f}%"
 
-  def swap(which, prefix):
-    if final.get(f"{prefix}aux_swap_error") is None or final.get(f"{which}_error") is None:
-      return "-"
-    return f"{100 * (final[f'{prefix}aux_swap_error'] - final[f'{which}_error']):+.2f} points"
+  def swap(prefix):
+    cost = final.get(f"{prefix}aux_swap_cost")
+    return "-" if cost is None else f"{100 * cost:+.2f} points"
   lines = [f"**The checkpoint chosen by validation error** (best/, epoch {final['epoch']:g}), "
            f"evaluated at the end with {final['eval_samples']} samples of a "
            f"(`final/best_eval.json`):", "",
@@ -563,8 +564,8 @@ def final_markdown(final: Dict[str, Any]) -> List[str]:
   ll = final.get("test_log_likelihood")
   alive = final.get("validation_aux_alive_fraction")
   lines.append(
-      f"| {pct('validation_error')} | {pct('test_error')} | {swap('validation', 'validation_')} "
-      f"| {swap('test', '')} | {'-' if alive is None else format(alive, '.2f')} | "
+      f"| {pct('validation_error')} | {pct('test_error')} | {swap('validation_')} "
+      f"| {swap('')} | {'-' if alive is None else format(alive, '.2f')} | "
       + ("-" if ll is None else
          f"{ll:.2f} nats (K = {final['ll_samples']}, {final['ll_examples']} images)") + " |")
   return lines + [""]
