@@ -23,6 +23,9 @@
 # CHUNK_MINUTES (150), FINAL_SAMPLES (100), FINAL_LL_EXAMPLES (10000),
 # FINAL_LL_SAMPLES (1000).
 set -u -o pipefail
+# The body sits in braces that end in exit: bash reads it whole before running it,
+# so a checkout that changes this file while a run goes on cannot change the driver.
+{
 
 PROG="long_run.sh"
 die() { echo "$PROG: error: $*" >&2; exit 2; }
@@ -88,3 +91,5 @@ rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || die "the final evaluation failed (exit $rc; its message is above and in $PARTIAL/log). Run the same command again to redo it."
 mv "$PARTIAL" "$FINAL" || die "cannot rename $PARTIAL to $FINAL"
 echo "$PROG: the run is done: $RUN/metrics.json, and best/'s final evaluation in $FINAL/"
+exit 0
+}
