@@ -47,18 +47,19 @@ fi
 
 @pytest.fixture
 def fake(tmp_path):
-  python = tmp_path / "python"
-  python.write_text(FAKE_PYTHON)
-  python.chmod(0o755)
-  env = dict(os.environ, PYTHON=str(python), FAKE_CALLS=str(tmp_path / "calls"),
-             FAKE_LAUNCHES=str(tmp_path / "launches"), FAKE_EVAL=str(tmp_path / "eval"))
-  (tmp_path / "calls").write_text("")
-
-  def run(launches, evaluation="ok", args=(), run_dir=None):
+  """``fake(launches, ...)`` runs the driver against the stand-in for python."""
+  def run(launches, evaluation="ok", args=(), run_dir=None, script=SCRIPT,
+          python_text=FAKE_PYTHON, **env):
+    python = tmp_path / "python"
+    python.write_text(python_text)
+    python.chmod(0o755)
     (tmp_path / "launches").write_text("\n".join(launches) + "\n")
     (tmp_path / "calls").write_text("")
     (tmp_path / "eval").write_text(evaluation)
-    out = subprocess.run(["bash", SCRIPT, run_dir or str(tmp_path / "run"), *args],
+    env = dict(os.environ, PYTHON=str(python), FAKE_CALLS=str(tmp_path / "calls"),
+               FAKE_LAUNCHES=str(tmp_path / "launches"), FAKE_EVAL=str(tmp_path / "eval"),
+               **env)
+    out = subprocess.run(["bash", str(script), run_dir or str(tmp_path / "run"), *args],
                          env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     calls = (tmp_path / "calls").read_text().splitlines()
     return out, calls
@@ -101,30 +102,23 @@ def test_a_relative_run_dir_is_taken_from_where_the_command_runs(fake):
   assert (fake.dir / "final" / "best_eval.json").exists()
 
 
-def test_a_checkout_that_rewrites_the_script_mid_run_does_not_change_the_driver(tmp_path):
+def test_a_checkout_that_rewrites_the_script_mid_run_does_not_change_the_driver(fake,
+                                                                                  tmp_path):
   """bash reads a script as it runs it; the body's braces make it read it whole."""
   repo = tmp_path / "repo"
   (repo / "experiments").mkdir(parents=True)
   script = repo / "experiments" / "long_run.sh"
   script.write_text(open(SCRIPT).read())
   (repo / "mnist100_long.flags").write_text("")
-  python = tmp_path / "python"
   # A launch that, like `git checkout` during a run, rewrites the script first.
-  python.write_text(FAKE_PYTHON.replace(
+  rewriting = FAKE_PYTHON.replace(
       'echo "$*" >> "$FAKE_CALLS"',
-      'echo "$*" >> "$FAKE_CALLS"; printf "echo REWRITTEN; exit 9\\n" > "$SCRIPT_COPY"'))
-  python.chmod(0o755)
-  (tmp_path / "launches").write_text("chunk\nend\n")
-  (tmp_path / "eval").write_text("ok")
-  env = dict(os.environ, PYTHON=str(python), FAKE_CALLS=str(tmp_path / "calls"),
-             FAKE_LAUNCHES=str(tmp_path / "launches"), FAKE_EVAL=str(tmp_path / "eval"),
-             SCRIPT_COPY=str(script))
-  (tmp_path / "calls").write_text("")
-  out = subprocess.run(["bash", str(script), str(tmp_path / "run")], env=env,
-                       capture_output=True, text=True, timeout=60)
+      'echo "$*" >> "$FAKE_CALLS"; printf "echo REWRITTEN; exit 9\\n" > "$SCRIPT_COPY"')
+  out, calls = fake(["chunk", "end"], script=script, python_text=rewriting,
+                    SCRIPT_COPY=str(script))
   assert out.returncode == 0, out.stdout + out.stderr
   assert "REWRITTEN" not in out.stdout and "the run is done" in out.stdout
-  assert (tmp_path / "run" / "final" / "best_eval.json").exists()
+  assert (fake.dir / "final" / "best_eval.json").exists()
 
 
 def test_a_failed_launch_stops_the_driver_with_one_line_and_no_final_evaluation(fake):
