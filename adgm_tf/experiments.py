@@ -545,6 +545,63 @@ def run_clock(history: List[Dict[str, float]]) -> Optional[Dict[str, float]]:
               launches=launches, cores_busy=cpu / wall if wall > 0 else float("nan"))
 
 
+# RESULTS.md section 6's rule for going on past 200 epochs, fixed on
+# 2026-12-01 before any evaluation after epoch 146 had been seen.
+CONTINUE_EARLIER = tuple(range(105, 151, 5))  # 10 evaluations
+CONTINUE_LATER = tuple(range(155, 201, 5))    # 10 evaluations
+CONTINUE_DROP = 0.15                          # points of validation error
+
+
+def continue_verdict(rows: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+  """Whether the long run goes on toward 1,000 epochs, by the rule fixed in advance.
+
+  The validation curve "still falls" if the mean validation error of the
+  evaluations at epochs 155, 160, ..., 200 is lower than that of the ones at
+  105, ..., 150 by ``CONTINUE_DROP`` points or more. The run goes on if it
+  falls and, at epoch 200, a is alive (validation alive fraction >= 0.5) and
+  in use (validation swap cost > 0). Only the validation split is read.
+
+  Args:
+    rows: ``long_run_rows`` of the run (errors and swap costs in points).
+
+  Returns:
+    None while any of the 20 evaluations is missing; else the two means, the
+    drop (earlier minus later), ``falls``, the a-diagnostics at 200 and
+    ``go_on``.
+  """
+  by_epoch = {int(round(r["epoch"])): r for r in rows
+              if abs(r["epoch"] - round(r["epoch"])) < 1e-6}
+  if any(e not in by_epoch for e in CONTINUE_EARLIER + CONTINUE_LATER):
+    return None
+  earlier = float(np.mean([by_epoch[e]["validation_error"] for e in CONTINUE_EARLIER]))
+  later = float(np.mean([by_epoch[e]["validation_error"] for e in CONTINUE_LATER]))
+  last = by_epoch[CONTINUE_LATER[-1]]
+  drop = earlier - later
+  falls = drop >= CONTINUE_DROP - 1e-9
+  alive, swap = last["aux_alive_fraction"], last["validation_swap_cost"]
+  a_ok = alive is not None and alive >= 0.5 and swap is not None and swap > 0
+  return dict(earlier_mean=earlier, later_mean=later, drop=drop, falls=falls,
+              alive_fraction=alive, swap_cost=swap, go_on=bool(falls and a_ok))
+
+
+def verdict_markdown(verdict: Dict[str, Any]) -> List[str]:
+  """One paragraph stating the continue rule's outcome with its figures."""
+  early, late = CONTINUE_EARLIER, CONTINUE_LATER
+  alive = "-" if verdict["alive_fraction"] is None else f"{verdict['alive_fraction']:.2f}"
+  swap = "-" if verdict["swap_cost"] is None else f"{verdict['swap_cost']:+.2f}"
+  end = ("**the run goes on toward 1,000 epochs** (same command with --epochs=1000)"
+         if verdict["go_on"] else "**the run ends at 200 epochs**")
+  return [f"Going on past 200 epochs (the rule fixed in advance, RESULTS.md section 6): "
+          f"mean validation error {verdict['earlier_mean']:.2f}% at epochs "
+          f"{early[0]}-{early[-1]} and {verdict['later_mean']:.2f}% at epochs "
+          f"{late[0]}-{late[-1]} "
+          f"(10 evaluations each), a drop of {verdict['drop']:+.2f} points against the "
+          f"{CONTINUE_DROP:.2f} required: the curve "
+          + ("still falls" if verdict["falls"] else "no longer falls")
+          + f"; at epoch {late[-1]} alive fraction {alive}, swap cost {swap} points "
+          f"(validation); so {end}.", ""]
+
+
 def final_markdown(final: Dict[str, Any]) -> List[str]:
   """The final evaluation of best/ (``python -m adgm_tf.evaluate --checkpoint=best``)."""
   final = with_swap_cost(final)
@@ -580,6 +637,9 @@ def long_run_markdown(rows: List[Dict[str, Any]], title: str,
   lines = [f"# {title}", ""]
   if final:
     lines += final_markdown(final)
+  verdict = continue_verdict(rows)
+  if verdict:
+    lines += verdict_markdown(verdict)
   if clock:
     lines += [f"Time at epoch {clock['epoch']:g}: **{clock['wall_hours']:.2f} h of wall "
               f"time** on the run's clock (training and evaluations, over "

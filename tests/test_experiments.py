@@ -269,6 +269,49 @@ def test_run_clock_sums_the_cpu_time_of_each_launch():
   assert experiments.run_clock([dict(epoch=1)]) is None
 
 
+def _evaluations(errors, alive=0.99, swap=2.5):
+  return [dict(epoch=float(e), minutes=e, validation_error=v, test_error=None,
+               aux_alive_fraction=alive, aux_mean_spread=0.3, validation_swap_cost=swap,
+               test_swap_cost=None, aux_information=0.005) for e, v in errors.items()]
+
+
+def test_continue_verdict_applies_the_rule_fixed_in_advance():
+  """Means of epochs 155..200 against 105..150; falls at a drop of >= 0.15 points."""
+  earlier = {e: 3.5 + (0.2 if e % 10 else -0.2) for e in range(105, 151, 5)}  # mean 3.5
+  later = {e: 3.35 + (0.1 if e % 10 else -0.1) for e in range(155, 201, 5)}   # mean 3.35
+  noise = {e: 9.0 for e in range(5, 101, 5)}  # other epochs do not count
+  verdict = experiments.continue_verdict(_evaluations({**noise, **earlier, **later}))
+  assert verdict["earlier_mean"] == pytest.approx(3.5)
+  assert verdict["later_mean"] == pytest.approx(3.35)
+  assert verdict["drop"] == pytest.approx(0.15)
+  assert verdict["falls"] and verdict["go_on"]
+  text = " ".join(experiments.verdict_markdown(verdict))
+  assert "3.50% at epochs 105-150 and 3.35% at epochs 155-200" in text
+  assert "still falls" in text and "goes on toward 1,000 epochs" in text
+  assert text.strip() in experiments.long_run_markdown(
+      _evaluations({**earlier, **later}), "t")   # summary.md states it
+  # 0.14 points is not enough.
+  later_less = {e: v + 0.01 for e, v in later.items()}
+  verdict = experiments.continue_verdict(_evaluations({**earlier, **later_less}))
+  assert verdict["drop"] == pytest.approx(0.14)
+  assert not verdict["falls"] and not verdict["go_on"]
+  assert "no longer falls" in " ".join(experiments.verdict_markdown(verdict))
+  # Falling, but a unused (swap cost <= 0) or dead at epoch 200: the run ends.
+  for alive, swap in ((0.99, 0.0), (0.4, 2.0)):
+    rows = _evaluations({**earlier, **later})
+    rows[-1].update(aux_alive_fraction=alive, validation_swap_cost=swap)
+    verdict = experiments.continue_verdict(rows)
+    assert verdict["falls"] and not verdict["go_on"]
+    assert "ends at 200 epochs" in " ".join(experiments.verdict_markdown(verdict))
+  # Any of the 20 evaluations missing (a run short of 200, an epoch cut mid-way): no verdict.
+  full = {**earlier, **later}
+  del full[180]
+  assert experiments.continue_verdict(_evaluations(full)) is None
+  lost = experiments.long_run_rows(experiments.read_history(
+      os.path.join(REPO, "docs", "results", "long_sdgm")))   # stopped at epoch 146
+  assert lost and experiments.continue_verdict(lost) is None
+
+
 def test_long_run_report_says_what_is_missing(tmp_path):
   with pytest.raises(ConfigError, match="needs --publish"):
     experiments.main(["--long_run", str(tmp_path)])
