@@ -16,7 +16,8 @@
 #
 # Run it again at any time (after a stop, a kill or a reboot): it resumes the
 # run, or redoes only the missing final evaluation, or says the run is done.
-# It stops at the first launch that fails, at a launch that ends without a new
+# It stops at the first launch that fails or is interrupted or killed (Ctrl-C,
+# the OOM killer: it names the signal; run it again), at a launch that ends without a new
 # checkpoint, and when launch.py's guard stops the run because a died (exit 3). The output of every launch is appended to RUN_DIR.log.
 #
 # Environment: PYTHON (default python3), FLAGFILE (default mnist100_long.flags),
@@ -60,12 +61,16 @@ while [ ! -f "$RUN/metrics.json" ]; do
   before="$(newest_checkpoint)"
   out="$(mktemp)"
   echo "$(date -Is) $PROG: launch from ${before:-the start}" | tee -a "$LOG"
-  "$PYTHON" launch.py --flagfile="$FLAGFILE" --model_dir="$RUN" \
-      --chunk_minutes="$CHUNK_MINUTES" "$@" 2>&1 | tee -a "$LOG" "$out"
+  # The braces' 2> /dev/null only hides bash's own "Killed ..." job report:
+  # launch.py's messages go through tee.
+  { "$PYTHON" launch.py --flagfile="$FLAGFILE" --model_dir="$RUN" \
+      --chunk_minutes="$CHUNK_MINUTES" "$@" 2>&1 | tee -a "$LOG" "$out"; } 2> /dev/null
   rc=${PIPESTATUS[0]}
   chunk_over=0; grep -q "chunk over:" "$out" && chunk_over=1
   rm -f "$out"
   [ "$rc" -eq 3 ] && die "launch.py stopped the run: its auxiliary variable fell below --aux_alive_floor or --aux_swap_floor (exit 3; its line is above and in $LOG). That is a result to look into, not to resume past; history.csv and the checkpoint of that step are kept."
+  newest="$(newest_checkpoint)"
+  [ "$rc" -ge 128 ] && die "launch.py was interrupted or killed (exit $rc: signal $((rc - 128))); nothing is lost but the steps after the newest checkpoint (${newest:-none}): run the same command again to resume."
   [ "$rc" -eq 0 ] || die "launch.py failed (exit $rc; its message is above and in $LOG). Fix that and run the same command again: the run resumes from its newest checkpoint."
   [ -f "$RUN/metrics.json" ] && break
   [ "$chunk_over" -eq 1 ] || die "launch.py ended without finishing the run or a chunk (no metrics.json, no 'chunk over'); see $LOG."
@@ -82,11 +87,11 @@ fi
 PARTIAL="$RUN/final.partial"
 rm -rf "$PARTIAL" && mkdir -p "$PARTIAL" || die "cannot create $PARTIAL"
 echo "$(date -Is) $PROG: final evaluation of best/ into $FINAL" | tee -a "$LOG"
-"$PYTHON" -m adgm_tf.evaluate --model_dir="$RUN" --checkpoint=best \
+{ "$PYTHON" -m adgm_tf.evaluate --model_dir="$RUN" --checkpoint=best \
     --samples="${FINAL_SAMPLES:-100}" --ll_examples="${FINAL_LL_EXAMPLES:-10000}" \
     --ll_samples="${FINAL_LL_SAMPLES:-1000}" "${DATA_FLAGS[@]}" \
     --output="$PARTIAL/best_eval.json" --samples_png="$PARTIAL/samples.png" \
-    2>&1 | tee -a "$LOG" "$PARTIAL/log"
+    2>&1 | tee -a "$LOG" "$PARTIAL/log"; } 2> /dev/null
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || die "the final evaluation failed (exit $rc; its message is above and in $PARTIAL/log). Run the same command again to redo it."
 mv "$PARTIAL" "$FINAL" || die "cannot rename $PARTIAL to $FINAL"

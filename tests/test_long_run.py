@@ -19,7 +19,7 @@ from conftest import REPO, run_env
 SCRIPT = os.path.join(REPO, "experiments", "long_run.sh")
 
 # Plays launch.py (one behaviour per launch, read from $FAKE_LAUNCHES: chunk,
-# end, fail, guard or stall) and `-m adgm_tf.evaluate` ($FAKE_EVAL: ok or fail), and
+# end, fail, guard, stall, ctrl-c or kill) and `-m adgm_tf.evaluate` ($FAKE_EVAL: ok or fail), and
 # records every call in $FAKE_CALLS.
 FAKE_PYTHON = r"""#!/usr/bin/env bash
 echo "$*" >> "$FAKE_CALLS"
@@ -36,6 +36,9 @@ if [ "$1" = launch.py ]; then
     stall) echo "chunk over: 150 minutes of this launch used" ;;
     fail)  echo "launch.py: error: --epochs=-1: must be positive" >&2; exit 2 ;;
     guard) echo "stopped: 0.40 of q(a|x)'s units alive < --aux_alive_floor=0.5" >&2; exit 3 ;;
+    ctrl-c) touch "$run/checkpoints/ckpt-$((n * 5)).index"
+            echo "launch.py: interrupted at step 7; run the same command to resume." >&2; exit 130 ;;
+    kill)  kill -9 $$ ;;
   esac
 elif [ "$1 $2" = "-m adgm_tf.evaluate" ]; then
   [ "$(cat "$FAKE_EVAL")" = ok ] || { echo "adgm_tf.evaluate: error: damaged" >&2; exit 2; }
@@ -132,6 +135,22 @@ def test_a_failed_launch_stops_the_driver_with_one_line_and_no_final_evaluation(
   assert "run the same command again: the run resumes" in out.stderr
   assert not (fake.dir / "final").exists() and not (fake.dir / "final.partial").exists()
   # Fixed, the same command resumes and finishes.
+  out, calls = fake(["end"])
+  assert out.returncode == 0, out.stderr
+  assert (fake.dir / "final" / "best_eval.json").exists()
+
+
+@pytest.mark.parametrize("how, newest", [("ctrl-c", "ckpt-10"), ("kill", "ckpt-5")])
+def test_an_interrupted_or_killed_launch_says_so_and_the_same_command_resumes(fake, how,
+                                                                                newest):
+  out, calls = fake(["chunk", how, "end"])
+  assert out.returncode == 2 and len(calls) == 2
+  assert out.stderr.count("\n") == 1, out.stderr   # not bash's "Killed" report too
+  last = out.stderr.strip()
+  assert last.startswith("long_run.sh: error: launch.py was interrupted or killed (exit "
+                         + ("130: signal 2" if how == "ctrl-c" else "137: signal 9"))
+  assert f"newest checkpoint ({newest})" in last and "run the same command" in last
+  assert not (fake.dir / "final.partial").exists()
   out, calls = fake(["end"])
   assert out.returncode == 0, out.stderr
   assert (fake.dir / "final" / "best_eval.json").exists()
