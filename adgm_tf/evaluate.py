@@ -4,7 +4,7 @@ Command line::
 
     python -m adgm_tf.evaluate --model_dir=RUN [--checkpoint=best] \
         [--splits=validation,test] [--samples=S] \
-        [--ll_examples=10000 --ll_samples=1000] \
+        [--ll_examples=10000 --ll_samples=1000 [--ll_resume_file=LL.npz]] \
         [--output=NEW.json] [--samples_png=NEW.png]
 
 It rebuilds the run's model and data split from ``RUN/config.json``, restores
@@ -61,7 +61,8 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
                         samples: Optional[int] = None, splits=SPLITS,
                         ll_samples: int = 1000, ll_examples: int = 0,
                         idx_dir: Optional[str] = None, data_dir: Optional[str] = None,
-                        samples_png: Optional[str] = None, say=None) -> Dict[str, object]:
+                        samples_png: Optional[str] = None, say=None,
+                        ll_resume_file: Optional[str] = None) -> Dict[str, object]:
   """The numbers of a run's final evaluation, for any of its checkpoints.
 
   Rebuilds the run's model from ``config.json``, restores ``checkpoint`` (a
@@ -76,6 +77,9 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
   own final evaluation. ``idx_dir``/``data_dir`` replace the run's data
   location when the data moved. ``samples_png``: a file for 10 class-conditional
   samples per class. ``say(text)`` receives progress lines.
+  ``ll_resume_file`` (.npz): the per-image log-likelihoods are kept there as
+  they are computed, and a later call with the same file, checkpoint and
+  settings continues where a cut one stopped (``Evaluator.log_likelihood``).
   """
   import dataclasses  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
@@ -123,8 +127,11 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
   if ll_examples:
     test_images = split.arrays.test_images[:ll_examples]
     say(f"  test log-likelihood: K = {ll_samples} on {len(test_images)} images")
+    if ll_resume_file and os.path.exists(ll_resume_file):
+      say(f"  continuing from {ll_resume_file}")
     ll = ev.log_likelihood(test_images, samples=ll_samples, seed=t.seed,
-                           progress=evaluation.progress_printer(say))
+                           progress=evaluation.progress_printer(say),
+                           resume_file=ll_resume_file, tag=os.path.abspath(path))
     out["test_log_likelihood"] = float(np.mean(ll))
     out["ll_examples"] = len(test_images)
   if samples_png:
@@ -179,6 +186,22 @@ def _check_new_file(path: Optional[str], flag: str, suffix: str) -> Optional[str
   return path
 
 
+def _check_resume_file(path: Optional[str], ll_examples: int) -> Optional[str]:
+  if not path:
+    return None
+  path = os.path.abspath(os.path.expanduser(path))
+  if not ll_examples:
+    raise ConfigError(f"--ll_resume_file={path}: there is no log-likelihood to resume "
+                      f"without --ll_examples; give both or neither.")
+  if not path.endswith(".npz"):
+    raise ConfigError(f"--ll_resume_file={path}: give a file name ending in .npz.")
+  parent = os.path.dirname(path)
+  if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+    raise ConfigError(f"--ll_resume_file={path}: the directory {parent} does not exist "
+                      f"or is not writable.")
+  return path
+
+
 def _main(argv):  # pragma: no cover - exercised through a subprocess in tests
   import json  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
@@ -191,13 +214,15 @@ def _main(argv):  # pragma: no cover - exercised through a subprocess in tests
     check_evaluate_args(f.splits, f.samples, f.ll_samples, f.ll_examples)
     output = _check_new_file(f.output, "output", ".json")
     png = _check_new_file(f.samples_png, "samples_png", ".png")
+    resume = _check_resume_file(f.ll_resume_file, f.ll_examples)
     from adgm_tf import rundir  # pylint: disable=g-import-not-at-top
     rundir.read_run(f.model_dir)  # a wrong --model_dir fails before TensorFlow loads
     cli.import_tensorflow(show=f.show_tf_logs or None)
     out = evaluate_checkpoint(
         f.model_dir, checkpoint=f.checkpoint, samples=f.samples, splits=f.splits,
         ll_samples=f.ll_samples, ll_examples=f.ll_examples, idx_dir=f.idx_dir,
-        data_dir=f.data_dir, samples_png=png, say=lambda text: print(text, flush=True))
+        data_dir=f.data_dir, samples_png=png, say=lambda text: print(text, flush=True),
+        ll_resume_file=resume)
     print("\n".join(summary_lines(out)), flush=True)
     if png:
       print(f"  class-conditional samples: {png}")
@@ -221,6 +246,9 @@ def _define_flags():  # pragma: no cover
   flags.DEFINE_integer("ll_samples", 1000, "Importance samples K of the test log-likelihood.")
   flags.DEFINE_integer("ll_examples", 0, "Test images in the log-likelihood (0: skip; "
                        "10000: all; about 1.5 hours on 2 cores for the paper's networks).")
+  flags.DEFINE_string("ll_resume_file", None, "Keep the per-image log-likelihoods in this "
+                      ".npz file as they are computed; run the same command again after "
+                      "a cut to continue from them (the result is the same as uncut).")
   flags.DEFINE_string("output", None, "Write the numbers to this new .json file.")
   flags.DEFINE_string("samples_png", None, "Write 10 class-conditional samples per class "
                       "to this new .png file.")

@@ -16,7 +16,11 @@ across evaluations.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import tempfile
 import time
 from typing import Dict, Optional, Tuple
 
@@ -26,6 +30,7 @@ import tensorflow as tf
 from adgm_tf import bounds
 from adgm_tf import data as data_lib
 from adgm_tf import diagnostics
+from adgm_tf.errors import ConfigError
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # nats of KL(q||p), averaged over the test set
 
@@ -112,13 +117,22 @@ class Evaluator:
 
   def log_likelihood(self, images, samples: int = 1000, seed: int = 0,
                      batch_size: int = 50, chunk: int = 100,
-                     progress=None) -> np.ndarray:
+                     progress=None, resume_file: Optional[str] = None,
+                     tag: str = "") -> np.ndarray:
     """IW estimate of log p(x) per image (nats), ``[N]``.
 
     ``samples`` importance samples, drawn ``chunk`` at a time (memory grows
     with chunk * batch_size * Y rows), combined with a running logsumexp.
-    Images are binarized once with ``seed``. ``progress(done, total)`` is
-    called after every batch of images.
+    Images are binarized once with ``seed``; batch i draws its noise from the
+    stateless seed (seed, i * 1000003 + j), so each batch's estimate depends
+    on nothing computed before it. ``progress(done, total)`` is called after
+    every batch of images, counting this call's images only.
+
+    ``resume_file`` (.npz): the estimates are saved there after every batch
+    (through a rename, so a kill leaves the previous state), and a call with
+    the same file, ``tag`` (e.g. the checkpoint's path), images and settings
+    continues after its last batch, with the same result as one uninterrupted
+    call. A file written for anything else raises ``ConfigError``.
     """
     model = self.model
     chunk = min(chunk, samples)
@@ -131,7 +145,17 @@ class Evaluator:
       self._iw[chunk] = tf.function(fn, reduce_retracing=True)
     x = fixed_binarization(images, seed)
     out = []
+    key = None
+    if resume_file:
+      key = json.dumps(dict(tag=tag, samples=int(samples), seed=int(seed),
+                            batch_size=int(batch_size), chunk=int(chunk), images=len(x),
+                            digest=hashlib.sha256(x.tobytes()).hexdigest()[:16]),
+                       sort_keys=True)
+      out = _read_ll_progress(resume_file, key, batch_size)
+    resumed = sum(len(o) for o in out)
     for i, (b,) in enumerate(self._batches(x, batch_size=batch_size)):
+      if i < len(out):
+        continue
       b = tf.constant(b)
       acc = None
       done = 0
@@ -144,8 +168,10 @@ class Evaluator:
         done += take
         j += 1
       out.append((acc - math.log(samples)).numpy())
+      if resume_file:
+        _write_ll_progress(resume_file, key, out)
       if progress is not None:
-        progress(sum(len(o) for o in out), len(x))
+        progress(sum(len(o) for o in out) - resumed, len(x) - resumed)
     return np.concatenate(out) if out else np.zeros((0,))
 
   def kl_per_unit(self, images) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -158,6 +184,38 @@ class Evaluator:
       ka = None if a is None else ka + a.numpy().sum(0)
       n += len(b)
     return kz / n, (None if ka is None else ka / n)
+
+
+def _read_ll_progress(path: str, key: str, batch_size: int) -> list:
+  """The per-batch estimates saved in ``path`` by an earlier call with ``key``."""
+  if not os.path.exists(path):
+    return []
+  try:
+    with np.load(path) as saved:
+      saved_key, values = str(saved["key"]), saved["log_likelihood"]
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConfigError(f"{path} is not a log-likelihood progress file ({type(e).__name__}); "
+                      f"delete it to start the log-likelihood over.") from None
+  if saved_key != key:
+    theirs, ours = json.loads(saved_key), json.loads(key)
+    diff = ", ".join(f"{k} {theirs.get(k)!r} there, {ours[k]!r} now" for k in ours
+                     if theirs.get(k) != ours[k])
+    raise ConfigError(f"{path} holds the log-likelihoods of another evaluation ({diff}); "
+                      f"delete it to start over, or give another file.")
+  return [values[i:i + batch_size] for i in range(0, len(values), batch_size)]
+
+
+def _write_ll_progress(path: str, key: str, out: list) -> None:
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, key=np.array(key), log_likelihood=np.concatenate(out))
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
 
 
 def active_units(kl_per_unit: Optional[np.ndarray],

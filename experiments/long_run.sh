@@ -11,8 +11,10 @@
 # 2. Evaluates best/ once (python -m adgm_tf.evaluate --checkpoint=best): 100
 #    samples of a, the importance-weighted test log-likelihood (K = 1000, all
 #    10,000 test images: about 1.5 hours on 2 cores) and class-conditional
-#    samples, into RUN_DIR/final/ (best_eval.json, samples.png, log). It is
-#    written to RUN_DIR/final.partial/ and renamed when complete.
+#    samples, into RUN_DIR/final/ (best_eval.json, samples.png, log, and
+#    ll_per_image.npz: the estimate per test image). It is written to
+#    RUN_DIR/final.partial/ and renamed when complete; cut, it continues from
+#    the log-likelihoods already in final.partial/ when run again.
 #
 # Run it again at any time (after a stop, a kill or a reboot): it resumes the
 # run, or redoes only the missing final evaluation, or says the run is done.
@@ -85,11 +87,15 @@ if [ -f "$FINAL/best_eval.json" ]; then
 fi
 [ -e "$FINAL" ] && die "$FINAL exists without best_eval.json; move it away and run the same command again."
 PARTIAL="$RUN/final.partial"
-rm -rf "$PARTIAL" && mkdir -p "$PARTIAL" || die "cannot create $PARTIAL"
+# A cut earlier attempt leaves its log-likelihoods so far in $PARTIAL/ll_per_image.npz:
+# keep them (evaluate continues from them, to the same result) and nothing else.
+mkdir -p "$PARTIAL" && find "$PARTIAL" -mindepth 1 -maxdepth 1 ! -name ll_per_image.npz \
+    -exec rm -rf {} + || die "cannot create $PARTIAL"
 echo "$(date -Is) $PROG: final evaluation of best/ into $FINAL" | tee -a "$LOG"
 { "$PYTHON" -m adgm_tf.evaluate --model_dir="$RUN" --checkpoint=best \
     --samples="${FINAL_SAMPLES:-100}" --ll_examples="${FINAL_LL_EXAMPLES:-10000}" \
-    --ll_samples="${FINAL_LL_SAMPLES:-1000}" "${DATA_FLAGS[@]}" \
+    --ll_samples="${FINAL_LL_SAMPLES:-1000}" --ll_resume_file="$PARTIAL/ll_per_image.npz" \
+    "${DATA_FLAGS[@]}" \
     --output="$PARTIAL/best_eval.json" --samples_png="$PARTIAL/samples.png" \
     2>&1 | tee -a "$LOG" "$PARTIAL/log"; } 2> /dev/null
 rc=${PIPESTATUS[0]}

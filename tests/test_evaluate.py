@@ -54,7 +54,7 @@ def test_command_line_reproduces_the_runs_final_evaluation_and_never_overwrites(
   output, png = tmp_path / "eval.json", tmp_path / "samples.png"
   args = [f"--model_dir={tiny_run['model_dir']}", f"--output={output}",
           f"--samples_png={png}", f"--ll_examples={metrics['ll_examples']}",
-          f"--ll_samples={metrics['ll_samples']}"]
+          f"--ll_samples={metrics['ll_samples']}", f"--ll_resume_file={tmp_path / 'll.npz'}"]
   out = _cli(args, mnist_idx_dir)
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stderr.strip() == ""                          # no TensorFlow start-up noise
@@ -68,6 +68,9 @@ def test_command_line_reproduces_the_runs_final_evaluation_and_never_overwrites(
   assert saved["ll_examples"] == 200
   assert saved["test_log_likelihood"] == pytest.approx(metrics["test_log_likelihood"],
                                                        abs=1e-3)
+  with np.load(tmp_path / "ll.npz") as kept:       # the per-image estimates, kept
+    assert kept["log_likelihood"].shape == (200,)
+    assert np.mean(kept["log_likelihood"]) == pytest.approx(saved["test_log_likelihood"])
   for key in ("aux_alive_fraction", "aux_mean_spread", "aux_swap_error",
               "aux_information", "test_elbo_labeled", "test_elbo_unlabeled"):
     assert saved[key] == pytest.approx(metrics[key], rel=1e-4, abs=1e-6), key
@@ -90,6 +93,10 @@ def test_command_line_reproduces_the_runs_final_evaluation_and_never_overwrites(
     (["--model_dir=/nonexistent/run"], "--model_dir=/nonexistent/run does not exist"),
     (["--splits=train"], "--splits=train"),
     (["--output=/nonexistent/dir/x.json"], "the directory /nonexistent/dir does not exist"),
+    (["--ll_resume_file=/tmp/ll.npz"], "no log-likelihood to resume without --ll_examples"),
+    (["--ll_examples=10", "--ll_resume_file=/nonexistent/dir/ll.npz"],
+     "the directory /nonexistent/dir does not exist"),
+    (["--ll_examples=10", "--ll_resume_file=/tmp/ll.json"], "ending in .npz"),
 ])
 def test_command_line_failures_are_one_line(tiny_run, mnist_idx_dir, args, message):
   if not any(a.startswith("--model_dir") for a in args):

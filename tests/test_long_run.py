@@ -41,6 +41,10 @@ if [ "$1" = launch.py ]; then
     kill)  kill -9 $$ ;;
   esac
 elif [ "$1 $2" = "-m adgm_tf.evaluate" ]; then
+  ll="$(arg ll_resume_file "$@")"
+  echo "ll progress before: $(cat "$ll" 2> /dev/null)"
+  echo png > "$(arg samples_png "$@")"   # an evaluation cut after its samples
+  echo "images 1-50" >> "$ll"
   [ "$(cat "$FAKE_EVAL")" = ok ] || { echo "adgm_tf.evaluate: error: damaged" >&2; exit 2; }
   echo '{"test_error": 0.03}' > "$(arg output "$@")"
   echo png > "$(arg samples_png "$@")"
@@ -170,16 +174,25 @@ def test_a_launch_without_a_new_checkpoint_stops_the_loop(fake):
 
 
 def test_a_failed_final_evaluation_leaves_no_final_dir_and_is_redone_alone(fake):
+  """Redone alone, from the log-likelihoods the failed attempt had computed."""
   out, calls = fake(["end"], evaluation="fail")
   assert out.returncode == 2
   assert "the final evaluation failed (exit 2" in out.stderr.strip().splitlines()[-1]
   assert not (fake.dir / "final").exists()
   assert (fake.dir / "final.partial" / "log").exists()
+  partial = fake.dir / "final.partial"
+  assert sorted(os.listdir(partial)) == ["ll_per_image.npz", "log", "samples.png"]
   out, calls = fake(["fail"])  # a launch would fail: none must happen
   assert out.returncode == 0, out.stderr
   assert [c.split()[:2] for c in calls] == [["-m", "adgm_tf.evaluate"]]
-  assert (fake.dir / "final" / "best_eval.json").exists()
-  assert not (fake.dir / "final.partial").exists()
+  assert f"--ll_resume_file={partial}/ll_per_image.npz" in calls[0].split()
+  # The second attempt found the first one's log-likelihoods (and nothing else:
+  # samples.png is a new file again), and added its own.
+  assert "ll progress before: images 1-50" in out.stdout
+  final = fake.dir / "final"
+  assert (final / "ll_per_image.npz").read_text() == "images 1-50\nimages 1-50\n"
+  assert (final / "best_eval.json").exists() and "damaged" not in (final / "log").read_text()
+  assert not partial.exists()
 
 
 @pytest.mark.parametrize("args,env,message", [
