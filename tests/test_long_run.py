@@ -238,4 +238,8 @@ def test_the_real_programs_on_the_tiny_recipe(mnist_idx_dir, mnist_data_dir, tmp
   # best/ is the checkpoint chosen by validation error, at one of the evaluated epochs.
   assert best["epoch"] in (1.0, 2.0) and metrics["epochs"] == 2
   assert (run / "final" / "samples.png").stat().st_size > 1000
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  with np.load(run / "final" / "ll_per_image.npz") as kept:   # what a cut would resume
+    assert kept["log_likelihood"].shape == (100,)
+    assert np.mean(kept["log_likelihood"]) == pytest.approx(best["test_log_likelihood"])
   assert "the run is done" in out.stdout
