@@ -99,7 +99,7 @@ echo "$(date -Is) $PROG: final evaluation of best/ into $FINAL" | tee -a "$LOG"
     --output="$PARTIAL/best_eval.json" --samples_png="$PARTIAL/samples.png" \
     2>&1 | tee -a "$LOG" "$PARTIAL/log"; } 2> /dev/null
 rc=${PIPESTATUS[0]}
-[ "$rc" -eq 0 ] || die "the final evaluation failed (exit $rc; its message is above and in $PARTIAL/log). Run the same command again to redo it."
+[ "$rc" -eq 0 ] || die "the final evaluation failed (exit $rc; its message is above and in $PARTIAL/log). Fix what it says and run the same command again: it redoes the evaluation, continuing from $PARTIAL/ll_per_image.npz if that is kept."
 mv "$PARTIAL" "$FINAL" || die "cannot rename $PARTIAL to $FINAL"
 echo "$PROG: the run is done: $RUN/metrics.json, and best/'s final evaluation in $FINAL/"
 exit 0
