@@ -71,6 +71,8 @@ def define_flags():
           "Gaussian heads and biases N(0, 1e-3^2)).")
   _define("float", "bn_momentum", 0.9,
           "Momentum of batch norm's moving averages (0.9 = the authors' Lasagne alpha 0.1).")
+  _define("float", "bn_epsilon", 1e-3,
+          "Batch norm's variance epsilon (Keras's default 1e-3; the authors' Lasagne layers 1e-4).")
   _define("enum", "bn_statistics", "joint", list(c.BN_STATISTICS),
           "joint: one set of batch statistics per step; split: the labeled and the "
           "unlabeled pass each their own, moving averages from the unlabeled pass "
@@ -93,6 +95,8 @@ def define_flags():
   _define("float", "learning_rate", 3e-4, "Adam learning rate.")
   _define("float", "beta1", 0.9, "Adam beta1.")
   _define("float", "beta2", 0.999, "Adam beta2.")
+  _define("float", "adam_epsilon", 1e-7,
+          "Adam epsilon, added to sqrt(v) (Keras's default 1e-7; the authors' Lasagne Adam 1e-8).")
   _define("float", "lr_decay", 0.75, "Multiply the learning rate by this ...")
   _define("integer", "lr_decay_every", 200, "... every this many epochs ...")
   _define("float", "lr_min", 3e-5, "... down to this.")
@@ -172,6 +176,7 @@ def config_from_flags():
           mc_samples=f.mc_samples, iw_samples=f.iw_samples,
           eval_samples=f.eval_samples, alpha_beta=f.alpha_beta,
           weight_prior=f.weight_prior, init=f.init, bn_momentum=f.bn_momentum,
+          bn_epsilon=f.bn_epsilon,
           bn_statistics=f.bn_statistics,
           unlabeled_weighting=f.unlabeled_weighting,
           aux_warmup_epochs=f.aux_warmup_epochs,
@@ -179,7 +184,8 @@ def config_from_flags():
           aux_log_var_max=f.aux_log_var_max),
       train=c.TrainConfig(
           epochs=f.epochs, seed=f.seed, learning_rate=f.learning_rate,
-          beta1=f.beta1, beta2=f.beta2, lr_decay=f.lr_decay,
+          beta1=f.beta1, beta2=f.beta2, adam_epsilon=f.adam_epsilon,
+          lr_decay=f.lr_decay,
           lr_decay_every=f.lr_decay_every, lr_min=f.lr_min,
           clip_norm=f.clip_norm, clip_value=f.clip_value, strategy=f.strategy,
           cpu_replicas=f.cpu_replicas, checkpoint_every=f.checkpoint_every,

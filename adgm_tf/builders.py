@@ -44,7 +44,8 @@ def make_optimizer(train_config: config_lib.TrainConfig, steps_per_epoch: int):
   from adgm_tf import optimizers  # pylint: disable=g-import-not-at-top
   optimizer = optimizers.Adam(
       learning_rate=learning_rate_schedule(train_config, steps_per_epoch),
-      beta_1=train_config.beta1, beta_2=train_config.beta2)
+      beta_1=train_config.beta1, beta_2=train_config.beta2,
+      epsilon=train_config.adam_epsilon)
   if train_config.mixed_precision == "mixed_float16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   return optimizer
@@ -61,6 +62,7 @@ def build_model(config: config_lib.Config, alpha: float, steps_per_epoch: int = 
       eval_samples=m.eval_samples, eval_bound_samples=m.mc_samples,
       alpha=alpha, clip_norm=t.clip_norm, clip_value=t.clip_value,
       weight_prior_scale=0.0, init=m.init, bn_momentum=m.bn_momentum,
+      bn_epsilon=m.bn_epsilon,
       bn_statistics=m.bn_statistics, unlabeled_weighting=m.unlabeled_weighting,
       aux_warmup_steps=int(round(m.aux_warmup_epochs * steps_per_epoch)),
       aux_log_var_init=m.aux_log_var_init, aux_log_var_max=m.aux_log_var_max,

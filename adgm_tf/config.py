@@ -63,6 +63,7 @@ class ModelConfig:
   weight_prior: bool = False
   init: str = "glorot"
   bn_momentum: float = 0.9
+  bn_epsilon: float = 1e-3
   bn_statistics: str = "joint"
   unlabeled_weighting: str = "sample"
   aux_warmup_epochs: float = 0.0
@@ -82,6 +83,7 @@ class TrainConfig:
   learning_rate: float = 3e-4
   beta1: float = 0.9
   beta2: float = 0.999
+  adam_epsilon: float = 1e-7
   lr_decay: float = 0.75
   lr_decay_every: int = 200
   lr_min: float = 3e-5
@@ -175,6 +177,11 @@ class Config:
     if not 0 <= m.bn_momentum < 1:
       raise ConfigError(f"--bn_momentum={m.bn_momentum}: must be in [0, 1) "
                         f"(0.9 is the authors' rate, Lasagne's alpha = 0.1).")
+    for name, value, authors in (("bn_epsilon", m.bn_epsilon, "1e-4"),
+                                 ("adam_epsilon", t.adam_epsilon, "1e-8")):
+      if not 0 < value < 1:
+        raise ConfigError(f"--{name}={value}: must be in (0, 1) (the authors' "
+                          f"code: {authors}).")
     for name, value in (("num_labels", d.num_labels),
                         ("labeled_batch_size", d.labeled_batch_size),
                         ("unlabeled_batch_size", d.unlabeled_batch_size),

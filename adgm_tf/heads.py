@@ -30,7 +30,7 @@ from adgm_tf import networks
 class Conditional(keras.layers.Layer):
   """Base: an :class:`networks.MLP` trunk and a dense head of ``head_units``.
 
-  ``init`` and ``bn_momentum`` are those of :class:`networks.MLP`; with
+  ``init``, ``bn_momentum`` and ``bn_epsilon`` are those of :class:`networks.MLP`; with
   ``init="authors"`` the head is initialised as the authors' output layers
   (``head_init``).
   """
@@ -44,7 +44,8 @@ class Conditional(keras.layers.Layer):
   def __init__(self, input_dims: Dict[str, int], units: int,
                hidden: Sequence[int] = (500, 500), activation: str = "relu",
                batch_norm: bool = False, categorical: Sequence[str] = (),
-               init: str = "glorot", bn_momentum: float = 0.9, **kwargs):
+               init: str = "glorot", bn_momentum: float = 0.9,
+               bn_epsilon: float = 1e-3, **kwargs):
     super().__init__(**kwargs)
     self.input_dims = {str(k): int(v) for k, v in input_dims.items()}
     self.units = int(units)
@@ -54,9 +55,11 @@ class Conditional(keras.layers.Layer):
     self.categorical = tuple(categorical)
     self.init = networks.check_init(init)
     self.bn_momentum = float(bn_momentum)
+    self.bn_epsilon = float(bn_epsilon)
     self.mlp = networks.MLP(self.input_dims, self.hidden, activation,
                             batch_norm, self.categorical, init=self.init,
-                            bn_momentum=self.bn_momentum, name="mlp",
+                            bn_momentum=self.bn_momentum,
+                            bn_epsilon=self.bn_epsilon, name="mlp",
                             dtype=self.dtype_policy)
     kernel_init, bias_init = "glorot_uniform", "zeros"
     if self.init == "authors":
@@ -98,7 +101,8 @@ class Conditional(keras.layers.Layer):
     config.update(input_dims=dict(self.input_dims), units=self.units,
                   hidden=list(self.hidden), activation=self.activation,
                   batch_norm=self.batch_norm, categorical=list(self.categorical),
-                  init=self.init, bn_momentum=self.bn_momentum)
+                  init=self.init, bn_momentum=self.bn_momentum,
+                  bn_epsilon=self.bn_epsilon)
     return config
 
 

@@ -253,12 +253,14 @@ class MLP(keras.layers.Layer):
     init: "glorot" or "authors" (see ``INITS``).
     bn_momentum: the moving averages' momentum (0.9 is Lasagne's alpha = 0.1,
       the authors' rate; Keras's default is 0.99).
+    bn_epsilon: added to the batch variance before its square root (Keras's
+      default 1e-3; Lasagne's BatchNormLayer, the authors' code, 1e-4).
   """
 
   def __init__(self, input_dims: Dict[str, int], hidden: Sequence[int] = (500, 500),
                activation: str = "relu", batch_norm: bool = False,
                categorical: Sequence[str] = (), init: str = "glorot",
-               bn_momentum: float = 0.9, **kwargs):
+               bn_momentum: float = 0.9, bn_epsilon: float = 1e-3, **kwargs):
     super().__init__(**kwargs)
     self.input_dims = {str(k): int(v) for k, v in input_dims.items()}
     self.hidden = tuple(int(h) for h in hidden)
@@ -271,6 +273,9 @@ class MLP(keras.layers.Layer):
     self.bn_momentum = float(bn_momentum)
     if not 0.0 <= self.bn_momentum < 1.0:
       raise ValueError(f"bn_momentum must be in [0, 1), got {bn_momentum}")
+    self.bn_epsilon = float(bn_epsilon)
+    if not self.bn_epsilon > 0.0:
+      raise ValueError(f"bn_epsilon must be > 0, got {bn_epsilon}")
     self.first = MultiInputDense(self.hidden[0], self.input_dims,
                                  categorical=self.categorical,
                                  use_bias=not self.batch_norm, name="dense_0",
@@ -289,7 +294,8 @@ class MLP(keras.layers.Layer):
       # (see BatchNormalization).
       for i in range(len(self.hidden)):
         setattr(self, f"bn_{i}", BatchNormalization(
-            name=f"bn_{i}", momentum=self.bn_momentum, dtype=self.dtype_policy))
+            name=f"bn_{i}", momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+            dtype=self.dtype_policy))
 
   @property
   def dense(self):
@@ -359,7 +365,7 @@ class MLP(keras.layers.Layer):
     config.update(input_dims=dict(self.input_dims), hidden=list(self.hidden),
                   activation=self.activation, batch_norm=self.batch_norm,
                   categorical=list(self.categorical), init=self.init,
-                  bn_momentum=self.bn_momentum)
+                  bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon)
     return config
 
 

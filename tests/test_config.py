@@ -32,3 +32,15 @@ def test_a_start_below_the_cap_is_accepted():
   _with_model(aux_log_var_init=-4.001, aux_log_var_max=-4.0).validate()
   _with_model(aux_log_var_init=-6.0, aux_log_var_max=-4.0).validate()
   _with_model(aux_log_var_max=-4.0).validate()
+
+
+@pytest.mark.parametrize("section,changes,message", [
+    ("model", dict(bn_epsilon=0.0), "--bn_epsilon=0.0: must be in (0, 1) (the authors' code: 1e-4)"),
+    ("train", dict(adam_epsilon=-1e-8), "--adam_epsilon=-1e-08: must be in (0, 1) (the authors' code: 1e-8)"),
+])
+def test_bad_epsilons_are_refused(section, changes, message):
+  base = c.Config()
+  cfg = dataclasses.replace(base, **{section: dataclasses.replace(getattr(base, section), **changes)})
+  with pytest.raises(c.ConfigError) as e:
+    cfg.validate()
+  assert message in str(e.value)

@@ -239,12 +239,15 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
           "                   weighting=c.model.unlabeled_weighting,\n"
           "                   warmup=c.model.aux_warmup_epochs,\n"
           "                   validation=c.data.validation_size)\n"
+          "  if name == 'mnist100_sdgm_authors.flags':\n"
+          "    out['authors'] = c.to_dict()\n"
           "print(json.dumps(out))\n")
   out = subprocess.run([sys.executable, "-c", code, json.dumps(argvs)], cwd=REPO,
                        capture_output=True, text=True, timeout=300,
                        env=run_env(os.environ.get("ADGM_MNIST_DIR", "")))
   assert out.returncode == 0, out.stderr[-3000:]
   got = json.loads(out.stdout.strip().splitlines()[-1])
+  authors = got.pop("authors")
   assert sorted(got) == sorted(argvs)
   assert len([k for k in got if k.endswith(".flags")]) >= 8
   assert len([k for k in got if ".json:" in k]) >= 15
@@ -269,3 +272,22 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
     if name.startswith(("fig4", "cpu_recipe", "aux_cap", "sdgm_nowarmup")):
       assert c["validation"] == 5000, name
   assert got["fig4_20.json:sdgm"]["epochs"] == 20 and got["fig4.json:sdgm"]["epochs"] == 10
+  # The authors' SDGM code, setting by setting (BUILD.md, "The authors' recipe").
+  m, t, d = authors["model"], authors["train"], authors["data"]
+  assert dict(model=m["model"], hidden=m["hidden"], z=m["z_dim"], a=m["a_dim"],
+              bn=m["batch_norm"], init=m["init"], stats=m["bn_statistics"],
+              momentum=m["bn_momentum"], bn_eps=m["bn_epsilon"], S=m["mc_samples"],
+              weighting=m["unlabeled_weighting"], alpha_beta=m["alpha_beta"],
+              prior=m["weight_prior"], warmup=m["aux_warmup_epochs"],
+              log_var_init=m["aux_log_var_init"], log_var_max=m["aux_log_var_max"]) == dict(
+      model="sdgm", hidden=[500, 500], z=100, a=100, bn=True, init="authors",
+      stats="split", momentum=0.9, bn_eps=1e-4, S=5, weighting="mean", alpha_beta=0.1,
+      prior=True, warmup=0.0, log_var_init=None, log_var_max=None)
+  assert dict(lr=t["learning_rate"], b1=t["beta1"], b2=t["beta2"], eps=t["adam_epsilon"],
+              decay=t["lr_decay"], every=t["lr_decay_every"], floor=t["lr_min"],
+              epochs=t["epochs"], norm=t["clip_norm"], value=t["clip_value"],
+              precision=t["mixed_precision"]) == dict(
+      lr=3e-4, b1=0.9, b2=0.999, eps=1e-8, decay=0.75, every=200, floor=3e-5,
+      epochs=1000, norm=5.0, value=1.0, precision="float32")
+  assert (d["labeled_batch_size"], d["unlabeled_batch_size"], d["num_labels"],
+          d["binarize_eval"]) == (100, 100, 100, False)

@@ -222,3 +222,18 @@ def test_batch_norm_momentum_is_the_authors_rate_by_default():
   assert mlp.norms[0].momentum == 0.99
   with pytest.raises(ValueError, match="bn_momentum"):
     networks.MLP({"x": 5}, hidden=(4,), bn_momentum=1.0)
+
+
+def test_batch_norm_epsilon_is_used_and_round_trips():
+  """A feature of variance v is scaled by 1 / sqrt(v + epsilon): with v = 1e-4,
+  the authors' epsilon 1e-4 halves the variance that Keras's 1e-3 would leave."""
+  x = tf.constant([[-0.01], [0.01]] * 4, tf.float32)  # variance 1e-4
+  for eps in (1e-4, 1e-3):
+    mlp = networks.MLP({"x": 1}, hidden=(1,), batch_norm=True, bn_epsilon=eps)
+    mlp.build()
+    h = mlp.norms[0](x, training=True).numpy()
+    np.testing.assert_allclose(h[:2, 0], [-0.01, 0.01] / np.sqrt(1e-4 + eps), rtol=1e-3)
+    clone = networks.MLP.from_config(mlp.get_config())
+    assert clone.norms[0].epsilon == eps
+  with pytest.raises(ValueError, match="bn_epsilon"):
+    networks.MLP({"x": 5}, hidden=(4,), bn_epsilon=0.0)

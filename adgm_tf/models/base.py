@@ -173,6 +173,8 @@ class SemiSupervisedModel(keras.Model):
     init: "glorot" or "authors" (``networks.INITS``).
     bn_momentum: momentum of batch norm's moving averages (0.9: the authors'
       Lasagne rate alpha = 0.1).
+    bn_epsilon: batch norm's variance epsilon (Keras 1e-3; the authors'
+      Lasagne layers 1e-4).
     bn_statistics: "joint" (one set of batch statistics over the labeled and
       the unlabeled rows of a step) or "split" (each pass its own, moving
       averages from the unlabeled pass only, as the authors' code).
@@ -206,7 +208,7 @@ class SemiSupervisedModel(keras.Model):
                clip_norm: Optional[float] = 5.0, clip_value: float = 0.0,
                weight_prior_scale: float = 0.0,
                init: str = "glorot", bn_momentum: float = 0.9,
-               bn_statistics: str = "joint", unlabeled_weighting: str = "sample",
+               bn_epsilon: float = 1e-3, bn_statistics: str = "joint", unlabeled_weighting: str = "sample",
                aux_warmup_steps: int = 0, aux_log_var_init: Optional[float] = None,
                aux_log_var_max: Optional[float] = None, seed: int = 0, check_numerics: bool = True,
                jit_compile_gradients: bool = False, **kwargs):
@@ -243,6 +245,7 @@ class SemiSupervisedModel(keras.Model):
     self.weight_prior_scale = float(weight_prior_scale)
     self.init = networks.check_init(init)
     self.bn_momentum = float(bn_momentum)
+    self.bn_epsilon = float(bn_epsilon)
     if bn_statistics not in networks.BN_STATISTICS:
       raise ValueError(f"bn_statistics must be one of {networks.BN_STATISTICS}, "
                        f"got {bn_statistics!r}")
@@ -284,7 +287,8 @@ class SemiSupervisedModel(keras.Model):
     layer = cls({i: dims[i] for i in inputs}, units, hidden=self.hidden,
                 activation=self.activation, batch_norm=self.batch_norm,
                 categorical=("y",) if "y" in inputs else (), init=self.init,
-                bn_momentum=self.bn_momentum, name=name, **kwargs)
+                bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
+                name=name, **kwargs)
     layer.build()
     return layer
 
@@ -818,7 +822,8 @@ class SemiSupervisedModel(keras.Model):
         eval_bound_samples=self.eval_bound_samples, alpha=self.alpha,
         clip_norm=self.clip_norm, clip_value=self.clip_value,
         weight_prior_scale=self.weight_prior_scale, init=self.init,
-        bn_momentum=self.bn_momentum, bn_statistics=self.bn_statistics,
+        bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
+        bn_statistics=self.bn_statistics,
         unlabeled_weighting=self.unlabeled_weighting,
         aux_warmup_steps=self.aux_warmup_steps,
         aux_log_var_init=self.aux_log_var_init,
