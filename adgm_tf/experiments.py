@@ -92,6 +92,23 @@ PAPER_TABLE = [
 ]
 
 
+def only_seeds(config: Dict[str, Any], seeds: str, path: str = "") -> Dict[str, Any]:
+  """The config with each run's seeds cut to those listed in ``seeds`` ("2,3")."""
+  try:
+    wanted = {int(s) for s in seeds.split(",") if s.strip()}
+  except ValueError:
+    raise ConfigError(f"--seeds={seeds}: give seeds as integers, e.g. --seeds=3 "
+                      f"or --seeds=2,3.") from None
+  runs = [dict(r, seeds=[s for s in r.get("seeds", [0]) if s in wanted])
+          for r in config["runs"]]
+  runs = [r for r in runs if r["seeds"]]
+  if not runs:
+    have = sorted({s for r in config["runs"] for s in r.get("seeds", [0])})
+    raise ConfigError(f"--seeds={seeds}: {path or 'the config'} has no run with "
+                      f"these seeds (its seeds: {', '.join(map(str, have))}).")
+  return dict(config, runs=runs)
+
+
 def run_dir(out: str, name: str, seed: int) -> str:
   return os.path.join(out, "runs", f"{name}-seed{seed}")
 
@@ -769,6 +786,9 @@ def main(argv=None):
   parser.add_argument("--publish", default=None,
                       help="copy the summary, figures and each run's history.csv, "
                            "metrics.json and flags.txt here (e.g. docs/results/fig4)")
+  parser.add_argument("--seeds", default=None,
+                      help="run only these of the config's seeds, e.g. 3 or 2,3 "
+                           "(the report still covers every finished run)")
   args = parser.parse_args(argv)
   if args.long_run:
     if not args.publish:
@@ -783,6 +803,8 @@ def main(argv=None):
   if not (args.config and args.out):
     raise ConfigError("give --config and --out (or --long_run with --publish).")
   config = read_config(args.config)
+  if args.seeds:
+    config = only_seeds(config, args.seeds, args.config)
   args.out = os.path.abspath(os.path.expanduser(args.out))
   os.makedirs(args.out, exist_ok=True)
   if args.report_only:

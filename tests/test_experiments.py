@@ -407,3 +407,17 @@ def test_usage_errors_are_one_line(capsys):
   err = capsys.readouterr().err.strip().splitlines()
   assert err == ["adgm_tf.experiments: error: argument --config: expected one argument "
                  "(--help lists the arguments)"]
+
+
+def test_seeds_option_keeps_only_the_listed_seeds():
+  config = experiments.read_config(os.path.join(REPO, "experiments", "fig4_20.json"))
+  cut = experiments.only_seeds(config, "3")
+  assert [(r["name"], r["seeds"]) for r in cut["runs"]] == [
+      ("adgm", [3]), ("m2", [3]), ("sdgm", [3])]
+  assert cut["common_flags"] == config["common_flags"]
+  assert [r["seeds"] for r in experiments.only_seeds(config, "2,3")["runs"]] == [[2, 3]] * 3
+  with pytest.raises(experiments.ConfigError,
+                     match=r"--seeds=7: x.json has no run with these seeds \(its seeds: 1, 2, 3\)"):
+    experiments.only_seeds(config, "7", "x.json")
+  with pytest.raises(experiments.ConfigError, match="give seeds as integers"):
+    experiments.only_seeds(config, "three")
