@@ -83,12 +83,16 @@ def read_config(path: str) -> Dict[str, Any]:
                         f"{r['flagfile']}, which does not exist in {REPO}.")
   return config
 
-# Maaløe et al. (2016), Table 1, MNIST with 100 labels: test error in percent,
-# mean +- std (the paper's figures, not measured here).
+# Published figures, MNIST with 100 labels: test error in percent, mean +- std
+# (not measured here). Maaløe, Sønderby, Sønderby & Winther, "Auxiliary Deep
+# Generative Models", ICML 2016, Table 1; and the same authors' NIPS 2015
+# workshop poster ("Improving semi-supervised learning with auxiliary deep
+# generative models"), Table 1, whose ADGM is the workshop form.
 PAPER_TABLE = [
-    ("M1+M2 (Kingma et al. 2014)", 3.33, 0.14),
-    ("ADGM, 1 Monte Carlo sample", 2.25, 0.08),
-    ("ADGM, 10 Monte Carlo samples", 0.96, 0.02),
+    ("M1+M2 (Kingma et al. 2014), as quoted in ICML 2016 Table 1", 3.33, 0.14),
+    ("ADGM (workshop form), 1 Monte Carlo sample: NIPS 2015 workshop poster, Table 1", 2.25, 0.08),
+    ("SDGM: ICML 2016, Table 1", 1.32, 0.07),
+    ("ADGM, 10 Monte Carlo samples: ICML 2016, Table 1", 0.96, 0.02),
 ]
 
 
@@ -238,11 +242,15 @@ def summary_markdown(summary: Dict[str, Any], title: str) -> str:
            "the value alone for one seed). "
            "Validation error (a split of the training set) is what settings are chosen "
            "on; test error is reported, never used to choose. Swap cost: error with "
-           "every image given another image's a-samples, minus the error (points).", "",
+           "every image given another image's a-samples, minus the error (points). "
+           "Alive fraction, spread and I(y;a|x) are the test images' figures, or the "
+           "validation split's where marked (val.) (runs that never read the test set); "
+           "every figure comes from the final evaluation, with the eval_samples of the "
+           "run's flags.txt.", "",
            "| run | model | seeds | epochs | validation error (%) | test error (%) | "
-           "alive fraction of q(a\\|x) | spread of q(a\\|x)'s mean | swap cost, "
-           "validation (points) | swap cost, test (points) | I(y;a\\|x) (nats) | "
-           "active units z | wall time (min) | test log-likelihood (nats) |",
+           "alive fraction of q(a\\|x), test | spread of q(a\\|x)'s mean, test | swap cost, "
+           "validation (points) | swap cost, test (points) | I(y;a\\|x), test (nats) | "
+           "active units z (test) | wall time (min) | test log-likelihood (nats) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in summary["rows"]:
     def f(key, digits=2, r=r):
@@ -259,8 +267,8 @@ def summary_markdown(summary: Dict[str, Any], title: str) -> str:
         f"{f('aux_swap_cost')} | {f('aux_information', 3)} | {f('active_units_z', 1)} | "
         f"{'-' if r['wall_time_minutes'] is None else format(r['wall_time_minutes'], '.1f')} | "
         f"{f('test_log_likelihood')} |")
-  lines += ["", "For comparison, **the paper's** Table 1 (Maaløe et al. 2016, MNIST, 100 "
-            "labels, 1000 epochs on a GPU; not measured here):", "",
+  lines += ["", "For comparison, **published figures** (MNIST, 100 labels, 1000 epochs "
+            "on a GPU; not measured here):", "",
             "| model (paper) | test error (%) |", "|---|---|"]
   for r in summary["paper_table"]:
     lines.append(f"| {r['name']} | {_pm(r['test_error_percent'], r['test_error_std'])} |")
@@ -303,14 +311,40 @@ def per_epoch(records, key: str, scale: float = 1.0):
 
 
 def _percent_axis(ax, lo, hi):
-  """A log axis with a labelled tick at every 1-9 x 10^k (plain percentages)."""
+  """A log axis with labelled ticks, plain percentages: at every 1-9 x 10^k
+  over a narrow range (under 4x), 1, 2, 3, 5 x 10^k up to 30x, 1, 2, 5 x
+  10^k beyond. ``numticks`` is high so that matplotlib never thins the
+  labels (it had left a 5-19% axis with the one label 10)."""
   from matplotlib import ticker  # pylint: disable=g-import-not-at-top
   ax.set_yscale("log")
-  subs = (tuple(float(k) for k in range(1, 10)) if hi < 30 * lo else (1.0, 2.0, 5.0))
-  ax.yaxis.set_major_locator(ticker.LogLocator(subs=subs))
+  if hi < 4 * lo:
+    subs = tuple(float(k) for k in range(1, 10))
+  elif hi < 30 * lo:
+    subs = (1.0, 2.0, 3.0, 5.0)
+  else:
+    subs = (1.0, 2.0, 5.0)
+  ax.yaxis.set_major_locator(ticker.LogLocator(subs=subs, numticks=100))
   ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
   ax.yaxis.set_minor_formatter(ticker.NullFormatter())
   ax.grid(True, which="both", alpha=0.3)
+
+
+def _samples_text(records) -> str:
+  """"S = 1 in training, 10 samples of a per evaluation", from the runs' flags.txt."""
+  train, evals = set(), set()
+  for r in records:
+    path = os.path.join(r.get("model_dir", ""), "flags.txt")
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      flags = dict(line[2:].strip().split("=", 1) for line in f
+                   if line.startswith("--") and "=" in line)
+    train.add(flags.get("mc_samples", "?"))
+    evals.add(flags.get("eval_samples_periodic", "?"))
+  if not train:
+    return ""
+  return (f"S = {'/'.join(sorted(train))} in training, {'/'.join(sorted(evals))} samples "
+          f"of a per evaluation")
 
 
 def _seeds_text(curves) -> str:
@@ -322,14 +356,19 @@ def plot_convergence(records, path: str, budget: str = "") -> None:
   """Validation and test error per epoch (mean over seeds, band = range), and
   validation error against wall time (Fig. 4 of Maaløe et al. 2016, per epoch)."""
   plt = _plt()
-  fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), dpi=100)
   names = list(dict.fromkeys(r["name"] for r in records))
   colors = {n: f"C{i}" for i, n in enumerate(names)}
+  # A split no run evaluated gets no panel (validation-only runs: no test
+  # panel); a name missing from a panel is named in its title.
+  keys = [k for k in ("validation_error", "test_error") if per_epoch(records, k, 100.0)]
+  keys = keys or ["validation_error"]
+  fig, axes = plt.subplots(1, len(keys) + 1, figsize=(5.4 * (len(keys) + 1), 4.8), dpi=100)
   lo, hi = math.inf, -math.inf
   seeds = ""
-  for ax, key in zip(axes[:2], ("validation_error", "test_error")):
+  for ax, key in zip(axes[:-1], keys):
     curves = per_epoch(records, key, 100.0)
     seeds = seeds or (_seeds_text(curves) if curves else "")
+    missing = [n for n in names if n not in curves]
     for name, (e, mean, low, high, n) in curves.items():
       ax.plot(e, mean, color=colors[name], lw=1.5, marker=".",
               label=f"{name} ({n} seed{'s' if n > 1 else ''})")
@@ -338,7 +377,9 @@ def plot_convergence(records, path: str, budget: str = "") -> None:
       lo, hi = min(lo, float(low.min())), max(hi, float(high.max()))
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{key.replace('_', ' ')} (%)")
-    ax.set_title(f"{key.replace('_', ' ')} per epoch")
+    ax.set_title(f"{key.replace('_', ' ')} per epoch"
+                 + (f"\n(not evaluated: {', '.join(missing)})" if missing else ""),
+                 fontsize=10)
     if curves:
       ax.legend(fontsize=8)
   for r in records:
@@ -346,16 +387,19 @@ def plot_convergence(records, path: str, budget: str = "") -> None:
            if h.get("validation_error") is not None]
     if pts:
       w, err = zip(*pts)
-      axes[2].plot(w, err, color=colors[r["name"]], lw=1, alpha=0.8)
+      axes[-1].plot(w, err, color=colors[r["name"]], lw=1, alpha=0.8)
       lo, hi = min(lo, min(err)), max(hi, max(err))
-  axes[2].set_xlabel("wall time (minutes; one line per seed)")
-  axes[2].set_ylabel("validation error (%)")
-  axes[2].set_title("validation error against wall time")
+  axes[-1].set_xlabel("wall time (minutes; one line per seed)")
+  axes[-1].set_ylabel("validation error (%)")
+  axes[-1].set_title("validation error against wall time\n(comparable only between runs "
+                     "that had the machine alone)", fontsize=10)
   if math.isfinite(lo):
     for ax in axes:
       _percent_axis(ax, lo, hi)
+  samples = _samples_text(records)
   fig.suptitle(f"MNIST, 100 labels: mean over {seeds or 'the seeds'}, band = range "
-               f"over seeds{'; ' + budget if budget else ''}")
+               f"over seeds{'; ' + samples if samples else ''}"
+               f"{'; ' + budget if budget else ''}", fontsize=10)
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
@@ -392,6 +436,8 @@ def plot_auxiliary(records, path: str, budget: str = "") -> None:
       ax.set_yscale("log")
     if key.endswith("swap_cost"):
       ax.axhline(0.0, color="gray", lw=0.8)
+    if key.endswith("alive_fraction"):
+      ax.set_ylim(0.0, 1.05)  # a fraction: from 0, so that 0.005 looks like 0.005
     ax.grid(True, which="both", alpha=0.3)
     if curves:
       ax.legend(fontsize=8)
@@ -455,7 +501,8 @@ def report(records, out: str, title: str, budget: str = "") -> Dict[str, Any]:
   plot_convergence(records, os.path.join(out, "convergence.png"), budget)
   plot_auxiliary(records, os.path.join(out, "auxiliary.png"), budget)
   plot_active_units(records, os.path.join(out, "active_units.png"))
-  plot_samples(records[0]["model_dir"], os.path.join(out, "samples.png"))
+  if os.path.isdir(os.path.join(records[0]["model_dir"], "checkpoints")):
+    plot_samples(records[0]["model_dir"], os.path.join(out, "samples.png"))
   return summary
 
 
@@ -483,12 +530,41 @@ def publish(records, out: str, dest: str, flat: str = "") -> None:
       with open(src) as f:
         text = f.read()
       with open(os.path.join(target, name), "w") as f:
-        f.write(_portable(text))
+        f.write(_portable(text, r["model_dir"]))
 
 
-def _portable(text: str) -> str:
-  """Paths of this machine become ~ and paths relative to the repository."""
-  return text.replace(REPO + os.sep, "").replace(os.path.expanduser("~"), "~")
+# Flags whose value is a path on the machine that ran: a published flags.txt
+# leaves them out (replay with your own --model_dir and data source).
+MACHINE_FLAGS = ("--model_dir=", "--idx_dir=", "--data_dir=", "--export_dir=")
+# Where run directories live, as published text names it.
+RESULTS_PLACEHOLDER = "<results>"
+HOME_PLACEHOLDER = "<home>"
+
+
+def _portable(text: str, run_dir: Optional[str] = None) -> str:
+  """Published text with no path of the machine that ran it.
+
+  Paths inside ``run_dir`` become relative to it ("best/ckpt-77000"), paths
+  in the repository relative to the repository, other run directories under
+  ~/adgm-results become ``<results>/...``, anything else under the home
+  directory ``<home>/...``; a flags.txt loses its machine-specific flags
+  (``MACHINE_FLAGS``) and says so in a comment. ``tests/test_results.py``
+  checks every published file for what is left.
+  """
+  home = os.path.expanduser("~")
+  if run_dir:
+    run_dir = os.path.abspath(os.path.expanduser(run_dir))
+    text = text.replace(run_dir + os.sep, "").replace(run_dir, ".")
+  text = text.replace(REPO + os.sep, "")
+  for prefix in (home, "~"):
+    text = text.replace(prefix + "/adgm-results", RESULTS_PLACEHOLDER)
+    text = text.replace(prefix + "/", HOME_PLACEHOLDER + "/")
+  lines = text.split("\n")
+  kept = [ln for ln in lines if not ln.startswith(MACHINE_FLAGS)]
+  if len(kept) < len(lines) and kept and kept[0].startswith("# Written by launch.py"):
+    kept.insert(1, "# Published copy: --model_dir and data/export paths of the machine "
+                   "that ran are left out; give your own to replay.")
+  return "\n".join(kept)
 
 
 # ----------------------------------------------------------------------------
@@ -496,14 +572,21 @@ def _portable(text: str) -> str:
 # ----------------------------------------------------------------------------
 
 # Reference points, not results of this package. Test error in percent.
-# The authors' own training log of the workshop ADGM (10 samples of a, batch
-# 200), as recorded in the team's field notes (epochs 1, 10, 50) and quoted in
-# the long-run issue (100, 200, 1000); the poster's Table 1 (1 sample); the
-# ICML paper's Table 1 (Maaløe et al. 2016: 0.96 +- 0.02 %, 10 samples, 1000
-# epochs).
-AUTHORS_LOG = ((1, 21.8), (10, 18.0), (50, 15.2), (100, 5.7), (200, 1.6), (1000, 1.2))
-PAPER_LINES = (("ICML 2016 Table 1: 0.96% (10 samples, 1000 epochs)", 0.96),
-               ("workshop Table 1: 2.25% (1 sample)", 2.25))
+# The authors' training log of their workshop ADGM (q(a|x), q(z|x,y),
+# p(x|z,y): a different model and recipe from this package's runs: 10
+# samples of a in training, batch 100 + 100, no batch norm), in the ml-lab
+# fork of their repository, github.com/ml-lab/auxiliary-deep-generative-models
+# at 88094513, output/id_20151209002003_ADGMSSL_784_[500, 500, 500, 500, 500,
+# 500]_200/_logging_2015-12-09-002003.log: its per-epoch test error, computed
+# with 1 sample of a ("Test -> samples: [1]"), at epochs 1, 10, 50, 100, 200
+# and 1000 (its 100-sample evaluation at epoch 1000: 1.19%).
+AUTHORS_LOG = ((1, 21.80), (10, 18.03), (50, 15.18), (100, 5.73), (200, 1.61), (1000, 1.20))
+AUTHORS_LOG_LABEL = ("authors' log: their workshop ADGM (ml-lab fork),\n10 samples in "
+                     "training, test error with 1 sample")
+# The published tables (PAPER_TABLE above).
+PAPER_LINES = (("ICML 2016 Table 1, ADGM: 0.96% (10 samples, 1000 epochs)", 0.96),
+               ("ICML 2016 Table 1, SDGM: 1.32%", 1.32),
+               ("NIPS 2015 workshop poster, workshop ADGM: 2.25% (1 sample)", 2.25))
 
 
 def long_run_rows(history: List[Dict[str, float]]) -> List[Dict[str, Any]]:
@@ -631,7 +714,7 @@ def final_markdown(final: Dict[str, Any]) -> List[str]:
     return "-" if cost is None else f"{100 * cost:+.2f} points"
   lines = [f"**The checkpoint chosen by validation error** (best/, epoch {final['epoch']:g}), "
            f"evaluated at the end with {final['eval_samples']} samples of a "
-           f"(`final/best_eval.json`):", "",
+           f"(`best_eval.json` beside this file):", "",
            "| validation error | test error | swap cost, validation | swap cost, test "
            "| alive fraction (val.) | test log-likelihood |",
            "|---|---|---|---|---|---|"]
@@ -681,30 +764,50 @@ def long_run_markdown(rows: List[Dict[str, Any]], title: str,
   return "\n".join(lines) + "\n"
 
 
-def plot_long_run(rows: List[Dict[str, Any]], path: str, title: str) -> None:
-  """Error against epochs (log x) with the paper's references; a over the run."""
+def plot_long_run(rows: List[Dict[str, Any]], path: str, title: str,
+                  final: Optional[Dict[str, Any]] = None) -> None:
+  """Error against epochs (log x) with the published references; a over the run.
+
+  ``final``: best/'s final evaluation (best_eval.json), marked on the curve
+  with its test error and sample count.
+  """
   from matplotlib import ticker  # pylint: disable=g-import-not-at-top
   plt = _plt()
-  fig, axes = plt.subplots(1, 3, figsize=(18, 4.8), dpi=100)
+  fig, all_axes = plt.subplots(1, 4, figsize=(21, 5), dpi=100,
+                               gridspec_kw=dict(width_ratios=[1.25, 0.9, 1, 1]))
+  legend_slot = all_axes[1]
+  legend_slot.axis("off")
+  axes = [all_axes[0], all_axes[2], all_axes[3]]
   ax = axes[0]
   e = [r["epoch"] for r in rows]
   ax.plot(e, [r["validation_error"] for r in rows], "C0.-", label="validation (this run)")
   test = [(r["epoch"], r["test_error"]) for r in rows if r["test_error"] is not None]
   if test:
     ax.plot(*zip(*test), "C1.-", label="test (this run)")
-  ax.plot(*zip(*AUTHORS_LOG), "kD--", ms=5, lw=0.8,
-          label="authors' log (test), workshop ADGM, 10 samples")
-  for (label, value), style in zip(PAPER_LINES, (":", "--")):
+  best = min(rows, key=lambda r: r["validation_error"])
+  ax.axvline(best["epoch"], color="C0", ls=":", lw=1,
+             label=f"best/ by validation: epoch {best['epoch']:g}")
+  marks = []
+  if final and final.get("test_error") is not None:
+    ax.plot([final.get("epoch", best["epoch"])], [100 * final["test_error"]], "r*", ms=12,
+            label=f"best/'s final test error: {100 * final['test_error']:.2f}% "
+                  f"({final.get('eval_samples', '?')} samples of a)")
+    marks.append(100 * final["test_error"])
+  ax.plot(*zip(*AUTHORS_LOG), "kD--", ms=5, lw=0.8, label=AUTHORS_LOG_LABEL)
+  for (label, value), style in zip(PAPER_LINES, (":", "-.", "--")):
     ax.axhline(value, color="gray", ls=style, lw=1, label=label)
   ax.set_xscale("log")
   ax.set_xlim(0.8, 1200)
   ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-  values = [r["validation_error"] for r in rows] + [t for _, t in test] + [0.96]
+  values = ([r["validation_error"] for r in rows] + [t for _, t in test] + marks
+            + [v for _, v in PAPER_LINES])
   _percent_axis(ax, min(values), max(values + [v for _, v in AUTHORS_LOG]))
   ax.set_xlabel("epoch (log scale)")
   ax.set_ylabel("error (%)")
-  ax.set_title("error against epochs")
-  ax.legend(fontsize=7)
+  ax.set_title("error against epochs (10 samples of a per evaluation)", fontsize=10)
+  # The legend in its own slot beside the panel, so that it covers no curve.
+  legend_slot.legend(*ax.get_legend_handles_labels(), loc="center left", fontsize=7,
+                     frameon=False)
   ax = axes[1]
   ax.plot(e, [r["aux_alive_fraction"] for r in rows], "C2.-", label="alive fraction of q(a|x)")
   ax.axhline(0.5, color="C2", ls="--", lw=0.8, label="0.5 (the issue's floor)")
@@ -712,10 +815,13 @@ def plot_long_run(rows: List[Dict[str, Any]], path: str, title: str) -> None:
   ax.set_xlabel("epoch")
   ax.set_ylabel("alive fraction")
   twin = ax.twinx()
-  twin.plot(e, [r["aux_mean_spread"] for r in rows], "C3.-", label="spread of q(a|x)'s mean")
-  twin.set_ylabel("std over images of q(a|x)'s mean")
-  ax.legend(loc="lower left", fontsize=7)
-  twin.legend(loc="lower right", fontsize=7)
+  spread = [r["aux_mean_spread"] for r in rows]
+  twin.plot(e, spread, "C3.-", label="spread of q(a|x)'s mean")
+  twin.set_ylim(0, 1.1 * max([s for s in spread if s is not None] or [1.0]))
+  twin.set_ylabel("std over images of q(a|x)'s mean (axis from 0)")
+  handles, labels = ax.get_legend_handles_labels()
+  twin_handles, twin_labels = twin.get_legend_handles_labels()
+  ax.legend(handles + twin_handles, labels + twin_labels, loc="lower right", fontsize=7)
   ax.set_title("is a alive? (validation split)")
   ax.grid(True, alpha=0.3)
   ax = axes[2]
@@ -736,6 +842,23 @@ def plot_long_run(rows: List[Dict[str, Any]], path: str, title: str) -> None:
   plt.close(fig)
 
 
+def long_run_title(model_dir: str, rows: List[Dict[str, Any]]) -> str:
+  """What a long-run figure shows: model, seed, samples, budget (from flags.txt)."""
+  flags = {}
+  path = os.path.join(model_dir, "flags.txt")
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        if line.startswith("--") and "=" in line:
+          k, v = line[2:].strip().split("=", 1)
+          flags[k] = v
+  last = rows[-1]["epoch"]
+  return (f"{os.path.basename(os.path.normpath(model_dir))}: {flags.get('model', '?')} on "
+          f"MNIST, {flags.get('num_labels', '?')} labels, 1 seed (--seed="
+          f"{flags.get('seed', '?')}), {flags.get('mc_samples', '?')} Monte Carlo "
+          f"sample(s) in training, {last:g} of {flags.get('epochs', '?')} epochs")
+
+
 def report_long_run(model_dir: str, dest: str, title: str) -> List[Dict[str, Any]]:
   """summary.md, long.png and the run's small files in ``dest`` (no checkpoints)."""
   model_dir = os.path.abspath(os.path.expanduser(model_dir))
@@ -748,6 +871,9 @@ def report_long_run(model_dir: str, dest: str, title: str) -> List[Dict[str, Any
     raise ConfigError(f"{model_dir}/history.csv has no evaluation yet (see --eval_every).")
   final = None
   final_dir = os.path.join(model_dir, "final")  # experiments/long_run.sh writes it
+  if (not os.path.exists(os.path.join(final_dir, "best_eval.json"))
+      and os.path.exists(os.path.join(model_dir, "best_eval.json"))):
+    final_dir = model_dir  # a published copy: best_eval.json beside history.csv
   if os.path.exists(os.path.join(final_dir, "best_eval.json")):
     with open(os.path.join(final_dir, "best_eval.json")) as f:
       text = f.read()
@@ -760,12 +886,16 @@ def report_long_run(model_dir: str, dest: str, title: str) -> List[Dict[str, Any
   os.makedirs(dest, exist_ok=True)
   with open(os.path.join(dest, "summary.md"), "w") as f:
     f.write(long_run_markdown(rows, title, run_clock(history), final))
-  plot_long_run(rows, os.path.join(dest, "long.png"), title)
-  publish([dict(model_dir=model_dir)], dest, dest, flat=os.path.abspath(dest))
+  plot_long_run(rows, os.path.join(dest, "long.png"), long_run_title(model_dir, rows),
+                final)
+  if os.path.abspath(dest) != model_dir:
+    publish([dict(model_dir=model_dir)], dest, dest, flat=os.path.abspath(dest))
   if final is not None:
-    with open(os.path.join(dest, "best_eval.json"), "w") as f:
-      f.write(_portable(text))
-    if os.path.exists(os.path.join(final_dir, "samples.png")):
+    if os.path.abspath(dest) != final_dir:
+      with open(os.path.join(dest, "best_eval.json"), "w") as f:
+        f.write(_portable(text, model_dir))
+    if (os.path.exists(os.path.join(final_dir, "samples.png"))
+        and os.path.abspath(dest) != final_dir):
       import shutil  # pylint: disable=g-import-not-at-top
       shutil.copy(os.path.join(final_dir, "samples.png"), os.path.join(dest, "samples.png"))
   return rows

@@ -1,12 +1,13 @@
 """Compare finished runs of different experiments, per epoch, over seeds.
 
-    python experiments/compare.py [--plot=PNG] LABEL=DIR_GLOB [LABEL=DIR_GLOB ...]
+    python experiments/compare.py [--plot=PNG [--budget=TEXT]] LABEL=DIR_GLOB [LABEL=DIR_GLOB ...]
 
 Each ``LABEL=DIR_GLOB`` names one model: the run directories matching the
 glob (its seeds; a run directory or a published copy, anything with a
 ``history.csv``). Prints, per label and epoch, the validation error and the
 validation swap cost (mean over seeds, and the range), and, with ``--plot``,
-draws ``experiments.plot_convergence`` for them all. Only epochs that every
+draws ``experiments.plot_convergence`` for them all, with ``--budget`` (what
+each run was given, e.g. "10 epochs each") in its title. Only epochs that every
 seed of a label reached are shown. Example (the SDGM without the warm-up
 against Fig. 4's M2, from the published files):
 
@@ -66,10 +67,13 @@ def table(records) -> str:
 
 def main(argv):
   plot = None
+  budget = ""
   specs = []
   for arg in argv:
     if arg.startswith("--plot="):
       plot = arg.split("=", 1)[1]
+    elif arg.startswith("--budget="):
+      budget = arg.split("=", 1)[1]
     else:
       specs.append(arg)
   if not specs:
@@ -77,7 +81,7 @@ def main(argv):
   records = swap_cost_history(records_of(specs))
   print(table(records))
   if plot:
-    experiments.plot_convergence(records, plot)
+    experiments.plot_convergence(records, plot, budget)
     print(f"written: {plot}")
 
 

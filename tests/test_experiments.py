@@ -47,7 +47,8 @@ def test_runner_summarizes_two_seeds_and_draws_the_figures(tmp_path, mnist_idx_d
   assert row["test_error_percent"] == pytest.approx(100 * np.mean(errors))
   assert row["test_error_std"] == pytest.approx(100 * np.std(errors, ddof=1))
   md = (out / "summary.md").read_text()
-  assert "tiny_adgm" in md and "0.96 ± 0.02" in md and "the paper's" in md
+  assert "tiny_adgm" in md and "0.96 ± 0.02" in md and "published figures" in md
+  assert "| SDGM: ICML 2016, Table 1 | 1.32 ± 0.07 |" in md
   for name, size in (("convergence.png", (1600, 480)), ("auxiliary.png", (1800, 450)),
                      ("active_units.png", (1200, 450)), ("samples.png", (500, 500))):
     image = Image.open(out / name)
@@ -156,7 +157,10 @@ def synthetic_records(tmp_path):
     for seed in (1, 2):
       d = tmp_path / "runs" / f"{name}-seed{seed}"
       d.mkdir(parents=True)
-      (d / "flags.txt").write_text(f"--model_dir={d}\n--idx_dir={os.path.expanduser('~')}/x\n")
+      (d / "flags.txt").write_text(
+          f"# Written by launch.py; replay with --flagfile=<this file>.\n--model_dir={d}\n"
+          f"--idx_dir={os.path.expanduser('~')}/x\n--mc_samples=1\n--eval_samples_periodic=10\n"
+          f"--checkpoint={d}/best/ckpt-7\n--probe={os.path.expanduser('~')}/adgm-results/y\n")
       history = [dict(epoch=float(e), wall_time=60.0 * e, validation_error=base / e + 0.01 * seed,
                       test_error=base / e, validation_aux_swap_error=base / e + 0.02,
                       validation_aux_alive_fraction=0.9, validation_aux_mean_spread=0.1 / e,
@@ -179,7 +183,7 @@ def test_figures_and_publish_from_finished_runs(tmp_path):
   np.testing.assert_allclose(hi - lo, 1.0)  # the seeds differ by 0.01
   out = tmp_path / "out"
   out.mkdir()
-  for name, plot, size in (("convergence.png", experiments.plot_convergence, (1600, 480)),
+  for name, plot, size in (("convergence.png", experiments.plot_convergence, (1620, 480)),
                            ("auxiliary.png", experiments.plot_auxiliary, (1800, 450)),
                            ("active_units.png", experiments.plot_active_units, (1200, 450))):
     args = (records, str(out / name)) + (("3 epochs",) if name != "active_units.png" else ())
@@ -191,7 +195,17 @@ def test_figures_and_publish_from_finished_runs(tmp_path):
   experiments.publish(records, str(out), str(dest))
   assert (dest / "convergence.png").exists()
   text = (dest / "runs" / "adgm-seed1" / "flags.txt").read_text()
-  assert os.path.expanduser("~") not in text and "~/x" in text
+  # No path of this machine: the run's own paths relative to it, results
+  # elsewhere as <results>, the rest of home as <home>; machine flags dropped.
+  assert os.path.expanduser("~") not in text and "~/" not in text
+  assert not any(ln.startswith(("--model_dir", "--idx_dir")) for ln in text.splitlines())
+  assert "--checkpoint=best/ckpt-7\n" in text and "--probe=<results>/y\n" in text
+  assert text.splitlines()[1].startswith("# Published copy: --model_dir and data/export")
+  # Validation-only runs: no empty test panel, so the figure is two panels wide.
+  val_only = [dict(r, history=[{k: v for k, v in h.items() if k != "test_error"}
+                               for h in r["history"]]) for r in records]
+  experiments.plot_convergence(val_only, str(out / "val_only.png"), "3 epochs")
+  assert Image.open(out / "val_only.png").size == (1080, 480)
 
 
 def test_long_run_report_marks_the_best_validation_row_and_copies_small_files(tmp_path):
@@ -225,7 +239,7 @@ def test_long_run_report_marks_the_best_validation_row_and_copies_small_files(tm
   # Once experiments/long_run.sh has evaluated best/, the report leads with it.
   (run / "final").mkdir()
   (run / "final" / "best_eval.json").write_text(json.dumps(dict(
-      checkpoint=os.path.expanduser("~/adgm-results/long/best/ckpt-5500"), epoch=10.0, eval_samples=100,
+      checkpoint=str(run / "best" / "ckpt-5500"), epoch=10.0, eval_samples=100,
       validation_error=0.0332, test_error=0.0316, validation_aux_swap_error=0.0600,
       aux_swap_error=0.0571, validation_aux_alive_fraction=0.986,
       test_log_likelihood=-86.123, ll_samples=1000, ll_examples=10000)))
@@ -239,7 +253,7 @@ def test_long_run_report_marks_the_best_validation_row_and_copies_small_files(tm
                                       "long.png", "samples.png", "summary.md"]
   published = json.loads((dest / "best_eval.json").read_text())
   assert published["test_error"] == 0.0316
-  assert published["checkpoint"] == "~/adgm-results/long/best/ckpt-5500"
+  assert published["checkpoint"] == "best/ckpt-5500"  # relative to the run
   (run / "final" / "best_eval.json").write_text("{cut")
   with pytest.raises(ConfigError, match="best_eval.json is not JSON"):
     experiments.main(["--long_run", str(run), "--publish", str(dest)])

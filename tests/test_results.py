@@ -1,0 +1,160 @@
+"""Cross-module: docs/RESULTS.md and docs/results/ against each other.
+
+The main tables of RESULTS.md are recomputed from the committed per-run files
+(metrics.json, history.csv, best_eval.json), so that a number that drifts
+from its files fails the suite; and no published file carries a path of the
+machine that produced it.
+"""
+
+import csv
+import json
+import os
+import re
+import statistics
+
+import pytest
+
+from adgm_tf import experiments
+
+from conftest import REPO
+
+RESULTS = os.path.join(REPO, "docs", "RESULTS.md")
+PUBLISHED = os.path.join(REPO, "docs", "results")
+TEXT_SUFFIXES = (".json", ".txt", ".md", ".csv", ".flags")
+# A path of the machine that ran: a home directory (~/..., /root/, /home/),
+# the workspace (/work/), temporary files (/tmp/), macOS homes, Windows drives.
+MACHINE_PATH = re.compile(r"(?<![\w<>.])(~/|/root/|/home/|/work/|/tmp/|/Users/|[A-Z]:\\)")
+
+
+def _results_text():
+  with open(RESULTS, encoding="utf-8") as f:
+    return f.read()
+
+
+def _table_after(text, header_start):
+  """The rows (lists of cell strings) of the markdown table whose header line
+  starts with ``header_start``."""
+  lines = text.splitlines()
+  start = [i for i, line in enumerate(lines) if line.startswith(header_start)]
+  assert len(start) == 1, f"{len(start)} tables start with {header_start!r}"
+  rows = []
+  for line in lines[start[0] + 2:]:
+    if not line.startswith("|"):
+      break
+    rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+  return rows
+
+
+def _metrics(path):
+  with open(os.path.join(PUBLISHED, path, "metrics.json")) as f:
+    return json.load(f)
+
+
+def _pm(values, digits, sign=""):
+  mean, std = statistics.mean(values), statistics.stdev(values)
+  return f"{mean:{sign}.{digits}f} ± {std:.{digits}f}"
+
+
+def _plain(cell):
+  """A table cell without markdown emphasis and with ASCII minus signs."""
+  return cell.replace("**", "").replace("−", "-")
+
+
+def test_no_published_file_carries_a_path_of_the_machine_that_ran():
+  found = []
+  for root, _, files in os.walk(PUBLISHED):
+    for name in files:
+      if not name.endswith(TEXT_SUFFIXES):
+        continue
+      path = os.path.join(root, name)
+      with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+          if MACHINE_PATH.search(line):
+            found.append(f"{os.path.relpath(path, REPO)}:{number}: {line.strip()[:100]}")
+  assert not found, "machine paths in published files:\n" + "\n".join(found[:20])
+
+
+def test_the_path_check_catches_what_it_is_for():
+  for bad in ("--idx_dir=/work/shared/data/mnist", '"checkpoint": "~/adgm-results/x"',
+              "/root/adgm-results/long", "/tmp/tfds", "/home/me/x", "/Users/me/x"):
+    assert MACHINE_PATH.search(bad), bad
+  for fine in ("best/ckpt-77000", "<results>/fig4/runs/adgm-seed1", "<home>/x",
+               "docs/results/fig4", "a/b/tmp/x", "10 points/tmp"):
+    assert not MACHINE_PATH.search(fine), fine
+
+
+def test_the_sixty_minute_table_recomputes_from_its_runs():
+  """RESULTS.md section 4 against docs/results/time_to_accuracy/runs/*."""
+  rows = _table_after(_results_text(), "| seed | epochs in 60 min |")
+  assert [r[0] for r in rows] == ["1", "2", "3", "mean ± std (3 seeds)"]
+  cols = {k: [] for k in ("epochs", "val", "test", "swap_val", "swap_test", "alive",
+                          "spread", "info", "z", "ll")}
+  for seed, row in zip((1, 2, 3), rows):
+    m = _metrics(f"time_to_accuracy/runs/sdgm_cpu-seed{seed}")
+    values = dict(
+        epochs=m["epochs"], val=100 * m["validation_error"], test=100 * m["test_error"],
+        swap_val=100 * (m["validation_aux_swap_error"] - m["validation_error"]),
+        swap_test=100 * (m["aux_swap_error"] - m["test_error"]),
+        alive=m["validation_aux_alive_fraction"], spread=m["validation_aux_mean_spread"],
+        info=m["validation_aux_information"], z=m["active_units_z"],
+        ll=m["test_log_likelihood"])
+    for k, v in values.items():
+      cols[k].append(v)
+    assert [_plain(c) for c in row[1:]] == [
+        f"{values['epochs']:.2f}", f"{values['val']:.2f}%", f"{values['test']:.2f}%",
+        f"{values['swap_val']:+.2f}", f"{values['swap_test']:+.2f}",
+        f"{values['alive']:.3f}", f"{values['spread']:.3f}", f"{values['info']:.3f}",
+        f"{values['z']}", f"{values['ll']:.2f}"], f"seed {seed}"
+  mean_row = [_plain(c) for c in rows[3][1:]]
+  assert mean_row == [
+      _pm(cols["epochs"], 1), _pm(cols["val"], 2) + "%", _pm(cols["test"], 2) + "%",
+      _pm(cols["swap_val"], 2, "+"), _pm(cols["swap_test"], 2, "+"),
+      _pm(cols["alive"], 3), _pm(cols["spread"], 3), _pm(cols["info"], 3),
+      _pm(cols["z"], 1), _pm(cols["ll"], 2)]
+
+
+@pytest.mark.parametrize("model,label", [
+    ("m2", "M2"), ("adgm", "ADGM (ICML form)"), ("adgm_det", "ADGM, deterministic a"),
+    ("adgm_workshop", "ADGM (workshop form)"), ("sdgm", "SDGM")])
+def test_the_fig4_table_recomputes_from_its_runs(model, label):
+  """RESULTS.md section 5's table of the 10-epoch final evaluations (100
+  samples): validation and test error, and the a-diagnostics on the
+  validation split, against docs/results/fig4/runs/*."""
+  rows = {r[0]: r for r in _table_after(_results_text(), "| model | seeds | validation error |")}
+  ms = [_metrics(f"fig4/runs/{model}-seed{s}") for s in (1, 2, 3)]
+  assert all(m["eval_samples"] == 100 for m in ms)
+
+  def pm(key, scale=1.0, digits=2, sign=""):
+    return _pm([scale * m[key] for m in ms], digits, sign)
+  expected = ["3", pm("validation_error", 100) + "%", pm("test_error", 100) + "%"]
+  if model == "m2":
+    expected += ["-", "-", "-"]
+  else:
+    swaps = [100 * (m["validation_aux_swap_error"] - m["validation_error"]) for m in ms]
+    expected += [_pm(swaps, 2, "+"), pm("validation_aux_alive_fraction"),
+                 pm("validation_aux_mean_spread", digits=3)]
+  z = [m["active_units_z"] for m in ms]
+  expected.append("0" if not any(z) else _pm(z, 1))
+  assert [_plain(c) for c in rows[label][1:]] == expected
+
+
+def test_the_long_run_rows_recompute_from_its_files():
+  """RESULTS.md section 6: best/'s final evaluation (best_eval.json), the
+  log-likelihood and the run's clock (history.csv)."""
+  text = _results_text()
+  with open(os.path.join(PUBLISHED, "long_sdgm3", "best_eval.json")) as f:
+    best = json.load(f)
+  row = f"| best/ (epoch {best['epoch']:g}), the final evaluation | {best['eval_samples']} | " \
+        f"{100 * best['validation_error']:.2f}% | **{100 * best['test_error']:.2f}%** |"
+  assert row in text
+  assert f"**{best['test_log_likelihood']:.2f} nats**" in text
+  assert f"its test error is **{100 * best['test_error']:.2f}%** with 100 samples" in text
+  with open(os.path.join(PUBLISHED, "long_sdgm3", "history.csv")) as f:
+    history = [{k: float(v) if v not in ("", None) else None for k, v in r.items()}
+               for r in csv.DictReader(f)]
+  clock = experiments.run_clock(history)
+  assert (f"**{clock['wall_hours']:.2f} h of wall time and {clock['cpu_hours']:.2f} h of "
+          f"CPU\ntime**") in text
+  # The evaluation chosen as best/ is the lowest validation error of the run.
+  rows = experiments.long_run_rows(history)
+  assert min(rows, key=lambda r: r["validation_error"])["epoch"] == best["epoch"]
