@@ -40,7 +40,11 @@ def define_flags():
           "adgm_det (deterministic auxiliary unit, the ablation of Fig. 4).")
   _define("integer", "seed", 0, "Seed of initialization, data order, binarization and sampling.")
   # Data.
-  _define("enum", "dataset", "mnist", list(d.SPECS), "Dataset (tfds name).")
+  _define("string", "dataset", "mnist",
+          f"{' or '.join(sorted(d.SPECS))} (from --idx_dir, a prepared --data_dir, npm or "
+          f"tfds's download); npz:PATH, your own images and labels in a NumPy archive "
+          f"(x_train, y_train; optional x_test, y_test, labeled_index); or tfds:NAME, "
+          f"an image set of tensorflow-datasets prepared in --data_dir.")
   _define("string", "idx_dir", None,
           "Directory of the four IDX files (gzipped or not); default $ADGM_MNIST_DIR.")
   _define("string", "data_dir", None, "tfds data_dir; default $TFDS_DATA_DIR or ~/tensorflow_datasets.")
@@ -229,6 +233,10 @@ def run(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   _log_to_stderr("adgm_tf")
   config = config_from_flags().validate()  # stops here on bad flags
+  from adgm_tf import data as data_lib
+  kind, arg = data_lib.dataset_kind(config.data.dataset)
+  if kind == "npz":  # every check of the archive, before TensorFlow loads
+    data_lib.load_npz(arg)
   cli.import_tensorflow(show=FLAGS.show_tf_logs or None)
   logging.set_verbosity(logging.WARNING)  # TensorFlow's and tfds's chatter
   from adgm_tf import train

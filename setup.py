@@ -19,7 +19,9 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=8", "tensorflow-serving-api==2.21.*"],
+    # scikit-learn: its 8x8 digits are the real data of the "your own data"
+    # example and tests (README), installed with the package, no download.
+    "test": ["pytest>=8", "tensorflow-serving-api==2.21.*", "scikit-learn>=1.4"],
     "lint": ["ruff>=0.6"],
 }
 

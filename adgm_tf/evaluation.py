@@ -232,11 +232,20 @@ def class_conditional_samples(model, per_class: int = 10, seed: int = 0) -> np.n
   return images.numpy().reshape(model.num_classes, per_class, -1)
 
 
-def image_grid(images: np.ndarray, side: int = 28) -> np.ndarray:
-  """``[rows, cols, side*side]`` -> one ``[rows*side, cols*side]`` image."""
-  rows, cols = images.shape[:2]
-  grid = images.reshape(rows, cols, side, side).transpose(0, 2, 1, 3)
-  return grid.reshape(rows * side, cols * side)
+def image_grid(images: np.ndarray, shape=None) -> np.ndarray:
+  """``[rows, cols, H*W*C]`` -> one grey ``[rows*H, cols*W]`` image.
+
+  ``shape``: the images' ``(H, W, C)`` (default: square and grey, e.g. 28x28
+  for 784 pixels; a single row of pixels when the width is not a square);
+  several channels are shown as their mean.
+  """
+  rows, cols, d = images.shape
+  if shape is None:
+    side = int(round(d ** 0.5))
+    shape = (side, side, 1) if side * side == d else (1, d, 1)
+  h, w, c = (int(v) for v in shape)
+  grid = images.reshape(rows, cols, h, w, c).mean(-1).transpose(0, 2, 1, 3)
+  return grid.reshape(rows * h, cols * w)
 
 
 def progress_printer(say):
@@ -281,10 +290,11 @@ def split_images(split: data_lib.SemiSupervisedSplit, which: str):
   return a.train_images[split.validation], a.train_labels[split.validation]
 
 
-def save_samples_png(model, path: str, seed: int = 0) -> None:
-  """10 class-conditional samples per class (rows 0-9) as one grey PNG."""
+def save_samples_png(model, path: str, seed: int = 0, shape=None) -> None:
+  """10 class-conditional samples per class (a row per class) as one grey PNG
+  (``shape``: the images' (H, W, C), see ``image_grid``)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  grid = image_grid(class_conditional_samples(model, 10, seed=seed))
+  grid = image_grid(class_conditional_samples(model, 10, seed=seed), shape)
   plt.imsave(path, grid, cmap="gray", vmin=0.0, vmax=1.0)

@@ -482,7 +482,9 @@ def plot_samples(model_dir: str, path: str) -> None:
   """10 samples per class (rows) from a run's final checkpoint."""
   from adgm_tf import evaluation, rundir  # pylint: disable=g-import-not-at-top
   _, model, _ = rundir.load_run(model_dir)
-  grid = evaluation.image_grid(evaluation.class_conditional_samples(model, 10, seed=0))
+  shape = rundir.read_run(model_dir)[1]["derived"].get("image_shape")
+  grid = evaluation.image_grid(evaluation.class_conditional_samples(model, 10, seed=0),
+                               shape)
   plt = _plt()
   fig = plt.figure(figsize=(5, 5), dpi=100)
   ax = fig.add_axes([0, 0, 1, 1])

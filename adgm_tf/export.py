@@ -66,8 +66,9 @@ def serving_signatures(model, samples: Optional[int] = None):
   x_dim, num_classes = model.x_dim, model.num_classes
 
   shape_message = (f"images must be a float32 tensor of shape [batch, {x_dim}]: each "
-                   f"image's {x_dim} grey levels in [0, 1], row by row (a 28x28 image "
-                   f"flattened; divide uint8 pixels by 255)")
+                   f"image's {x_dim} grey levels in [0, 1], flattened row by row with "
+                   f"channels last, as the model was trained (divide uint8 pixels by "
+                   f"255)")
 
   # The input's shape is left unknown in the signature and checked here:
   # TF Serving feeds requests without checking them against the signature, and

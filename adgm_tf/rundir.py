@@ -485,8 +485,10 @@ def load_run(model_dir: str, checkpoint: Optional[str] = None):
     if problem:
       raise CheckpointError(f"--checkpoint={path} is damaged: {problem}. "
                             f"Leave it out to use the newest intact one.")
+  derived = saved["derived"]
   model, optimizer = builders.create_model_and_optimizer(
-      config, saved["derived"]["alpha"], saved["derived"]["steps_per_epoch"])
+      config, derived["alpha"], derived["steps_per_epoch"],
+      x_dim=derived.get("x_dim", 784), num_classes=derived.get("num_classes", 10))
   ckpt = builders.make_checkpoint(model, optimizer)
   check_checkpoint_matches(ckpt, path)
   ckpt.restore(path).assert_existing_objects_matched()

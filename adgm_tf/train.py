@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from typing import Any, Dict, List, Optional
@@ -161,7 +162,9 @@ def check_directories(config: config_lib.Config, model_dir: str, chief: bool) ->
   d, t = config.data, config.train
   rundir.check_writable(model_dir, "model_dir")
   data_dir = d.data_dir or data_lib.default_data_dir()
-  if not data_lib.prepared_version_dir(d.dataset, data_dir):  # it will be prepared there
+  kind = data_lib.dataset_kind(d.dataset)[0]
+  if kind == "tfds" or (kind == "builtin"  # it may be prepared there
+                        and not data_lib.prepared_version_dir(d.dataset, data_dir)):
     rundir.check_writable(data_dir, "data_dir")
   if t.export_dir and chief:
     rundir.check_writable(t.export_dir, "export_dir")
@@ -185,12 +188,19 @@ class Data:
   steps_per_epoch: int
   alpha: float
 
+  @property
+  def shape(self) -> Dict[str, Any]:
+    """What the model's size follows: input width, classes, image shape."""
+    a = self.split.arrays
+    return dict(x_dim=a.pixels, num_classes=a.num_classes,
+                image_shape=list(a.image_shape))
+
 
 def build_data(config: config_lib.Config) -> Data:
   from adgm_tf import bounds  # pylint: disable=g-import-not-at-top
   d, m = config.data, config.model
-  source = data_lib.resolve_source(d.dataset, idx_dir=d.idx_dir, data_dir=d.data_dir)
-  arrays = data_lib.load_arrays(d.dataset, source.data_dir)
+  arrays, source = data_lib.load_dataset(d.dataset, idx_dir=d.idx_dir,
+                                         data_dir=d.data_dir)
   split = data_lib.split_semi_supervised(
       arrays, num_labels=d.num_labels, label_seed=d.label_seed,
       validation_size=d.validation_size, max_unlabeled=d.max_unlabeled)
@@ -250,7 +260,8 @@ def build_or_restore(config: config_lib.Config, data: Data, strategy, model_dir:
   with strategy.scope():
     keras.utils.set_random_seed(t.seed)
     model, optimizer = builders.create_model_and_optimizer(
-        config, data.alpha, data.steps_per_epoch)
+        config, data.alpha, data.steps_per_epoch, x_dim=data.shape["x_dim"],
+        num_classes=data.shape["num_classes"])
     if config.model.weight_prior:
       model.weight_prior_scale = 1.0 / data.split.num_unlabeled
     wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time")
@@ -292,7 +303,7 @@ def record_run(config: config_lib.Config, data: Data, replicas: int, model_dir: 
                  num_unlabeled=data.split.num_unlabeled,
                  num_validation=len(data.split.validation),
                  steps_per_epoch=data.steps_per_epoch, replicas=replicas,
-                 data_source=data.source.describe())
+                 data_source=data.source.describe(), **data.shape)
   rundir.atomic_write(os.path.join(model_dir, "config.json"), json.dumps(
       dict(config=config.to_dict(), derived=derived), indent=2, sort_keys=True,
       default=str))
@@ -397,6 +408,8 @@ class Trainer:
   def reads_test(self, final: bool) -> bool:
     """Whether an evaluation (the final one, or a periodic one) reads the test set."""
     when = self.config.train.test_evaluation
+    if not len(self.test[1]):  # a dataset without a test set
+      return False
     return when == "every" or (when == "end" and final)
 
   def time_left(self) -> Optional[float]:
@@ -487,7 +500,8 @@ class Trainer:
     s.histogram("kl_per_unit/z", kl_z, step)
     s.histogram("kl_per_unit/a", kl_a, step)
     grid = self._evaluation.image_grid(
-        self._evaluation.class_conditional_samples(self.model, 10, self.config.train.seed))
+        self._evaluation.class_conditional_samples(self.model, 10, self.config.train.seed),
+        self.data.shape["image_shape"])
     s.image("samples/class_conditional", grid, step)
     s.flush()
 
@@ -559,7 +573,9 @@ class Trainer:
       iterator = iter(distributed_epoch(self.strategy, self.data.split, self.config.data,
                                         t.seed, self.epoch, skip))
       progbar = None
-      if self.chief and t.verbose == 1:
+      # A bar only on a terminal: in a log file (CI, nohup) its carriage-return
+      # redraws pile up, and the one line per epoch below says what it would.
+      if self.chief and t.verbose == 1 and sys.stdout.isatty():
         progbar = keras.utils.Progbar(spe, verbose=1, stateful_metrics=[
             "loss", "accuracy", "elbo_unlabeled", "val_err", "test_err", "min_left"])
         budget = ""

@@ -10,7 +10,7 @@
 #    writes RUN_DIR/metrics.json (only when it reaches --epochs).
 # 2. Evaluates best/ once (python -m adgm_tf.evaluate --checkpoint=best): 100
 #    samples of a, the importance-weighted test log-likelihood (K = 1000, all
-#    10,000 test images: about 1.5 hours on 2 cores) and class-conditional
+#    10,000 test images: 1.27 hours on 2 cores for long_sdgm3) and class-conditional
 #    samples, into RUN_DIR/final/ (best_eval.json, samples.png, log, and
 #    ll_per_image.npz: the estimate per test image). It is written to
 #    RUN_DIR/final.partial/ and renamed when complete; cut, it continues from

@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import re
 import time
 
 import numpy as np
@@ -390,3 +391,198 @@ def test_eval_inputs_stay_grey_unless_asked(mnist_arrays):
   (xb2, _), = list(data.eval_dataset(x, y, batch_size=64, binarize_inputs=True))
   assert set(np.unique(xb1)) <= {0.0, 1.0}
   np.testing.assert_array_equal(xb1, xb2)  # one fixed sample
+
+
+# ---------------------------------------------------------------------------
+# Fashion-MNIST as Debian ships it: checked by content
+# ---------------------------------------------------------------------------
+
+FASHION_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "..", "shared", "data", "fashion-mnist")
+needs_fashion = pytest.mark.skipif(
+    not os.path.isdir(FASHION_DIR),
+    reason="../shared/data/fashion-mnist (Debian's dataset-fashion-mnist files) is absent")
+
+
+@needs_fashion
+@pytest.mark.parametrize("form", ["recompressed by Debian", "gunzipped"])
+def test_fashion_mnist_is_accepted_by_its_uncompressed_content(tmp_path, form):
+  """Debian's .gz bytes match no upstream .gz digest, but the content is the
+  official one: accepted recompressed and uncompressed alike."""
+  directory = FASHION_DIR
+  if form == "gunzipped":
+    directory = str(tmp_path / "plain")
+    os.makedirs(directory)
+    for f in data.FASHION_MNIST.files:
+      with gzip.open(os.path.join(FASHION_DIR, f.name + ".gz")) as src, \
+          open(os.path.join(directory, f.name), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+  arrays = data.read_idx_dir(directory, data.FASHION_MNIST)
+  assert arrays.train_images.shape == (60000, 28, 28)
+  assert np.bincount(arrays.train_labels).tolist() == [6000] * 10
+  assert np.bincount(arrays.test_labels).tolist() == [1000] * 10
+
+
+@needs_fashion
+def test_a_damaged_fashion_mnist_file_is_refused_naming_the_offline_source(tmp_path):
+  directory = tmp_path / "idx"
+  shutil.copytree(FASHION_DIR, directory)
+  path = directory / "t10k-labels-idx1-ubyte.gz"
+  os.chmod(path, 0o644)
+  content = bytearray(gzip.decompress(path.read_bytes()))
+  content[-1] = (content[-1] + 1) % 10      # a different, still valid label
+  path.write_bytes(gzip.compress(bytes(content)))
+  with pytest.raises(data.DataError) as e:
+    data.read_idx_dir(str(directory), data.FASHION_MNIST)
+  message = str(e.value)
+  assert "t10k-labels-idx1-ubyte.gz: SHA-256 of the uncompressed content is" in message
+  assert "dataset-fashion-mnist" in message and "npm" not in message
+
+
+# ---------------------------------------------------------------------------
+# Your own arrays: --dataset=npz:PATH
+# ---------------------------------------------------------------------------
+
+
+def write_npz(path, **arrays):
+  np.savez(path, **arrays)
+  return str(path)
+
+
+def small_arrays(n=60, k=3, shape=(8, 6), dtype=np.uint8, seed=0):
+  rng = np.random.default_rng(seed)
+  x = (rng.integers(0, 256, (n,) + shape, dtype=np.uint8) if dtype == np.uint8
+       else rng.random((n,) + shape).astype(dtype))
+  return x, np.arange(n) % k
+
+
+def test_npz_of_any_shape_channels_and_classes(tmp_path):
+  x, y = small_arrays(n=60, k=3, shape=(8, 6))
+  xt, yt = small_arrays(n=9, k=3, shape=(8, 6), seed=1)
+  arrays = data.load_npz(write_npz(tmp_path / "a.npz", x_train=x, y_train=y,
+                                   x_test=xt, y_test=yt))
+  assert arrays.image_shape == (8, 6, 1) and arrays.pixels == 48
+  assert arrays.num_classes == 3 and arrays.has_test and arrays.train_images.dtype == np.uint8
+  rgb, y = small_arrays(n=40, k=4, shape=(5, 7, 3), dtype=np.float64)
+  arrays = data.load_npz(write_npz(tmp_path / "b.npz", x_train=rgb, y_train=y))
+  assert arrays.image_shape == (5, 7, 3) and arrays.pixels == 105
+  assert arrays.train_images.dtype == np.float32 and not arrays.has_test
+  # Without a test set the validation split is drawn from the training set.
+  split = data.split_semi_supervised(arrays, num_labels=8, label_seed=1)
+  assert len(split.validation) == 4 and split.num_labeled == 8
+  assert not set(split.validation) & set(split.unlabeled)
+  assert np.bincount(arrays.train_labels[split.labeled]).tolist() == [2, 2, 2, 2]
+  # The pipelines follow the image size, and float pixels are grey levels as given.
+  (x_l, y_l), x_u = next(iter(data.train_dataset(split, labeled_batch_size=4,
+                                                 unlabeled_batch_size=6, seed=0)))
+  assert x_l.shape == (4, 105) and x_u.shape == (6, 105) and y_l.shape == (4,)
+  xe, _ = next(iter(data.eval_dataset(arrays.train_images[:3], arrays.train_labels[:3], 3)))
+  np.testing.assert_allclose(xe.numpy(), arrays.train_images[:3].reshape(3, -1))
+
+
+def test_npz_labeled_index_chooses_the_labeled_images(tmp_path):
+  x, y = small_arrays(n=50, k=5)
+  chosen = np.array([3, 7, 11, 14, 20, 40])   # classes 3, 2, 1, 4, 0, 0
+  arrays = data.load_npz(write_npz(tmp_path / "a.npz", x_train=x, y_train=y,
+                                   labeled_index=chosen))
+  split = data.split_semi_supervised(arrays, num_labels=100, label_seed=2,
+                                     validation_size=10)
+  np.testing.assert_array_equal(split.labeled, np.sort(chosen))
+  assert not set(split.validation) & set(chosen)       # never held out
+  assert set(chosen) <= set(split.unlabeled) and len(split.validation) == 10
+
+
+def _bad_npz_cases():
+  x, y = small_arrays()
+  xf = x.astype(np.float32) / 255.0
+  nan = xf.copy()
+  nan[0, 0, 0] = np.nan
+  return [
+      (dict(x_train=x), "no array y_train (it holds: x_train)"),
+      (dict(images=x, y_train=y), "no array x_train (it holds: images, y_train)"),
+      (dict(x_train=x, y_train=y, extra=y), "unknown array(s) extra; the names are"),
+      (dict(x_train=x, y_train=y, x_test=x), "has x_test without y_test"),
+      (dict(x_train=x, y_train=y[:-1]), "y_train has shape (59,); expected one label per image of x_train, shape (60,)"),
+      (dict(x_train=x, y_train=y.astype(np.float32)), "y_train is float32; labels must be integers 0..K-1"),
+      (dict(x_train=x, y_train=y - 1), "y_train holds the label -1"),
+      (dict(x_train=x, y_train=y * 2), "y_train has no image of class(es) 1, 3"),
+      (dict(x_train=x, y_train=np.zeros_like(y)), "every label is 0; a classifier needs K >= 2"),
+      (dict(x_train=x, y_train=y, x_test=x[:5], y_test=np.array([0, 1, 2, 3, 4])),
+       "the test labels hold 4, out of range for the 3 classes (0..2) of the training labels"),
+      (dict(x_train=nan, y_train=y), "x_train holds 1 NaN or infinite pixel values"),
+      (dict(x_train=xf * 2, y_train=y), "x_train's pixels lie in [0, 2]; floats must be grey levels in [0, 1]"),
+      (dict(x_train=x.astype(np.int64), y_train=y), "x_train is int64; store uint8 grey levels"),
+      (dict(x_train=x[..., None, None], y_train=y), "x_train has shape (60, 8, 6, 1, 1)"),
+      (dict(x_train=np.repeat(x[..., None], 4, -1), y_train=y), "with 1-3 channels"),
+      (dict(x_train=x, y_train=y, x_test=x[:4, :4], y_test=y[:4]),
+       "x_test's images are (4, 6, 1) uint8, x_train's (8, 6, 1) uint8"),
+      (dict(x_train=x, y_train=y, labeled_index=np.array([0, 1, 60])),
+       "labeled_index holds 0..60; indices into x_train must be in 0..59"),
+      (dict(x_train=x, y_train=y, labeled_index=np.array([0, 1, 1, 2])), "labeled_index repeats an index"),
+      (dict(x_train=x, y_train=y, labeled_index=np.array([0, 3])),
+       "labeled_index labels 2 image(s) covering 1 of the 3 classes (none of class 1, 2)"),
+  ]
+
+
+@pytest.mark.parametrize("arrays,message", _bad_npz_cases())
+def test_bad_npz_archives_get_one_message_naming_the_array(tmp_path, arrays, message):
+  path = write_npz(tmp_path / "bad.npz", **arrays)
+  with pytest.raises(data.DataError) as e:
+    data.load_npz(path)
+  assert message in str(e.value)
+  assert str(e.value).startswith(path)
+
+
+def test_npz_that_is_not_an_archive(tmp_path):
+  (tmp_path / "junk.npz").write_bytes(b"not a zip")
+  with pytest.raises(data.DataError, match="junk.npz: not a NumPy .npz archive"):
+    data.load_npz(str(tmp_path / "junk.npz"))
+  np.save(tmp_path / "one.npy", np.zeros(3))
+  with pytest.raises(data.DataError, match="holds a single array, not an .npz archive"):
+    data.load_npz(str(tmp_path / "one.npy"))
+  with pytest.raises(data.DataError, match="no such file"):
+    data.load_npz(str(tmp_path / "absent.npz"))
+
+
+def test_fewer_labels_than_classes_is_refused(tmp_path):
+  x, y = small_arrays(n=60, k=6)
+  arrays = data.load_npz(write_npz(tmp_path / "a.npz", x_train=x, y_train=y))
+  with pytest.raises(data.DataError, match="num_labels=4 is fewer than the 6 classes"):
+    data.split_semi_supervised(arrays, num_labels=4)
+  with pytest.raises(data.DataError, match="multiple of the number of classes"):
+    data.split_semi_supervised(arrays, num_labels=9)
+
+
+def test_dataset_names(tmp_path):
+  assert data.dataset_kind("mnist") == ("builtin", "mnist")
+  assert data.dataset_kind("npz:a/b.npz") == ("npz", "a/b.npz")
+  assert data.dataset_kind("tfds:kmnist") == ("tfds", "kmnist")
+  for bad, message in (("npz:", "give the archive's path after 'npz:'"),
+                       ("tfds:", "give a tensorflow-datasets name after 'tfds:'"),
+                       ("cifar", "choose one of ['fashion_mnist', 'mnist'], npz:PATH")):
+    with pytest.raises(data.DataError, match=re.escape(message)):
+      data.dataset_kind(bad)
+
+
+# ---------------------------------------------------------------------------
+# Any prepared tfds image set: --dataset=tfds:NAME
+# ---------------------------------------------------------------------------
+
+
+def test_a_prepared_tfds_image_set_loads_offline(mnist_data_dir, mnist_arrays):
+  """tfds's own mnist, prepared in the session's data_dir, read as tfds:mnist."""
+  arrays, source = data.load_dataset("tfds:mnist", data_dir=mnist_data_dir,
+                                     allow_download=False)
+  assert source.kind == "tfds" and arrays.num_classes == 10
+  assert arrays.image_shape == (28, 28, 1) and arrays.train_images.dtype == np.uint8
+  assert len(arrays.train_labels) == 60000 and len(arrays.test_labels) == 10000
+  assert np.bincount(arrays.test_labels).tolist() == np.bincount(
+      mnist_arrays.test_labels).tolist()
+
+
+def test_tfds_errors_say_what_to_do(tmp_path):
+  with pytest.raises(data.DataError, match="tfds:no_such_set: tensorflow-datasets does not know"):
+    data.load_dataset("tfds:no_such_set", data_dir=str(tmp_path), allow_download=False)
+  with pytest.raises(data.DataError, match=r"tfds:kmnist: not prepared in --data_dir=.*"
+                                           r"Prepare it where the network reaches"):
+    data.load_dataset("tfds:kmnist", data_dir=str(tmp_path), allow_download=False)
