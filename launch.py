@@ -112,8 +112,14 @@ def define_flags():
           "auto: multi_worker when TF_CONFIG lists several workers, else mirrored.")
   _define("integer", "cpu_replicas", 1, "Without GPUs: split the CPU into this many replicas.")
   _define("bool", "jit_compile", False, "Compile the loss and gradients with XLA.")
-  _define("enum", "mixed_precision", "float32", list(c.PRECISIONS),
-          "Compute dtype of the networks; distributions and bounds stay float32.")
+  _define("enum", "precision", "fp32", list(c.PRECISIONS),
+          "Arithmetic of the networks' matmuls: fp32, bf16 (mixed_bfloat16), fp16 "
+          "(mixed_float16), or auto: bf16 where the CPU has bf16 instructions "
+          "(avx512_bf16 or amx_bf16), fp32 otherwise. The bound, log-densities, "
+          "log-variances and the classifier's log qbar stay float32.")
+  _define("enum", "mixed_precision", None, list(c.KERAS_POLICIES),
+          "The older name of --precision, as a Keras policy (float32, "
+          "mixed_bfloat16, mixed_float16); kept so that old flags.txt replay.")
   # Checkpoints, evaluation, summaries, export.
   _define("integer", "checkpoint_every", 1, "Checkpoint every this many epochs (and at the end).")
   _define("integer", "keep_checkpoints", 3, "Checkpoints kept.")
@@ -157,6 +163,18 @@ def define_flags():
   flags.mark_flag_as_required("model_dir")
 
 
+def _precision(f):
+  """--precision, or the same choice made with the older --mixed_precision."""
+  from adgm_tf import config as c
+  if f.mixed_precision is None:
+    return f.precision
+  old = c.KERAS_POLICIES[f.mixed_precision]
+  if f["precision"].present and f.precision != old:
+    raise c.ConfigError(f"--precision={f.precision} and --mixed_precision="
+                        f"{f.mixed_precision} disagree; give --precision alone.")
+  return old
+
+
 def config_from_flags():
   from adgm_tf import config as c
   f = FLAGS
@@ -198,7 +216,7 @@ def config_from_flags():
           test_evaluation=f.test_evaluation,
           summary_every=f.summary_every, ll_samples=f.ll_samples,
           ll_examples=f.ll_examples, jit_compile=f.jit_compile,
-          mixed_precision=f.mixed_precision,
+          precision=_precision(f),
           time_budget_minutes=f.time_budget_minutes,
           chunk_minutes=f.chunk_minutes, export_dir=f.export_dir,
           aux_alive_floor=f.aux_alive_floor, aux_swap_floor=f.aux_swap_floor,

@@ -198,7 +198,7 @@ def measure(cfg: Dict, short: bool, jit: bool = False,
                                    mc_samples=1 if iw > 1 else cfg["samples"],
                                    iw_samples=iw, **{k: PAPER[k] for k in (
                                        "z_dim", "a_dim", "hidden")}),
-      train=config_lib.TrainConfig(jit_compile=jit, mixed_precision=precision))
+      train=config_lib.TrainConfig(jit_compile=jit, precision=config_lib.KERAS_POLICIES[precision]))
   split, real = _mnist_split(cfg["unlabeled"])
   strategy = tf.distribute.MirroredStrategy(
       ["/cpu:0"], cross_device_ops=tf.distribute.ReductionToOneDevice())
@@ -401,7 +401,9 @@ def run(short: bool = False, configs=None, profile_dir=None, jit=False,
       r["x_fp32"] = r["steps_per_s"] / base if base else None
     rows += timed
   exported = _child("export", {}, short)
+  from adgm_tf import hardware  # pylint: disable=g-import-not-at-top
   return dict(date=time.strftime("%Y-%m-%d"), cpus=os.cpu_count(), short=short,
+              cpu=hardware.describe_cpu(),
               matmul_peak=peak, bf16_matmul_peak=bf16_peak, configs=rows,
               exported_classifier=exported,
               pytorch_port_gflop_per_step=PYTORCH_PORT_GFLOP)
@@ -410,7 +412,8 @@ def run(short: bool = False, configs=None, profile_dir=None, jit=False,
 def format_table(result: Dict) -> str:
   p = result["matmul_peak"]
   lines = [
-      f"adgm_tf benchmark, {result['date']}, {result['cpus']} CPUs"
+      f"adgm_tf benchmark, {result['date']}, {result['cpus']} CPUs: "
+      f"{result.get('cpu', 'CPU not recorded')}"
       + (" (short mode: too few steps for stable figures)" if result["short"] else ""),
       f"fp32 matmul peak ({p['n']}^3): {p['gflops']:.1f} GFLOP/s "
       f"(min {p['gflops_min']:.1f}, max {p['gflops_max']:.1f})",

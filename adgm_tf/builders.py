@@ -46,7 +46,8 @@ def make_optimizer(train_config: config_lib.TrainConfig, steps_per_epoch: int):
       learning_rate=learning_rate_schedule(train_config, steps_per_epoch),
       beta_1=train_config.beta1, beta_2=train_config.beta2,
       epsilon=train_config.adam_epsilon)
-  if train_config.mixed_precision == "mixed_float16":
+  from adgm_tf import hardware  # pylint: disable=g-import-not-at-top
+  if hardware.resolve_precision(train_config.precision) == "fp16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   return optimizer
 

@@ -25,7 +25,10 @@ MODEL_DESCRIPTIONS = {
     "m2": "M2 (Kingma et al., NIPS 2014): q(y|x) q(z|x,y), no auxiliary variable",
 }
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# --precision (hardware.PRECISIONS); the Keras policy names of the older
+# --mixed_precision flag, still read from old flags.txt and config.json.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+KERAS_POLICIES = {"float32": "fp32", "mixed_bfloat16": "bf16", "mixed_float16": "fp16"}
 # When the test set is read: at every evaluation and at the end, only at the
 # end, or never (runs that choose settings read the validation split only).
 TEST_EVALUATIONS = ("every", "end", "never")
@@ -101,7 +104,8 @@ class TrainConfig:
   ll_samples: int = 100
   ll_examples: int = 500
   jit_compile: bool = False
-  mixed_precision: str = "float32"
+  # auto: bf16 where the CPU has bf16 instructions, else fp32 (hardware.py).
+  precision: str = "fp32"
   time_budget_minutes: Optional[float] = None  # None or 0: no budget
   # Wall-clock minutes of training for this launch alone (None or 0: no
   # limit): the launch then checkpoints and exits, and the same command
@@ -144,8 +148,12 @@ class Config:
     model = dict(d.get("model", {}))
     if "hidden" in model:
       model["hidden"] = tuple(model["hidden"])
+    train = dict(d.get("train", {}))
+    if "mixed_precision" in train:  # a config.json written before --precision
+      train.setdefault("precision", KERAS_POLICIES.get(train["mixed_precision"], "fp32"))
+      del train["mixed_precision"]
     return cls(data=DataConfig(**d.get("data", {})),
-               model=ModelConfig(**model), train=TrainConfig(**d.get("train", {})))
+               model=ModelConfig(**model), train=TrainConfig(**train))
 
   def replace(self, **sections) -> "Config":
     return dataclasses.replace(self, **sections)
@@ -163,7 +171,7 @@ class Config:
                         f"y_train=...).")
     _choice("model", m.model, MODELS)
     _choice("strategy", t.strategy, STRATEGIES)
-    _choice("mixed_precision", t.mixed_precision, PRECISIONS)
+    _choice("precision", t.precision, PRECISIONS)
     _choice("init", m.init, INITS)
     _choice("test_evaluation", t.test_evaluation, TEST_EVALUATIONS)
     _choice("bn_statistics", m.bn_statistics, BN_STATISTICS)

@@ -40,6 +40,8 @@ class Conditional(keras.layers.Layer):
   # Gaussian's mu and log-variance), "glorot" = Glorot-normal kernel with
   # gain 1 and an N(0, 1e-3^2) bias (softmax and sigmoid outputs).
   head_init = "glorot"
+  # Compute the head in float32 under mixed precision (its input is cast up).
+  float32_head = False
 
   def __init__(self, input_dims: Dict[str, int], units: int,
                hidden: Sequence[int] = (500, 500), activation: str = "relu",
@@ -66,10 +68,13 @@ class Conditional(keras.layers.Layer):
       bias_init = networks.small_normal()
       kernel_init = (networks.small_normal() if self.head_init == "small"
                      else networks.glorot_normal(1.0))
+    # Gaussian heads (loc and log-variance) compute in float32 under a
+    # mixed-precision policy: exp(log_var) and the densities need its digits.
+    # The variables are float32 either way, so checkpoints do not change.
     self.head = keras.layers.Dense(self.units * self.head_multiplier,
                                    kernel_initializer=kernel_init,
-                                   bias_initializer=bias_init,
-                                   name="head", dtype=self.dtype_policy)
+                                   bias_initializer=bias_init, name="head",
+                                   dtype="float32" if self.float32_head else self.dtype_policy)
 
   def build(self, input_shape=None):
     del input_shape
@@ -129,6 +134,7 @@ class GaussianConditional(Conditional):
 
   head_multiplier = 2
   head_init = "small"
+  float32_head = True
 
   def __init__(self, *args, log_var_max: Optional[float] = None, **kwargs):
     """``log_var_max``: an upper bound on the log-variance, applied smoothly as

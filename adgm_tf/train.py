@@ -77,7 +77,12 @@ def configure_devices(train_config: config_lib.TrainConfig) -> None:
             f"--cpu_replicas={train_config.cpu_replicas}: TensorFlow's devices "
             f"were initialised before the launcher could split the CPU ({e}). "
             f"Start a fresh process.") from e
-  keras.mixed_precision.set_global_policy(train_config.mixed_precision)
+  from adgm_tf import hardware  # pylint: disable=g-import-not-at-top
+  precision = hardware.resolve_precision(
+      train_config.precision, gpu=bool(tf.config.list_physical_devices("GPU")))
+  if train_config.precision == "auto":
+    logger.info("--precision=auto: %s on %s", precision, hardware.describe_cpu())
+  keras.mixed_precision.set_global_policy(hardware.POLICIES[precision])
 
 
 def read_tf_config() -> Dict[str, Any]:

@@ -44,3 +44,12 @@ def test_bad_epsilons_are_refused(section, changes, message):
   with pytest.raises(c.ConfigError) as e:
     cfg.validate()
   assert message in str(e.value)
+
+
+def test_old_configs_with_mixed_precision_still_load():
+  for old, new in (("float32", "fp32"), ("mixed_bfloat16", "bf16"), ("mixed_float16", "fp16")):
+    cfg = c.Config.from_dict({"train": {"mixed_precision": old}})
+    assert cfg.train.precision == new
+  with pytest.raises(c.ConfigError, match=r"--precision='fp64': choose one of \['auto'"):
+    dataclasses.replace(c.Config(), train=dataclasses.replace(
+        c.Config().train, precision="fp64")).validate()

@@ -286,8 +286,30 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
   assert dict(lr=t["learning_rate"], b1=t["beta1"], b2=t["beta2"], eps=t["adam_epsilon"],
               decay=t["lr_decay"], every=t["lr_decay_every"], floor=t["lr_min"],
               epochs=t["epochs"], norm=t["clip_norm"], value=t["clip_value"],
-              precision=t["mixed_precision"]) == dict(
+              precision=t["precision"]) == dict(
       lr=3e-4, b1=0.9, b2=0.999, eps=1e-8, decay=0.75, every=200, floor=3e-5,
-      epochs=1000, norm=5.0, value=1.0, precision="float32")
+      epochs=1000, norm=5.0, value=1.0, precision="fp32")
   assert (d["labeled_batch_size"], d["unlabeled_batch_size"], d["num_labels"],
           d["binarize_eval"]) == (100, 100, 100, False)
+
+
+@pytest.mark.parametrize("args,want", [
+    ([], "fp32"), (["--precision=auto"], "auto"), (["--precision=bf16"], "bf16"),
+    (["--mixed_precision=mixed_bfloat16"], "bf16"),            # an old flags.txt
+    (["--mixed_precision=float32", "--precision=fp32"], "fp32"),
+    (["--mixed_precision=float32", "--precision=bf16"], "disagree"),
+])
+def test_precision_flags(args, want):
+  code = ("import json, sys, launch\n"
+          "from absl import flags\n"
+          "from adgm_tf.errors import ConfigError\n"
+          "launch.define_flags()\n"
+          "flags.FLAGS(['launch.py', '--model_dir=/nonexistent/x'] + sys.argv[1:])\n"
+          "try:\n"
+          "  print(launch.config_from_flags().train.precision)\n"
+          "except ConfigError as e:\n"
+          "  print(e)\n")
+  out = subprocess.run([sys.executable, "-c", code] + args, cwd=REPO, capture_output=True,
+                       text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert want in out.stdout.strip().splitlines()[-1]

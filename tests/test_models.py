@@ -616,3 +616,19 @@ def test_only_the_forms_whose_bound_depends_on_a_pay_the_classifier_for_it(name)
     np.testing.assert_allclose(c_z, 0.0, atol=1e-5)
   else:
     assert np.max(np.abs(c_a)) > 1e-4 and np.max(np.abs(c_z)) > 1e-4
+
+
+def test_gaussian_heads_compute_in_float32_under_mixed_precision():
+  """--precision=bf16: the matmuls of the trunks run in bfloat16, the Gaussian
+  heads (loc, log-variance) in float32; the logits heads stay mixed."""
+  try:
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = build_model("sdgm", z_dim=4, a_dim=3, hidden=(8,), batch_norm=True)
+    for factor in (model.q_a, model.q_z, model.p_a):
+      assert factor.mlp.first.compute_dtype == "bfloat16"
+      assert factor.head.compute_dtype == "float32"
+      assert factor.head.kernel.dtype == "float32"
+    for factor in (model.q_y, model.p_x):
+      assert factor.head.compute_dtype == "bfloat16"
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
