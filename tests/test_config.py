@@ -53,3 +53,81 @@ def test_old_configs_with_mixed_precision_still_load():
   with pytest.raises(c.ConfigError, match=r"--precision='fp64': choose one of \['auto'"):
     dataclasses.replace(c.Config(), train=dataclasses.replace(
         c.Config().train, precision="fp64")).validate()
+
+
+# ---------------------------------------------------------------------------
+# One declaration per option: the flags are generated from the fields
+# ---------------------------------------------------------------------------
+
+
+def _fresh_flags(sections=c.SECTIONS):
+  from absl import flags
+  fv = flags.FlagValues()
+  names = c.define_flags(fv, sections)
+  return fv, names
+
+
+def test_every_field_has_a_flag_with_its_default_and_help():
+  fv, names = _fresh_flags()
+  fields = [f.name for _, cls in c.SECTIONS for f in dataclasses.fields(cls)
+            if f.metadata.get("flag", True)]
+  assert names == fields and len(names) == len(set(names))
+  assert {"verbose"} == {f.name for _, cls in c.SECTIONS for f in dataclasses.fields(cls)
+                         if not f.metadata.get("flag", True)}
+  fv(["prog"])
+  parsed = c.sections_from_flags(fv)
+  assert parsed == {"data": c.DataConfig(), "model": c.ModelConfig(), "train": c.TrainConfig()}
+  for name in names:
+    assert fv[name].help, name  # every flag says what it does
+
+
+def _other_value(f, kind):
+  if kind == "enum":
+    return next(v for v in f.metadata["choices"] if v != f.default)
+  return {"integer": lambda d: 7 if d is None else d + 1,
+          "float": lambda d: 0.125,
+          "bool": lambda d: not d,
+          "string": lambda d: "x",
+          "list": lambda d: (3, 4)}[kind](f.default)
+
+
+def test_each_flag_reaches_its_field():
+  fv, _ = _fresh_flags()
+  argv, want = ["prog"], {}
+  for section, f, kind in c.flag_fields():
+    value = _other_value(f, kind)
+    if kind == "bool":
+      argv.append(f"--{f.name}" if value else f"--no{f.name}")
+    elif kind == "list":
+      argv.append(f"--{f.name}={','.join(map(str, value))}")
+    else:
+      argv.append(f"--{f.name}={value}")
+    want[(section, f.name)] = value
+  fv(argv)
+  parsed = c.sections_from_flags(fv)
+  for (section, name), value in want.items():
+    assert getattr(parsed[section], name) == value, name
+
+
+def test_a_new_option_is_one_field():
+  """Adding an option: one field with option(...) in its section; the flag,
+  its help and the parsing follow with no other change."""
+  train = dataclasses.make_dataclass(
+      "TrainConfigPlus", [("throwaway", int, c.option(7, "A throwaway option."))],
+      bases=(c.TrainConfig,), frozen=True)
+  sections = (c.SECTIONS[0], c.SECTIONS[1], ("train", train))
+  fv, names = _fresh_flags(sections)
+  assert names[-1] == "throwaway" and fv["throwaway"].help == "A throwaway option."
+  fv(["prog", "--throwaway=9", "--epochs=3"])
+  parsed = c.sections_from_flags(fv, sections)
+  assert parsed["train"].throwaway == 9 and parsed["train"].epochs == 3
+  fv2, _ = _fresh_flags(sections)
+  fv2(["prog"])
+  assert c.sections_from_flags(fv2, sections)["train"].throwaway == 7
+
+
+def test_a_bad_list_value_names_the_flag():
+  fv, _ = _fresh_flags()
+  fv(["prog", "--hidden=500,big"])
+  with pytest.raises(c.ConfigError, match=r"--hidden=500,big: widths must be integers"):
+    c.sections_from_flags(fv)
