@@ -90,11 +90,8 @@ def step_gflop(model: str, labeled: int, unlabeled: int, samples: int,
   Elementwise work (activations, batch norm, log-densities) is not counted.
   """
   from adgm_tf import networks  # pylint: disable=g-import-not-at-top
-  from adgm_tf.models import adgm as adgm_lib, m2 as m2_lib  # pylint: disable=g-import-not-at-top
-  wiring = {"adgm": adgm_lib.adgm_wiring("icml", "stochastic"),
-            "adgm_workshop": adgm_lib.adgm_wiring("workshop", "stochastic"),
-            "adgm_det": adgm_lib.adgm_wiring("icml", "deterministic"),
-            "sdgm": adgm_lib.SDGM_WIRING, "m2": m2_lib.M2_WIRING}[model]
+  from adgm_tf import models  # pylint: disable=g-import-not-at-top
+  wiring = models.wiring_of(model)
   S, Y = samples, num_classes
   B = labeled + unlabeled
   N = S * (labeled + Y * unlabeled)

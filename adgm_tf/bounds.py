@@ -75,7 +75,6 @@ References:
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -284,6 +283,3 @@ def classification_weight(num_unlabeled: int, num_labeled: int,
     raise ValueError("num_labeled must be positive")
   return beta * num_unlabeled / num_labeled
 
-
-def nats_to_bits_per_dim(nats, dims: int = 784):
-  return nats / (dims * math.log(2.0))

@@ -7,6 +7,8 @@ variables.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from adgm_tf import config as config_lib
 
 
@@ -52,36 +54,52 @@ def make_optimizer(train_config: config_lib.TrainConfig, steps_per_epoch: int):
   return optimizer
 
 
+def _model_arguments() -> frozenset:
+  """The keyword arguments of ``SemiSupervisedModel``: a ModelConfig field of
+  the same name reaches the model with no code here."""
+  import inspect  # pylint: disable=g-import-not-at-top
+  from adgm_tf.models import base  # pylint: disable=g-import-not-at-top
+  return frozenset(inspect.signature(base.SemiSupervisedModel.__init__).parameters)
+
+
 def build_model(config: config_lib.Config, alpha: float, steps_per_epoch: int = 1,
-                x_dim: int = 784, num_classes: int = 10):
-  """The model a config describes (classification weight ``alpha``), for
-  inputs of ``x_dim`` pixels and ``num_classes`` classes (the data's)."""
+                x_dim: int = 784, num_classes: int = 10,
+                num_unlabeled: Optional[int] = None):
+  """The model a config describes, for the data's sizes.
+
+  Every ``ModelConfig`` field named like a model argument is passed as it is;
+  the rest is derived here from the config and the data: ``alpha``
+  (classification weight), the warm-up in steps, the weight prior's scale
+  1/N (``num_unlabeled``), and the training settings the step uses.
+  """
+  import dataclasses  # pylint: disable=g-import-not-at-top
   from adgm_tf import models  # pylint: disable=g-import-not-at-top
   m, t = config.model, config.train
+  if m.weight_prior and not num_unlabeled:
+    raise ValueError("weight_prior needs num_unlabeled (its scale is 1/N)")
+  arguments = _model_arguments()
+  same = {k: v for k, v in dataclasses.asdict(m).items() if k in arguments}
+  same["hidden"] = tuple(m.hidden)
   return models.build_model(
-      m.model, x_dim=int(x_dim), num_classes=int(num_classes), hidden=m.hidden, z_dim=m.z_dim, a_dim=m.a_dim,
-      activation=m.activation, batch_norm=m.batch_norm,
-      mc_samples=m.mc_samples, iw_samples=m.iw_samples,
-      eval_samples=m.eval_samples, eval_bound_samples=m.mc_samples,
-      alpha=alpha, clip_norm=t.clip_norm, clip_value=t.clip_value,
-      weight_prior_scale=0.0, init=m.init, bn_momentum=m.bn_momentum,
-      bn_epsilon=m.bn_epsilon,
-      bn_statistics=m.bn_statistics, unlabeled_weighting=m.unlabeled_weighting,
+      m.model, **same, x_dim=int(x_dim), num_classes=int(num_classes),
+      eval_bound_samples=m.mc_samples, alpha=alpha, clip_norm=t.clip_norm,
+      clip_value=t.clip_value,
+      weight_prior_scale=1.0 / num_unlabeled if m.weight_prior else 0.0,
       aux_warmup_steps=int(round(m.aux_warmup_epochs * steps_per_epoch)),
-      aux_log_var_init=m.aux_log_var_init, aux_log_var_max=m.aux_log_var_max,
       seed=t.seed, jit_compile_gradients=t.jit_compile)
 
 
 def create_model_and_optimizer(config: config_lib.Config, alpha: float,
                                steps_per_epoch: int, x_dim: int = 784,
-                               num_classes: int = 10):
+                               num_classes: int = 10,
+                               num_unlabeled: Optional[int] = None):
   """Model and optimizer, compiled, with every variable created.
 
   Call inside ``strategy.scope()``: the optimizer's slots are created here,
   not lazily inside the first distributed step (where MirroredStrategy
   cannot initialise them).
   """
-  model = build_model(config, alpha, steps_per_epoch, x_dim, num_classes)
+  model = build_model(config, alpha, steps_per_epoch, x_dim, num_classes, num_unlabeled)
   optimizer = make_optimizer(config.train, steps_per_epoch)
   model.compile(optimizer=optimizer)
   optimizer.build(model.trainable_variables)

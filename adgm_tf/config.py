@@ -13,16 +13,11 @@ from typing import Any, Dict, Optional, Tuple
 
 from adgm_tf import data as data_lib
 from adgm_tf.errors import ConfigError  # noqa: F401  (re-exported)
+from adgm_tf.variants import MODELS, VARIANTS  # the one table of model variants
 
-MODELS = ("adgm", "adgm_workshop", "sdgm", "m2", "adgm_det")
+
 # What each --model is, in the words of the launch's first line.
-MODEL_DESCRIPTIONS = {
-    "adgm": "the ADGM (Maaløe et al., ICML 2016): q(a|x) q(y|a,x) q(z|a,x,y), p(a|x,y,z)",
-    "adgm_workshop": "the ADGM in its NIPS 2015 workshop form: p(a) = N(0, I), q(z|x,y)",
-    "adgm_det": "the ADGM with a deterministic auxiliary unit a = mu(x) (the ablation)",
-    "sdgm": "the SDGM (Maaløe et al., ICML 2016): p(a|y,z) p(x|a,y,z)",
-    "m2": "M2 (Kingma et al., NIPS 2014): q(y|x) q(z|x,y), no auxiliary variable",
-}
+MODEL_DESCRIPTIONS = {name: v.description for name, v in VARIANTS.items()}
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 # --precision (hardware.PRECISIONS); the Keras policy names of the older
 # --mixed_precision flag, still read from old flags.txt and config.json.

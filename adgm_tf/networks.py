@@ -318,10 +318,6 @@ class MLP(keras.layers.Layer):
       norm.build((None, h))
     self.built = True
 
-  @property
-  def output_dim(self) -> int:
-    return self.hidden[-1]
-
   def project(self, name: str, value: Optional[tf.Tensor] = None) -> tf.Tensor:
     return self.first.project(name, value)
 

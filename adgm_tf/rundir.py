@@ -13,9 +13,11 @@ What ``model_dir`` holds::
 
 Rules kept here (the training loop and the exporter both rely on them):
 
-* **Check first, write later.** :func:`preflight` reads and checks every file
-  a launch will rely on (config.json, history.csv) and that every directory it
-  will write can be written, before anything is written.
+* **Check first, write later.** :func:`check_resumable`, :class:`History` and
+  :func:`check_writable` read and check every file a launch will rely on
+  (config.json, history.csv) and every directory it will write, before
+  anything is written (``train.check_run_files`` and ``check_directories``
+  call them first).
 * **One writer.** :class:`RunLock` holds an ``flock`` on ``.lock`` for the
   whole run; the OS releases it when the process dies (kill -9 included), so a
   stale lock never blocks a relaunch.
@@ -488,7 +490,8 @@ def load_run(model_dir: str, checkpoint: Optional[str] = None):
   derived = saved["derived"]
   model, optimizer = builders.create_model_and_optimizer(
       config, derived["alpha"], derived["steps_per_epoch"],
-      x_dim=derived.get("x_dim", 784), num_classes=derived.get("num_classes", 10))
+      x_dim=derived.get("x_dim", 784), num_classes=derived.get("num_classes", 10),
+      num_unlabeled=derived.get("num_unlabeled"))
   ckpt = builders.make_checkpoint(model, optimizer)
   check_checkpoint_matches(ckpt, path)
   ckpt.restore(path).assert_existing_objects_matched()

@@ -266,9 +266,7 @@ def build_or_restore(config: config_lib.Config, data: Data, strategy, model_dir:
     keras.utils.set_random_seed(t.seed)
     model, optimizer = builders.create_model_and_optimizer(
         config, data.alpha, data.steps_per_epoch, x_dim=data.shape["x_dim"],
-        num_classes=data.shape["num_classes"])
-    if config.model.weight_prior:
-      model.weight_prior_scale = 1.0 / data.split.num_unlabeled
+        num_classes=data.shape["num_classes"], num_unlabeled=data.split.num_unlabeled)
     wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time")
     checkpoint = builders.make_checkpoint(model, optimizer, wall_time)
   # Every worker saves (saving may involve collectives); only the chief's

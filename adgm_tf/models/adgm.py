@@ -67,8 +67,12 @@ class ADGM(SemiSupervisedModel):
 
   def __init__(self, form: str = "icml", auxiliary: str = "stochastic", **kwargs):
     kwargs.pop("wiring", None)
-    super().__init__(wiring=adgm_wiring(form, auxiliary), **kwargs)
+    super().__init__(wiring=self.wiring_for(form, auxiliary), **kwargs)
     self.form, self.auxiliary = form, auxiliary
+
+  @staticmethod
+  def wiring_for(form: str = "icml", auxiliary: str = "stochastic") -> Wiring:
+    return adgm_wiring(form, auxiliary)
 
   def get_config(self):
     config = super().get_config()
@@ -83,3 +87,7 @@ class SDGM(SemiSupervisedModel):
   def __init__(self, **kwargs):
     kwargs.pop("wiring", None)
     super().__init__(wiring=SDGM_WIRING, **kwargs)
+
+  @staticmethod
+  def wiring_for() -> Wiring:
+    return SDGM_WIRING

@@ -22,3 +22,7 @@ class M2(SemiSupervisedModel):
   def __init__(self, **kwargs):
     kwargs.pop("wiring", None)
     super().__init__(wiring=M2_WIRING, **kwargs)
+
+  @staticmethod
+  def wiring_for() -> Wiring:
+    return M2_WIRING
