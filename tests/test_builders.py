@@ -29,7 +29,7 @@ def test_the_authors_schedule_is_their_annealing_rule(epochs):
   Every step of every epoch of the authors' 1000 takes their epoch's rate (to
   float32 precision); the two rules part only after epoch 1601, where theirs
   snaps 3.003e-5 to the floor an epoch end early (a 0.1% step)."""
-  steps_per_epoch = 7
+  steps_per_epoch = 2
   cfg = config_lib.TrainConfig(learning_rate=3e-4, lr_decay=0.75, lr_decay_every=200,
                                lr_min=3e-5)
   schedule = builders.learning_rate_schedule(cfg, steps_per_epoch=steps_per_epoch)

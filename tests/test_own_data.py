@@ -89,6 +89,7 @@ def test_own_8x8_digits_train_export_and_serve_the_logged_error(digits_run):
   assert sum(line.startswith("epoch ") for line in digits_run["out"].stdout.splitlines()) == 20
 
 
+@pytest.mark.large  # the evaluation command is tested on MNIST in the default run
 def test_the_evaluation_command_reads_the_same_archive(digits_run, tmp_path):
   run = digits_run["tmp"] / "run"
   out = subprocess.run(
@@ -112,7 +113,7 @@ def test_three_classes_without_a_test_set(tmp_path):
   np.savez(tmp_path / "three.npz", x_train=x, y_train=y)
   out = launch(FLAGS + [f"--dataset=npz:{tmp_path / 'three.npz'}", "--num_labels=30",
                         "--labeled_batch_size=30", "--unlabeled_batch_size=50",
-                        "--epochs=10", f"--model_dir={tmp_path / 'run'}",
+                        "--epochs=6", f"--model_dir={tmp_path / 'run'}",
                         f"--export_dir={tmp_path / 'export'}"], tmp_path)
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
   with open(tmp_path / "run" / "metrics.json") as f:
