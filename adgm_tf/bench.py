@@ -184,7 +184,7 @@ def measure(cfg: Dict, short: bool, jit: bool = False,
   import keras  # pylint: disable=g-import-not-at-top
   keras.mixed_precision.set_global_policy(precision)
   from adgm_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from adgm_tf import builders, train  # pylint: disable=g-import-not-at-top
+  from adgm_tf import builders, devices, pipeline  # pylint: disable=g-import-not-at-top
 
   iw = cfg.get("iw", 1)
   samples = cfg["samples"] if iw == 1 else iw
@@ -202,8 +202,8 @@ def measure(cfg: Dict, short: bool, jit: bool = False,
   with strategy.scope():
     keras.utils.set_random_seed(0)
     model, _ = builders.create_model_and_optimizer(config, alpha=60.0, steps_per_epoch=600)
-  step = train.make_train_step(strategy, model)
-  iterator = iter(train.distributed_epoch(strategy, split, config.data, 0, 0))
+  step = devices.make_train_step(strategy, model)
+  iterator = iter(pipeline.distributed_epoch(strategy, split, config.data, 0, 0))
 
   # The launcher's loop: pipeline + strategy.run + reduce + host sync.
   def loop_step():
@@ -211,7 +211,7 @@ def measure(cfg: Dict, short: bool, jit: bool = False,
     float(logs["loss"])
 
   # Compute only: the same train_step on tensors already in memory.
-  batch = next(iter(train.distributed_epoch(strategy, split, config.data, 0, 1)))
+  batch = next(iter(pipeline.distributed_epoch(strategy, split, config.data, 0, 1)))
   compute_fn = tf.function(lambda b: strategy.run(model.train_step, args=(b,)))
 
   def compute_step():

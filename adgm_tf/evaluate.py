@@ -84,7 +84,7 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
   import dataclasses  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from adgm_tf import data as data_lib, evaluation, rundir, train  # pylint: disable=g-import-not-at-top
+  from adgm_tf import data as data_lib, evaluation, pipeline, rundir  # pylint: disable=g-import-not-at-top
   splits = check_evaluate_args(splits, samples, ll_samples, ll_examples)
   say = say or (lambda text: None)
   start = time.time()
@@ -101,7 +101,7 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
   if builtin and not [w for w in splits if w == "test" or d.validation_size > 0]:
     raise ConfigError(f"{model_dir}: the run holds no validation images to evaluate "
                       f"(its --validation_size is 0). Add test to --splits.")
-  split = train.build_data(config).split
+  split = pipeline.build_data(config).split
   held = [w for w in splits if len(evaluation.split_images(split, w)[1])]
   if not held:
     raise ConfigError(f"{model_dir}: the run holds no {' or '.join(splits)} images to "

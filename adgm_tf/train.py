@@ -46,6 +46,8 @@ import numpy as np
 from adgm_tf import builders
 from adgm_tf import config as config_lib
 from adgm_tf import data as data_lib
+from adgm_tf import devices
+from adgm_tf import pipeline
 from adgm_tf import rundir
 from adgm_tf.errors import AuxDied, ConfigError, Diverged, DiskFull, Interrupted
 
@@ -54,103 +56,6 @@ logger = logging.getLogger("adgm_tf")
 # Kept importable from here: the run directory's formats live in rundir.py.
 AUX_FIELDS = rundir.AUX_FIELDS
 HISTORY_FIELDS = rundir.HISTORY_FIELDS
-
-
-# ----------------------------------------------------------------------------
-# 1. Devices and strategy
-# ----------------------------------------------------------------------------
-
-
-def configure_devices(train_config: config_lib.TrainConfig) -> None:
-  """Logical CPU replicas and the mixed-precision policy; before any TF op."""
-  import keras  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if train_config.cpu_replicas > 1 and not tf.config.list_physical_devices("GPU"):
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    wanted = [tf.config.LogicalDeviceConfiguration()] * train_config.cpu_replicas
-    current = tf.config.get_logical_device_configuration(cpu)
-    if current is None or len(current) != len(wanted):
-      try:
-        tf.config.set_logical_device_configuration(cpu, wanted)
-      except RuntimeError as e:
-        raise ConfigError(
-            f"--cpu_replicas={train_config.cpu_replicas}: TensorFlow's devices "
-            f"were initialised before the launcher could split the CPU ({e}). "
-            f"Start a fresh process.") from e
-  from adgm_tf import hardware  # pylint: disable=g-import-not-at-top
-  precision = hardware.resolve_precision(
-      train_config.precision, gpu=bool(tf.config.list_physical_devices("GPU")))
-  if train_config.precision == "auto":
-    logger.info("--precision=auto: %s on %s", precision, hardware.describe_cpu())
-  keras.mixed_precision.set_global_policy(hardware.POLICIES[precision])
-
-
-def read_tf_config() -> Dict[str, Any]:
-  """The ``TF_CONFIG`` environment variable, parsed and checked."""
-  text = os.environ.get("TF_CONFIG", "")
-  if not text.strip():
-    return {}
-  try:
-    value = json.loads(text)
-  except ValueError:
-    raise ConfigError(
-        f"TF_CONFIG is not valid JSON (it starts {text[:60]!r}). Set it to e.g. "
-        f"'{{\"cluster\": {{\"worker\": [\"host1:12345\", \"host2:12345\"]}}, "
-        f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}', or unset it for one "
-        f"machine.") from None
-  if not isinstance(value, dict) or not isinstance(value.get("cluster", {}), dict):
-    raise ConfigError(
-        f"TF_CONFIG must be a JSON object with \"cluster\" and \"task\" (it starts "
-        f"{text[:60]!r}); see BUILD.md, 'GPUs and several machines'.")
-  return value
-
-
-def _cluster_has_workers() -> bool:
-  cluster = read_tf_config().get("cluster", {})
-  return sum(len(v) for k, v in cluster.items() if k in ("chief", "worker")) > 1
-
-
-def make_strategy(train_config: config_lib.TrainConfig):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  kind = train_config.strategy
-  if kind == "auto":
-    kind = "multi_worker" if _cluster_has_workers() else "mirrored"
-  if kind == "multi_worker":
-    if not read_tf_config():
-      raise ConfigError(
-          "--strategy=multi_worker needs the TF_CONFIG environment variable "
-          "(cluster and task) on every worker; see BUILD.md.")
-    return tf.distribute.MultiWorkerMirroredStrategy()
-  if kind == "one_device":
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-  gpus = tf.config.list_logical_devices("GPU")
-  if gpus:
-    return tf.distribute.MirroredStrategy()
-  cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-  # Reduction through one device: replica-context all-reduces go through a
-  # merge call, so the synchronized batch norm's independent all-reduces
-  # cannot be launched in different orders on different CPU replicas.
-  return tf.distribute.MirroredStrategy(
-      cpus[:max(1, train_config.cpu_replicas)],
-      cross_device_ops=tf.distribute.ReductionToOneDevice())
-
-
-def strategy_name(strategy) -> str:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-    return "MultiWorkerMirroredStrategy"
-  return type(strategy).__name__
-
-
-def is_chief(strategy) -> bool:
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not resolver.task_type:
-    return True
-  if resolver.task_type == "chief":
-    return True
-  has_chief = "chief" in resolver.cluster_spec().as_dict()
-  return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 # ----------------------------------------------------------------------------
@@ -182,64 +87,6 @@ def check_run_files(config: config_lib.Config, model_dir: str, chief: bool) -> N
 
 
 # ----------------------------------------------------------------------------
-# 3. Data
-# ----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Data:
-  split: data_lib.SemiSupervisedSplit
-  source: data_lib.Source
-  steps_per_epoch: int
-  alpha: float
-
-  @property
-  def shape(self) -> Dict[str, Any]:
-    """What the model's size follows: input width, classes, image shape."""
-    a = self.split.arrays
-    return dict(x_dim=a.pixels, num_classes=a.num_classes,
-                image_shape=list(a.image_shape))
-
-
-def build_data(config: config_lib.Config) -> Data:
-  from adgm_tf import bounds  # pylint: disable=g-import-not-at-top
-  d, m = config.data, config.model
-  arrays, source = data_lib.load_dataset(d.dataset, idx_dir=d.idx_dir,
-                                         data_dir=d.data_dir)
-  split = data_lib.split_semi_supervised(
-      arrays, num_labels=d.num_labels, label_seed=d.label_seed,
-      validation_size=d.validation_size, max_unlabeled=d.max_unlabeled)
-  return Data(split, source, data_lib.steps_per_epoch(split, d.unlabeled_batch_size),
-              bounds.classification_weight(split.num_unlabeled, split.num_labeled,
-                                           m.alpha_beta))
-
-
-def distributed_epoch(strategy, split, data_config: config_lib.DataConfig,
-                      seed: int, epoch: int, skip: int = 0):
-  """Epoch ``epoch`` of training data, split over the strategy's replicas.
-
-  Each worker's input pipeline yields its replicas' slices of every global
-  batch in replica order (``data.train_dataset``), so replica r always sees
-  rows [r B/R, (r+1) B/R) of the batch a single replica would see. ``skip``
-  drops the steps already done when resuming mid-epoch.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  def dataset_fn(ctx):
-    local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
-    ids = range(ctx.input_pipeline_id * local, (ctx.input_pipeline_id + 1) * local)
-    ds = data_lib.train_dataset(
-        split, labeled_batch_size=data_config.labeled_batch_size,
-        unlabeled_batch_size=data_config.unlabeled_batch_size, seed=seed,
-        epochs=1, start_epoch=epoch, num_replicas=ctx.num_replicas_in_sync,
-        replica_ids=ids)
-    return ds.skip(skip * local)
-
-  options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
-  return strategy.distribute_datasets_from_function(dataset_fn, options)
-
-
-# ----------------------------------------------------------------------------
 # 4. Model and checkpoints
 # ----------------------------------------------------------------------------
 
@@ -256,7 +103,7 @@ class Trainee:
   write_dir: str          # model_dir, or a scratch directory on non-chief workers
 
 
-def build_or_restore(config: config_lib.Config, data: Data, strategy, model_dir: str,
+def build_or_restore(config: config_lib.Config, data: pipeline.Data, strategy, model_dir: str,
                      chief: bool) -> Trainee:
   """The model, and the newest intact checkpoint restored into it (if any)."""
   import keras  # pylint: disable=g-import-not-at-top
@@ -299,7 +146,7 @@ def weights_fingerprint(model) -> str:
 # ----------------------------------------------------------------------------
 
 
-def record_run(config: config_lib.Config, data: Data, replicas: int, model_dir: str,
+def record_run(config: config_lib.Config, data: pipeline.Data, replicas: int, model_dir: str,
                flagfile_text: Optional[str]) -> None:
   """config.json (with the derived sizes) and flags.txt; an older flags.txt is kept."""
   derived = dict(alpha=data.alpha, num_labeled=data.split.num_labeled,
@@ -325,19 +172,6 @@ def record_run(config: config_lib.Config, data: Data, replicas: int, model_dir: 
 # ----------------------------------------------------------------------------
 # 6-7. Training and evaluation
 # ----------------------------------------------------------------------------
-
-
-def make_train_step(strategy, model):
-  """A tf.function running ``model.train_step`` on every replica; mean logs."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  @tf.function
-  def train_step(iterator):
-    per_replica = strategy.run(model.train_step, args=(next(iterator),))
-    return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-            for k, v in per_replica.items()}
-
-  return train_step
 
 
 NON_FINITE_END = "inputs are in [0, 1]."
@@ -372,7 +206,7 @@ def _cpu_time() -> float:
 class Trainer:
   """Step 6 and 7: the training loop with its evaluations and checkpoints."""
 
-  def __init__(self, config: config_lib.Config, data: Data, trainee: Trainee,
+  def __init__(self, config: config_lib.Config, data: pipeline.Data, trainee: Trainee,
                strategy, model_dir: str, chief: bool):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from adgm_tf import evaluation  # pylint: disable=g-import-not-at-top
@@ -566,14 +400,14 @@ class Trainer:
     import keras  # pylint: disable=g-import-not-at-top
     t = self.config.train
     spe = self.steps_per_epoch
-    train_step = make_train_step(self.strategy, self.model)
+    train_step = devices.make_train_step(self.strategy, self.model)
     if self.step >= t.epochs * spe:
       logger.info("already trained for %d epochs; evaluating", t.epochs)
     while self.epoch < t.epochs and not (self.stopped_by_budget or self.stopped_by_chunk):
       epoch_start, skip = time.time(), self.step - self.epoch * spe
       for tracker in self.model.metrics:
         tracker.reset_state()
-      iterator = iter(distributed_epoch(self.strategy, self.data.split, self.config.data,
+      iterator = iter(pipeline.distributed_epoch(self.strategy, self.data.split, self.config.data,
                                         t.seed, self.epoch, skip))
       progbar = None
       # A bar only on a terminal: in a log file (CI, nohup) its carriage-return
@@ -827,9 +661,9 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
   """
   config.validate()
   model_dir = os.path.abspath(os.path.expanduser(model_dir))
-  configure_devices(config.train)
-  strategy = make_strategy(config.train)                                  # 1
-  chief = is_chief(strategy)
+  devices.configure_devices(config.train)
+  strategy = devices.make_strategy(config.train)                                  # 1
+  chief = devices.is_chief(strategy)
   replicas = strategy.num_replicas_in_sync
   for name in ("labeled_batch_size", "unlabeled_batch_size"):
     if getattr(config.data, name) % replicas:
@@ -842,7 +676,7 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
   try:
     with lock:
       check_run_files(config, model_dir, chief)  # under the lock: no one else writes
-      data = build_data(config)                                           # 3
+      data = pipeline.build_data(config)                                           # 3
       trainee = build_or_restore(config, data, strategy, model_dir, chief)  # 4
       if chief:
         record_run(config, data, replicas, model_dir, flagfile_text)      # 5
@@ -892,7 +726,7 @@ def _remove_if_only_lock(model_dir: str) -> None:
       shutil.rmtree(model_dir)
 
 
-def _log_start(config, data: Data, trainer: Trainer, strategy) -> None:
+def _log_start(config, data: pipeline.Data, trainer: Trainer, strategy) -> None:
   """What will happen: model, data, split, strategy, directory, stopping rule, export."""
   d, m, t = config.data, config.model, config.train
   split = data.split
@@ -920,7 +754,7 @@ def _log_start(config, data: Data, trainer: Trainer, strategy) -> None:
       f"{split.num_unlabeled} unlabeled, {len(split.validation)} validation images; "
       f"{data.steps_per_epoch} steps of {d.labeled_batch_size} + "
       f"{d.unlabeled_batch_size} images per epoch",
-      f"  strategy: {strategy_name(strategy)}, {strategy.num_replicas_in_sync} replica(s)",
+      f"  strategy: {devices.strategy_name(strategy)}, {strategy.num_replicas_in_sync} replica(s)",
       f"  run directory: {trainer.model_dir} ({state})",
       f"  stops: {stops}",
       f"  evaluation: every {t.eval_every} epoch(s) with {t.eval_samples_periodic} "

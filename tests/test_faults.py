@@ -24,6 +24,7 @@ import pytest
 
 from adgm_tf import config as config_lib
 from adgm_tf import data
+from adgm_tf import devices
 from adgm_tf import errors
 from adgm_tf import export
 from adgm_tf import rundir
@@ -128,10 +129,10 @@ def test_malformed_tf_config_is_named(monkeypatch):
   monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1",')
   with pytest.raises(config_lib.ConfigError,
                      match=r"TF_CONFIG is not valid JSON \(it starts '\{\"cluster"):
-    train.read_tf_config()
+    devices.read_tf_config()
   monkeypatch.setenv("TF_CONFIG", "[1, 2]")
   with pytest.raises(config_lib.ConfigError, match="JSON object"):
-    train.read_tf_config()
+    devices.read_tf_config()
 
 
 def test_command_line_flag_errors_are_one_line(mnist_idx_dir, tmp_path):

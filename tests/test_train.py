@@ -21,7 +21,9 @@ import tensorflow as tf
 from adgm_tf import builders
 from adgm_tf import config as config_lib
 from adgm_tf import data
+from adgm_tf import devices as devices_lib
 from adgm_tf import evaluate
+from adgm_tf import pipeline
 from adgm_tf import rundir
 from adgm_tf import train
 from adgm_tf.errors import ConfigError
@@ -196,8 +198,8 @@ def _steps_under(devices, split, steps=2, clip_norm=1.0, recipe="batch_norm"):
   with strategy.scope():
     keras.utils.set_random_seed(3)
     model, _ = builders.create_model_and_optimizer(cfg, alpha=1.0, steps_per_epoch=10)
-  step = train.make_train_step(strategy, model)
-  iterator = iter(train.distributed_epoch(strategy, split, cfg.data, seed=0, epoch=0))
+  step = devices_lib.make_train_step(strategy, model)
+  iterator = iter(pipeline.distributed_epoch(strategy, split, cfg.data, seed=0, epoch=0))
   logs = [step(iterator) for _ in range(steps)]
   return {v.path: v.numpy() for v in model.variables}, logs
 

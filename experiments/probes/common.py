@@ -12,14 +12,14 @@ from adgm_tf import cli  # noqa: E402
 tf = cli.import_tensorflow()
 
 from adgm_tf import rundir  # noqa: E402
-from adgm_tf import train  # noqa: E402
+from adgm_tf import pipeline  # noqa: E402
 
 
 def load(model_dir, checkpoint=None):
   """``(model, checkpoint path, split, images [N, 784] uint8)``: the run's model
-  and the labeled/unlabeled/validation split it trained on (``train.build_data``)."""
+  and the labeled/unlabeled/validation split it trained on (``pipeline.build_data``)."""
   config, model, path = rundir.load_run(model_dir, checkpoint)
-  split = train.build_data(config).split
+  split = pipeline.build_data(config).split
   images = split.arrays.train_images.reshape(len(split.arrays.train_images), -1)
   return model, path, split, images
 

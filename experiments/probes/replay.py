@@ -26,6 +26,8 @@ from adgm_tf import cli  # noqa: E402
 tf = cli.import_tensorflow()
 
 from adgm_tf import config as config_lib  # noqa: E402
+from adgm_tf import devices  # noqa: E402
+from adgm_tf import pipeline  # noqa: E402
 from adgm_tf import rundir  # noqa: E402
 from adgm_tf import train  # noqa: E402
 from adgm_tf.errors import ConfigError  # noqa: E402
@@ -58,8 +60,8 @@ def main(model_dir, last):
   if saved is None:
     raise ConfigError(f"{model_dir}: not a run directory (no config.json).")
   config = config_lib.Config.from_dict(saved["config"])
-  data = train.build_data(config)
-  strategy = train.make_strategy(config.train)
+  data = pipeline.build_data(config)
+  strategy = devices.make_strategy(config.train)
   trainee = train.build_or_restore(config, data, strategy, model_dir, chief=True)
   model, step = trainee.model, int(trainee.optimizer.iterations.numpy())
   if last < step:
@@ -73,7 +75,7 @@ def main(model_dir, last):
 
   while step <= last:
     epoch_start = step
-    iterator = iter(train.distributed_epoch(strategy, data.split, config.data,
+    iterator = iter(pipeline.distributed_epoch(strategy, data.split, config.data,
                                             config.train.seed, step // spe, step % spe))
     for batch in iterator:
       if step >= last - 3 or step % 20 == 0:
