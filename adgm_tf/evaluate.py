@@ -113,21 +113,19 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
   ev = evaluation.Evaluator(model, d.eval_batch_size)
   out: Dict[str, object] = {"checkpoint": path, "step": step,
                             "epoch": step / steps_per_epoch, "eval_samples": samples}
-  images_for_kl = None
   for which in SPLITS:
-    images, labels = evaluation.split_images(split, which)
-    if which not in held:
-      if which in splits:
-        say(f"  {which}: the run holds no {which} images (--validation_size=0); skipped")
-      continue
-    out.update(evaluation.split_numbers(ev, which, images, labels, samples,
-                                        max(1, m.mc_samples), binarize=d.binarize_eval,
-                                        seed=t.seed))
-    images_for_kl = images  # the test images if read, as in the run's final evaluation
-    say(f"  {which}: error {100 * out[f'{which}_error']:.2f}% on {len(labels)} images")
-  kl_z, kl_a = ev.kl_per_unit(images_for_kl[:1000])
-  out["active_units_z"] = evaluation.active_units(kl_z)
-  out["active_units_a"] = evaluation.active_units(kl_a)
+    if which in splits and which not in held:
+      say(f"  {which}: the run holds no {which} images (--validation_size=0); skipped")
+  # The trainer's final evaluation, exactly (evaluation.evaluate_splits): active
+  # units on the test images if read, else on the validation images.
+  numbers = evaluation.evaluate_splits(
+      ev, [(w, evaluation.split_images(split, w)) for w in SPLITS if w in held],
+      samples, max(1, m.mc_samples), binarize=d.binarize_eval, seed=t.seed,
+      kl_split="test")
+  out.update(numbers.results)
+  for which in held:
+    say(f"  {which}: error {100 * out[f'{which}_error']:.2f}% on "
+        f"{len(evaluation.split_images(split, which)[1])} images")
   out["ll_samples"], out["ll_examples"], out["test_log_likelihood"] = ll_samples, 0, None
   if ll_examples and not split.arrays.has_test:
     say("  test log-likelihood: the dataset has no test set; skipped")

@@ -22,7 +22,7 @@ import math
 import os
 import tempfile
 import time
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -261,6 +261,41 @@ def progress_printer(say):
     say(f"  {done}/{total} images, {spent:.0f} s" + (f", about {left:.0f} s left"
                                                      if done < total else ""))
   return progress
+
+
+class SplitNumbers(NamedTuple):
+  """What an evaluation of the held-out splits gives: metrics.json's keys, and
+  the per-unit KL of z and a behind the active-unit counts."""
+  results: Dict[str, object]
+  kl_z: Optional[np.ndarray]   # [z_dim] nats
+  kl_a: Optional[np.ndarray]   # [a_dim] nats, None without a stochastic a
+
+
+def evaluate_splits(ev: "Evaluator", splits, samples: int, bound_samples: int,
+                    binarize: bool, seed: int, kl_split: str,
+                    bound_examples: Optional[int] = None) -> SplitNumbers:
+  """The error, a-diagnostics and bounds of each ``(name, (images, labels))`` in
+  ``splits`` (empty ones skipped), and the active units of z and a on the
+  first 1,000 images of ``kl_split``. The one evaluation the trainer's
+  periodic and final evaluations and ``python -m adgm_tf.evaluate`` all run.
+  """
+  results: Dict[str, object] = {}
+  held = {}
+  for which, (images, labels) in splits:
+    if len(labels) == 0:
+      continue
+    held[which] = images
+    results.update(split_numbers(ev, which, images, labels, samples, bound_samples,
+                                 binarize=binarize, seed=seed,
+                                 bound_examples=bound_examples))
+  kl_images = held.get(kl_split, next(iter(held.values()), None))
+  if kl_images is None:  # nothing held out (no validation split, test not read)
+    results["active_units_z"] = results["active_units_a"] = None
+    return SplitNumbers(results, None, None)
+  kl_z, kl_a = ev.kl_per_unit(kl_images[:1000])
+  results["active_units_z"] = active_units(kl_z)
+  results["active_units_a"] = active_units(kl_a)
+  return SplitNumbers(results, kl_z, kl_a)
 
 
 def split_numbers(ev: "Evaluator", which: str, images, labels, samples: int,

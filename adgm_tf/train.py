@@ -307,28 +307,21 @@ class Trainer:
 
   # -- evaluation -------------------------------------------------------------
 
-  def evaluate(self, samples: int, final: bool) -> Dict[str, Any]:
-    """Errors, a-diagnostics and bounds on the validation and test images."""
+  def evaluate(self, samples: int, final: bool):
+    """Errors, a-diagnostics and bounds on the validation (and test) images,
+    and the per-unit KL (``evaluation.SplitNumbers``)."""
     d, m, t = self.config.data, self.config.model, self.config.train
-    ev = self.evaluator
-    results: Dict[str, Any] = {}
-    bound_examples = None if final else 1000
-    for which, (images, labels) in (("validation", self.validation), ("test", self.test)):
-      if len(labels) == 0 or (which == "test" and not self.reads_test(final)):
-        continue
-      results.update(self._evaluation.split_numbers(
-          ev, which, images, labels, samples, max(1, m.mc_samples),
-          binarize=d.binarize_eval, seed=t.seed, bound_examples=bound_examples))
+    splits = [("validation", self.validation)]
+    if self.reads_test(final):
+      splits.append(("test", self.test))
     # Active units on the validation split, except at the end if the test set is read.
-    kl_images = (self.test[0] if (final and self.reads_test(True))
-                 or not len(self.validation[1]) else self.validation[0])
-    kl_z, kl_a = ev.kl_per_unit(kl_images[:1000])
-    results["active_units_z"] = self._evaluation.active_units(kl_z)
-    results["active_units_a"] = self._evaluation.active_units(kl_a)
+    numbers = self._evaluation.evaluate_splits(
+        self.evaluator, splits, samples, max(1, m.mc_samples), binarize=d.binarize_eval,
+        seed=t.seed, kl_split="test" if final else "validation",
+        bound_examples=None if final else 1000)
     if self.chief and not final:  # the final numbers are written as final_*
-      self._write_eval_summaries(results, kl_z, kl_a)
-    results["_kl"] = (kl_z, kl_a)
-    return results
+      self._write_eval_summaries(numbers.results, numbers.kl_z, numbers.kl_a)
+    return numbers
 
   def _write_eval_summaries(self, results, kl_z, kl_a) -> None:
     s, step = self.summaries, self.step
@@ -441,7 +434,7 @@ class Trainer:
     results: Dict[str, Any] = {}
     if (epoch_done and (self.epoch % t.eval_every == 0 or last)) or self.stopped_by_budget:
       start = time.time()
-      results = self.evaluate(t.eval_samples_periodic, final=False)
+      results = self.evaluate(t.eval_samples_periodic, final=False).results
       # The first evaluation also compiles its functions: a poor guide to the
       # next, used only when a budget needs an estimate now (better too much
       # kept back than too little).
@@ -547,9 +540,8 @@ class Trainer:
              f"{len(self.validation[1])} validation and {n_test} test images"
              + (f" (about {estimate:.0f} s)" if estimate else ""))
     start = time.time()
-    final = self.evaluate(m.eval_samples, final=True)
+    final, kl_z, kl_a = self.evaluate(m.eval_samples, final=True)
     self.say(f"  done in {time.time() - start:.0f} s")
-    kl_z, kl_a = final.pop("_kl")
     n_ll = self._ll_examples()
     ll = None
     if n_ll:
