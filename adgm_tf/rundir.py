@@ -227,6 +227,54 @@ def _is_number(text: str) -> bool:
 # ----------------------------------------------------------------------------
 
 
+class RunDir:
+  """Every path of a run directory (the layout in this module's docstring):
+  no other module joins names under ``model_dir``."""
+
+  def __init__(self, root: str):
+    self.root = os.path.abspath(os.path.expanduser(root))
+
+  def _join(self, *parts: str) -> str:
+    return os.path.join(self.root, *parts)
+
+  @property
+  def config(self) -> str:
+    return self._join("config.json")
+
+  @property
+  def flags(self) -> str:
+    return self._join("flags.txt")
+
+  def older_flags(self, n: int) -> str:
+    """Where the n-th replaced flags.txt is kept."""
+    return self._join(f"flags.{n}.txt")
+
+  @property
+  def history(self) -> str:
+    return self._join("history.csv")
+
+  @property
+  def metrics(self) -> str:
+    return self._join("metrics.json")
+
+  @property
+  def checkpoints(self) -> str:
+    return self._join("checkpoints")
+
+  @property
+  def best(self) -> str:
+    return self._join("best")
+
+  @property
+  def best_json(self) -> str:
+    """The epoch, step and errors of the checkpoint in best/."""
+    return self._join("best", "best.json")
+
+  def events(self, which: str) -> str:
+    """TensorBoard event directory: "train" or "eval"."""
+    return self._join(which)
+
+
 class RunLock:
   """An exclusive ``flock`` on ``<model_dir>/.lock`` for the life of a run.
 

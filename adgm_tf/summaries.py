@@ -80,11 +80,13 @@ KL_DESCRIPTIONS = {
 class Summaries:
   """Writers for one run; a no-op object on non-chief workers."""
 
-  def __init__(self, model_dir: Optional[str]):
-    self.enabled = model_dir is not None
+  def __init__(self, train_dir: Optional[str], eval_dir: Optional[str] = None):
+    """``train_dir`` and ``eval_dir``: where the two event streams go (a run's
+    ``RunDir.events``); None: a no-op object (non-chief workers)."""
+    self.enabled = train_dir is not None
     if self.enabled:
-      self.train = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
-      self.eval = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
+      self.train = tf.summary.create_file_writer(train_dir)
+      self.eval = tf.summary.create_file_writer(eval_dir or os.path.join(train_dir, "eval"))
 
   def scalars(self, which: str, values: Mapping[str, Optional[float]], step: int) -> None:
     """Every known metric of ``values`` under its group's tag (``tag``)."""

@@ -83,7 +83,7 @@ def check_directories(config: config_lib.Config, model_dir: str, chief: bool) ->
 def check_run_files(config: config_lib.Config, model_dir: str, chief: bool) -> None:
   """config.json and history.csv, if present, are readable and belong to this run."""
   rundir.check_resumable(config, model_dir, rundir.read_run_config(model_dir))
-  rundir.History(os.path.join(model_dir, "history.csv"), chief).read()
+  rundir.History(rundir.RunDir(model_dir).history, chief).read()
 
 
 # ----------------------------------------------------------------------------
@@ -119,15 +119,15 @@ def build_or_restore(config: config_lib.Config, data: pipeline.Data, strategy, m
   # Every worker saves (saving may involve collectives); only the chief's
   # files are kept (the tf.distribute multi-worker checkpointing pattern).
   write_dir = model_dir if chief else tempfile.mkdtemp(prefix="adgm_tf_worker_")
-  latest = rundir.intact_checkpoint(os.path.join(model_dir, "checkpoints"), repair=chief)
+  latest = rundir.intact_checkpoint(rundir.RunDir(model_dir).checkpoints, repair=chief)
   if latest:
     rundir.check_checkpoint_matches(checkpoint, latest)
     checkpoint.restore(latest).assert_existing_objects_matched()
     logger.info("resumed from %s (step %d)", latest, int(optimizer.iterations.numpy()))
   manager = tf.train.CheckpointManager(
-      checkpoint, os.path.join(write_dir, "checkpoints"), max_to_keep=t.keep_checkpoints)
+      checkpoint, rundir.RunDir(write_dir).checkpoints, max_to_keep=t.keep_checkpoints)
   best_manager = tf.train.CheckpointManager(
-      checkpoint, os.path.join(write_dir, "best"), max_to_keep=1)
+      checkpoint, rundir.RunDir(write_dir).best, max_to_keep=1)
   return Trainee(model, optimizer, checkpoint, wall_time, manager, best_manager, write_dir)
 
 
@@ -154,18 +154,19 @@ def record_run(config: config_lib.Config, data: pipeline.Data, replicas: int, mo
                  num_validation=len(data.split.validation),
                  steps_per_epoch=data.steps_per_epoch, replicas=replicas,
                  data_source=data.source.describe(), **data.shape)
-  rundir.atomic_write(os.path.join(model_dir, "config.json"), json.dumps(
+  run = rundir.RunDir(model_dir)
+  rundir.atomic_write(run.config, json.dumps(
       dict(config=config.to_dict(), derived=derived), indent=2, sort_keys=True,
       default=str))
   if flagfile_text is None:
     return
-  flags_path = os.path.join(model_dir, "flags.txt")
+  flags_path = run.flags
   if os.path.exists(flags_path):
     with open(flags_path) as f:
       previous = f.read()
     if previous != flagfile_text:
       n = len([p for p in os.listdir(model_dir) if p.startswith("flags.")])
-      rundir.atomic_write(os.path.join(model_dir, f"flags.{n}.txt"), previous)
+      rundir.atomic_write(run.older_flags(n), previous)
   rundir.atomic_write(flags_path, flagfile_text)
 
 
@@ -219,8 +220,11 @@ class Trainer:
     self.epoch = self.step // self.steps_per_epoch
     self.stopped_by_budget = False
     self.stopped_by_chunk = False  # --chunk_minutes: this launch ends, the run goes on
-    self.summaries = summaries_lib.Summaries(model_dir if chief else None)
-    self.history = rundir.History(os.path.join(model_dir, "history.csv"), chief)
+    run = rundir.RunDir(model_dir)
+    self.summaries = (summaries_lib.Summaries(run.events("train"), run.events("eval"))
+                      if chief else summaries_lib.Summaries(None))
+    self.run = rundir.RunDir(model_dir)
+    self.history = rundir.History(self.run.history, chief)
     self.evaluator = evaluation.Evaluator(self.model, config.data.eval_batch_size)
     self.test = evaluation.split_images(data.split, "test")
     self.validation = evaluation.split_images(data.split, "validation")
@@ -343,7 +347,7 @@ class Trainer:
                      epoch=self.step / self.steps_per_epoch)
     self.save(self.trainee.best_manager)
     if self.chief:
-      rundir.atomic_write(os.path.join(self.model_dir, "best", "best.json"),
+      rundir.atomic_write(self.run.best_json,
                           json.dumps(self.best))
 
   # -- training ---------------------------------------------------------------
@@ -595,7 +599,7 @@ class Trainer:
     tf, d, m, t = self._tf, self.config.data, self.config.model, self.config.train
     if self.best["step"] == self.step or not self.reads_test(True):
       return metrics["test_error"]
-    best_dir = os.path.join(self.model_dir, "best")
+    best_dir = self.run.best
     try:
       best_path = rundir.intact_checkpoint(best_dir, repair=False)
     except ConfigError as e:
@@ -613,7 +617,7 @@ class Trainer:
 
 
 def _read_best(model_dir: str) -> Optional[Dict[str, Any]]:
-  path = os.path.join(model_dir, "best", "best.json")
+  path = rundir.RunDir(model_dir).best_json
   if not os.path.exists(path):
     return None
   try:
@@ -684,11 +688,11 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
         raise Interrupted(f"interrupted at step {trainer.step}; "
                           f"{trainer.where_to_resume()}.") from None
       if chief:
-        rundir.atomic_write(os.path.join(model_dir, "metrics.json"),
+        rundir.atomic_write(rundir.RunDir(model_dir).metrics,
                             json.dumps(metrics, indent=2, sort_keys=True))
         if config.train.export_dir:                                       # 8
           metrics["export_path"] = export_model(trainee.model, config, metrics)
-          rundir.atomic_write(os.path.join(model_dir, "metrics.json"),
+          rundir.atomic_write(rundir.RunDir(model_dir).metrics,
                               json.dumps(metrics, indent=2, sort_keys=True))
       _log_end(config, metrics, chief, model_dir, trainer)
       return metrics
@@ -791,10 +795,10 @@ def _log_end(config, metrics: Dict[str, Any], chief: bool, model_dir: str,
         + ("" if metrics.get("aux_information") is None else
            f", I(y;a|x) {metrics['aux_information']:.3f} nats"))
   best = metrics.get("best_validation")
-  lines += [f"  metrics: {os.path.join(model_dir, 'metrics.json')}",
+  lines += [f"  metrics: {rundir.RunDir(model_dir).metrics}",
             f"  checkpoints: {trainer.newest_checkpoint()}"
             + (f"; best by validation error (epoch {best['epoch']:g}): "
-               f"{os.path.join(model_dir, 'best')}" if best else "")]
+               f"{rundir.RunDir(model_dir).best}" if best else "")]
   if metrics.get("export_path"):
     lines += [f"  export: {metrics['export_path']}",
               f"  serve: tensorflow_model_server --model_name=adgm --model_base_path="
