@@ -36,7 +36,8 @@ def test_initialisation_matches_glorot_over_the_concatenation():
   limit = np.sqrt(6.0 / (884 + 500))
   for k in layer.kernels.values():
     v = k.numpy()
-    assert np.abs(v).max() <= limit
+    # The bound as float32 holds it: a draw next to the limit rounds to it.
+    assert np.abs(v).max() <= np.float32(limit)
     assert np.std(v) == pytest.approx(limit / np.sqrt(3), rel=0.05)
 
 
