@@ -923,10 +923,7 @@ def split_semi_supervised(arrays: Arrays, num_labels: int = 100,
     raise DataError(
         f"validation_size={validation_size} must be in [0, {n}) (the "
         f"training set has {n} images).")
-  rng = np.random.default_rng([label_seed, 0x5eed])
-  order = rng.permutation(n)
-  validation = np.sort(order[:validation_size])
-  rest = order[validation_size:]
+  validation, rest = _hold_out(n, validation_size, label_seed)
   per_class = num_labels // num_classes
   labeled = []
   for c in range(num_classes):
@@ -953,6 +950,13 @@ def split_semi_supervised(arrays: Arrays, num_labels: int = 100,
                              validation.astype(np.int64))
 
 
+def _hold_out(pool, size: int, label_seed: int) -> Tuple[np.ndarray, np.ndarray]:
+  """``(validation, rest)``: ``size`` indices of ``pool`` (an int n: 0..n-1)
+  drawn with the label seed (sorted), and the rest in that draw's order."""
+  order = np.random.default_rng([label_seed, 0x5eed]).permutation(pool)
+  return np.sort(order[:size]), order[size:]
+
+
 def _split_with_labels(arrays: Arrays, labeled: np.ndarray, label_seed: int,
                        validation_size: int,
                        max_unlabeled: Optional[int]) -> SemiSupervisedSplit:
@@ -964,10 +968,7 @@ def _split_with_labels(arrays: Arrays, labeled: np.ndarray, label_seed: int,
         f"validation_size={validation_size} must be in [0, {len(others)}): the "
         f"training set has {n} images, {len(labeled)} of them labeled "
         f"(labeled_index), and the validation split is drawn from the others.")
-  rng = np.random.default_rng([label_seed, 0x5eed])
-  order = rng.permutation(others)
-  validation = np.sort(order[:validation_size])
-  rest = order[validation_size:]
+  validation, rest = _hold_out(others, validation_size, label_seed)
   unlabeled = np.sort(np.concatenate([labeled, rest]))
   if max_unlabeled is not None and max_unlabeled < len(unlabeled):
     if max_unlabeled < len(labeled):
