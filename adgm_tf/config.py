@@ -392,11 +392,11 @@ def flag_fields(sections=SECTIONS):
         yield section, f, _kind(f)
 
 
-def define_flags(flag_values=None, sections=SECTIONS):
-  """One absl flag per config field (its name, default, help and choices);
-  returns the flag names in order. ``flag_values``: absl's FLAGS by default."""
+def define_flags(flag_values, sections=SECTIONS):
+  """One absl flag per config field (its name, default, help and choices) in
+  ``flag_values`` (the launcher passes absl's FLAGS); returns the names in order.
+  The library itself never reads flags: only the launcher calls this."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  flag_values = flags.FLAGS if flag_values is None else flag_values
   names = []
   for _, f, kind in flag_fields(sections):
     help_text, default = f.metadata["help"], f.default
@@ -431,10 +431,8 @@ def sections_from_flags(flag_values, sections=SECTIONS,
   return {s: cls(**values[s]) for s, cls in sections}
 
 
-def config_from_flags(flag_values=None, overrides=None) -> "Config":
-  """The typed config of the parsed flags (absl's FLAGS by default)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flag_values = flags.FLAGS if flag_values is None else flag_values
+def config_from_flags(flag_values, overrides=None) -> "Config":
+  """The typed config of parsed flags (the launcher passes absl's FLAGS)."""
   return Config(**sections_from_flags(flag_values, overrides=overrides))
 
 
