@@ -158,3 +158,24 @@ def test_the_long_run_rows_recompute_from_its_files():
   # The evaluation chosen as best/ is the lowest validation error of the run.
   rows = experiments.long_run_rows(history)
   assert min(rows, key=lambda r: r["validation_error"])["epoch"] == best["epoch"]
+
+
+@pytest.mark.parametrize("model,label", [
+    ("m2", "M2"), ("adgm", "ICML ADGM"), ("sdgm", "SDGM with the warm-up")])
+def test_the_20_epoch_table_recomputes_from_its_runs(model, label):
+  """RESULTS.md section 5's second rule at 20 epochs, against docs/results/fig4_20."""
+  rows = {r[0]: r for r in _table_after(_results_text(), "| model (20 epochs) |")}
+  ms = [_metrics(f"fig4_20/runs/{model}-seed{s}") for s in (1, 2, 3)]
+  assert all(m["epochs"] == 20 and m["eval_samples"] == 100 for m in ms)
+  val = [100 * m["validation_error"] for m in ms]
+  row = [_plain(c) for c in rows[label][1:]]
+  assert row[0] == _pm(val, 2) + "% (" + ", ".join(f"{v:.2f}" for v in val) + ")"
+  assert row[1] == _pm([100 * m["test_error"] for m in ms], 2) + "%"
+  if model == "m2":
+    assert row[2:4] == ["-", "-"]
+  else:
+    swaps = [100 * (m["validation_aux_swap_error"] - m["validation_error"]) for m in ms]
+    assert row[2] == _pm(swaps, 2, "+")
+    assert row[3] == _pm([m["validation_aux_alive_fraction"] for m in ms], 2)
+  z = [m["active_units_z"] for m in ms]
+  assert row[4] == ("0" if not any(z) else _pm(z, 1))
