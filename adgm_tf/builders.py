@@ -62,7 +62,7 @@ def _model_arguments() -> frozenset:
   return frozenset(inspect.signature(base.SemiSupervisedModel.__init__).parameters)
 
 
-def build_model(config: config_lib.Config, alpha: float, steps_per_epoch: int = 1,
+def model_from_config(config: config_lib.Config, alpha: float, steps_per_epoch: int = 1,
                 x_dim: int = 784, num_classes: int = 10,
                 num_unlabeled: Optional[int] = None):
   """The model a config describes, for the data's sizes.
@@ -99,7 +99,7 @@ def create_model_and_optimizer(config: config_lib.Config, alpha: float,
   not lazily inside the first distributed step (where MirroredStrategy
   cannot initialise them).
   """
-  model = build_model(config, alpha, steps_per_epoch, x_dim, num_classes, num_unlabeled)
+  model = model_from_config(config, alpha, steps_per_epoch, x_dim, num_classes, num_unlabeled)
   optimizer = make_optimizer(config.train, steps_per_epoch)
   model.compile(optimizer=optimizer)
   optimizer.build(model.trainable_variables)

@@ -92,7 +92,7 @@ def check_run_files(config: config_lib.Config, model_dir: str, chief: bool) -> N
 
 
 @dataclasses.dataclass
-class Trainee:
+class TrainingState:
   """The model and everything checkpointed with it."""
   model: Any
   optimizer: Any
@@ -104,7 +104,7 @@ class Trainee:
 
 
 def build_or_restore(config: config_lib.Config, data: pipeline.Data, strategy, model_dir: str,
-                     chief: bool) -> Trainee:
+                     chief: bool) -> TrainingState:
   """The model, and the newest intact checkpoint restored into it (if any)."""
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -128,7 +128,7 @@ def build_or_restore(config: config_lib.Config, data: pipeline.Data, strategy, m
       checkpoint, rundir.RunDir(write_dir).checkpoints, max_to_keep=t.keep_checkpoints)
   best_manager = tf.train.CheckpointManager(
       checkpoint, rundir.RunDir(write_dir).best, max_to_keep=1)
-  return Trainee(model, optimizer, checkpoint, wall_time, manager, best_manager, write_dir)
+  return TrainingState(model, optimizer, checkpoint, wall_time, manager, best_manager, write_dir)
 
 
 def weights_fingerprint(model) -> str:
@@ -207,7 +207,7 @@ def _cpu_time() -> float:
 class Trainer:
   """Step 6 and 7: the training loop with its evaluations and checkpoints."""
 
-  def __init__(self, config: config_lib.Config, data: pipeline.Data, trainee: Trainee,
+  def __init__(self, config: config_lib.Config, data: pipeline.Data, trainee: TrainingState,
                strategy, model_dir: str, chief: bool):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from adgm_tf import evaluation  # pylint: disable=g-import-not-at-top

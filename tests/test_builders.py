@@ -71,16 +71,16 @@ def test_the_optimizer_takes_adam_epsilon(epsilon):
   assert float(var[0]) == pytest.approx(-1e-3 * s * 1e-7 / (s * 1e-7 + epsilon), rel=1e-3)
 
 
-def test_build_model_passes_bn_epsilon_to_every_batch_norm():
+def test_model_from_config_passes_bn_epsilon_to_every_batch_norm():
   cfg = config_lib.Config(model=config_lib.ModelConfig(
       model="sdgm", hidden=(6, 5), z_dim=3, a_dim=4, bn_epsilon=1e-4))
-  model = builders.build_model(cfg, alpha=1.0)
+  model = builders.model_from_config(cfg, alpha=1.0)
   norms = [layer for layer in model._flatten_layers()
            if isinstance(layer, networks.BatchNormalization)]
   # q_a, q_y, q_z, p_a, p_x: five MLPs of two layers each.
   assert len(norms) == 10
   assert {n.epsilon for n in norms} == {1e-4}
   assert model.get_config()["bn_epsilon"] == 1e-4
-  default = builders.build_model(config_lib.Config(model=config_lib.ModelConfig(
+  default = builders.model_from_config(config_lib.Config(model=config_lib.ModelConfig(
       model="sdgm", hidden=(6,), z_dim=3, a_dim=4)), alpha=1.0)
   assert default.bn_epsilon == 1e-3  # Keras's, as before the option existed

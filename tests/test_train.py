@@ -222,7 +222,7 @@ def test_two_replicas_make_the_same_update_as_one(mnist_arrays, recipe):
   # Not vacuous: the weights did move, by more than the tolerance.
   keras.utils.set_random_seed(3)
   cfg = tiny_config(None, model=dict(RECIPES[recipe][0], mc_samples=2))
-  init = {v.path: v.numpy() for v in builders.build_model(cfg, 1.0).variables}
+  init = {v.path: v.numpy() for v in builders.model_from_config(cfg, 1.0).variables}
   assert max(float(np.max(np.abs(init[k] - one[k]))) for k in one) > 1e-4
 
 
