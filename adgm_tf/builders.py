@@ -48,8 +48,10 @@ def make_optimizer(train_config: config_lib.TrainConfig, steps_per_epoch: int):
       learning_rate=learning_rate_schedule(train_config, steps_per_epoch),
       beta_1=train_config.beta1, beta_2=train_config.beta2,
       epsilon=train_config.adam_epsilon)
-  from adgm_tf import hardware  # pylint: disable=g-import-not-at-top
-  if hardware.resolve_precision(train_config.precision) == "fp16":
+  # Only fp16 needs loss scaling; --precision=auto never chooses it
+  # (hardware.resolve_precision), so the policy itself is set once, by
+  # devices.configure_devices.
+  if train_config.precision == "fp16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   return optimizer
 
@@ -79,7 +81,6 @@ def model_from_config(config: config_lib.Config, alpha: float, steps_per_epoch: 
     raise ValueError("weight_prior needs num_unlabeled (its scale is 1/N)")
   arguments = _model_arguments()
   same = {k: v for k, v in dataclasses.asdict(m).items() if k in arguments}
-  same["hidden"] = tuple(m.hidden)
   return models.build_model(
       m.model, **same, x_dim=int(x_dim), num_classes=int(num_classes),
       eval_bound_samples=m.mc_samples, alpha=alpha, clip_norm=t.clip_norm,

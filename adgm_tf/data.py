@@ -663,6 +663,11 @@ def _check_labels(y: np.ndarray, name: str, count: int, images: str,
   return y.astype(np.int64)
 
 
+def _no_test_set(x_train: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  """An empty test split shaped like ``x_train`` (``Arrays.has_test`` is then False)."""
+  return np.zeros((0,) + x_train.shape[1:], x_train.dtype), np.zeros((0,), np.int64)
+
+
 def _check_classes(train_labels, test_labels, where: str,
                    num_classes: Optional[int] = None) -> int:
   k = int(num_classes or int(train_labels.max()) + 1)
@@ -747,8 +752,7 @@ def _read_npz(full: str, where: str) -> Arrays:
           f"shape and pixel type.")
     y_test = _check_labels(raw["y_test"], "y_test", len(x_test), "x_test", where)
   else:
-    x_test = np.zeros((0,) + x_train.shape[1:], x_train.dtype)
-    y_test = np.zeros((0,), np.int64)
+    x_test, y_test = _no_test_set(x_train)
   k = _check_classes(y_train, y_test, where)
   labeled_index = None
   if "labeled_index" in raw:
@@ -821,8 +825,7 @@ def load_tfds_arrays(name: str, data_dir: str, allow_download: bool = True) -> A
                   _check_labels(np.asarray(ds["label"]), f"{split} labels",
                                 len(ds["image"]), f"{split} images", where))
   x_train, y_train = out["train"]
-  x_test, y_test = out.get("test", (np.zeros((0,) + x_train.shape[1:], x_train.dtype),
-                                    np.zeros((0,), np.int64)))
+  x_test, y_test = out["test"] if "test" in out else _no_test_set(x_train)
   k = _check_classes(y_train, y_test, where, getattr(features["label"], "num_classes", None))
   return Arrays(x_train, y_train, x_test, y_test, k)
 

@@ -102,7 +102,8 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
     raise ConfigError(f"{model_dir}: the run holds no validation images to evaluate "
                       f"(its --validation_size is 0). Add test to --splits.")
   split = pipeline.build_data(config).split
-  held = [w for w in splits if len(evaluation.split_images(split, w)[1])]
+  images = {w: evaluation.split_images(split, w) for w in SPLITS}  # (images, labels)
+  held = [w for w in splits if len(images[w][1])]
   if not held:
     raise ConfigError(f"{model_dir}: the run holds no {' or '.join(splits)} images to "
                       f"evaluate (its dataset has no test set and --validation_size "
@@ -119,13 +120,13 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
   # The trainer's final evaluation, exactly (evaluation.evaluate_splits): active
   # units on the test images if read, else on the validation images.
   numbers = evaluation.evaluate_splits(
-      ev, [(w, evaluation.split_images(split, w)) for w in SPLITS if w in held],
+      ev, [(w, images[w]) for w in SPLITS if w in held],
       samples, max(1, m.mc_samples), binarize=d.binarize_eval, seed=t.seed,
       kl_split="test")
   out.update(numbers.results)
   for which in held:
     say(f"  {which}: error {100 * out[f'{which}_error']:.2f}% on "
-        f"{len(evaluation.split_images(split, which)[1])} images")
+        f"{len(images[which][1])} images")
   out["ll_samples"], out["ll_examples"], out["test_log_likelihood"] = ll_samples, 0, None
   if ll_examples and not split.arrays.has_test:
     say("  test log-likelihood: the dataset has no test set; skipped")

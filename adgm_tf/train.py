@@ -220,10 +220,10 @@ class Trainer:
     self.epoch = self.step // self.steps_per_epoch
     self.stopped_by_budget = False
     self.stopped_by_chunk = False  # --chunk_minutes: this launch ends, the run goes on
-    run = rundir.RunDir(model_dir)
-    self.summaries = (summaries_lib.Summaries(run.events("train"), run.events("eval"))
-                      if chief else summaries_lib.Summaries(None))
     self.run = rundir.RunDir(model_dir)
+    self.summaries = (summaries_lib.Summaries(self.run.events("train"),
+                                              self.run.events("eval"))
+                      if chief else summaries_lib.Summaries(None))
     self.history = rundir.History(self.run.history, chief)
     self.evaluator = evaluation.Evaluator(self.model, config.data.eval_batch_size)
     self.test = evaluation.split_images(data.split, "test")
@@ -688,11 +688,11 @@ def train_and_evaluate(config: config_lib.Config, model_dir: str,
         raise Interrupted(f"interrupted at step {trainer.step}; "
                           f"{trainer.where_to_resume()}.") from None
       if chief:
-        rundir.atomic_write(rundir.RunDir(model_dir).metrics,
+        rundir.atomic_write(trainer.run.metrics,
                             json.dumps(metrics, indent=2, sort_keys=True))
         if config.train.export_dir:                                       # 8
           metrics["export_path"] = export_model(trainee.model, config, metrics)
-          rundir.atomic_write(rundir.RunDir(model_dir).metrics,
+          rundir.atomic_write(trainer.run.metrics,
                               json.dumps(metrics, indent=2, sort_keys=True))
       _log_end(config, metrics, chief, model_dir, trainer)
       return metrics
