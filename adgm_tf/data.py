@@ -797,11 +797,18 @@ def load_tfds_arrays(name: str, data_dir: str, allow_download: bool = True) -> A
                     f"tfds:kmnist.") from None
   prepared = os.path.isfile(os.path.join(builder.data_dir, "dataset_info.json"))
   if not prepared:
+    advice = (f"Prepare it where the network reaches its source "
+              f"(tfds.builder({name!r}, data_dir=...).download_and_prepare()) and "
+              f"give that --data_dir.")
     if not allow_download:
-      raise DataError(f"{where}: not prepared in --data_dir={data_dir}. Prepare it "
-                      f"where the network reaches its source "
-                      f"(tfds.builder({name!r}, data_dir=...).download_and_prepare()) "
-                      f"and give that --data_dir.")
+      raise DataError(f"{where}: not prepared in --data_dir={data_dir}. {advice}")
+    # Probe the source first, as resolve_source does: offline, tfds's own
+    # download retries for minutes before it fails.
+    hosts = _download_hosts(builder)
+    if hosts and not any(_host_reachable(h, p) for h, p in hosts):
+      raise DataError(f"{where}: not prepared in --data_dir={data_dir}, and its source "
+                      f"({', '.join(sorted(h for h, _ in hosts))}) is not reachable "
+                      f"from this machine. {advice}")
     try:
       builder.download_and_prepare()
     except Exception as e:  # pylint: disable=broad-except
@@ -828,6 +835,21 @@ def load_tfds_arrays(name: str, data_dir: str, allow_download: bool = True) -> A
   x_test, y_test = out["test"] if "test" in out else _no_test_set(x_train)
   k = _check_classes(y_train, y_test, where, getattr(features["label"], "num_classes", None))
   return Arrays(x_train, y_train, x_test, y_test, k)
+
+
+def _download_hosts(builder) -> set:
+  """``{(host, port)}`` of the URLs a tfds builder downloads (empty if unknown)."""
+  from urllib.parse import urlparse  # pylint: disable=g-import-not-at-top
+  try:
+    urls = list(builder.url_infos or {})
+  except Exception:  # pylint: disable=broad-except  (no checksums recorded)
+    urls = []
+  hosts = set()
+  for url in urls:
+    u = urlparse(url)
+    if u.hostname:
+      hosts.add((u.hostname, u.port or (443 if u.scheme == "https" else 80)))
+  return hosts
 
 
 def load_dataset(dataset: str, idx_dir: Optional[str] = None,

@@ -586,3 +586,13 @@ def test_tfds_errors_say_what_to_do(tmp_path):
   with pytest.raises(data.DataError, match=r"tfds:kmnist: not prepared in --data_dir=.*"
                                            r"Prepare it where the network reaches"):
     data.load_dataset("tfds:kmnist", data_dir=str(tmp_path), allow_download=False)
+
+
+def test_an_unreachable_tfds_source_fails_at_once(tmp_path, monkeypatch):
+  """Offline, tfds's download would retry for minutes: the source is probed
+  first and the failure is one message naming its host."""
+  monkeypatch.setattr(data, "_host_reachable", lambda host, port, timeout=3.0: False)
+  with pytest.raises(data.DataError, match=r"tfds:kmnist: not prepared in --data_dir=.*"
+                                           r"its source \(codh\.rois\.ac\.jp\) is not "
+                                           r"reachable from this machine"):
+    data.load_dataset("tfds:kmnist", data_dir=str(tmp_path), allow_download=True)
