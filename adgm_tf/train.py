@@ -579,6 +579,10 @@ class Trainer:
         # wall time also counts the moments the process got no CPU.
         "cpu_time_last_launch": _cpu_time(),
         "stopped_by_time_budget": self.stopped_by_budget,
+        # Seconds of --time_budget_minutes kept back for this final evaluation
+        # (training stops at the budget less this; None without a budget).
+        "time_budget_kept_for_final_evaluation": (
+            None if self.budget is None else round(self.final_estimate or 0.0, 2)),
         "model": m.model,
         "replicas": self.strategy.num_replicas_in_sync,
         "weights_sha256": weights_fingerprint(self.model),
