@@ -153,6 +153,32 @@ def absl_flags_parser(prog: str) -> Callable[[Sequence[str]], list]:
   return parse
 
 
+def run_absl(prog: str, main: Callable[[list], object],
+             define_flags: Optional[Callable[[], None]] = None) -> None:
+  """Runs ``main(argv)`` as every command of the package runs: an absl app.
+
+  ``define_flags()`` declares the command's flags; ``--verbose_errors`` and
+  ``--show_tf_logs`` are added unless it declared them. A flag error is one
+  line and exit 2 (:func:`absl_flags_parser`); a failure in ``main`` is one
+  line and its exit code (:func:`run_main`). ``argv`` holds the program name
+  and any positional arguments.
+  """
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if define_flags is not None:
+    define_flags()
+  for name, text in (("verbose_errors", "Show the traceback of a failure."),
+                     ("show_tf_logs", "Keep TensorFlow's C++ start-up lines.")):
+    if name not in flags.FLAGS:
+      flags.DEFINE_bool(name, False, text)
+
+  def wrapped(argv):
+    run_main(prog, lambda: main(argv),
+             verbose=flags.FLAGS.verbose_errors or verbose_requested([]))
+
+  app.run(wrapped, flags_parser=absl_flags_parser(prog))
+
+
 def _nested_flagfile_hint(text: str, argv: Sequence[str]) -> Optional[str]:
   """Advice when a flagfile named inside a flagfile is not found.
 

@@ -1,6 +1,6 @@
 """Compare finished runs of different experiments, per epoch, over seeds.
 
-    python experiments/compare.py [--plot=PNG [--budget=TEXT]] LABEL=DIR_GLOB [LABEL=DIR_GLOB ...]
+    python -m experiments.compare [--plot=PNG [--budget=TEXT]] LABEL=DIR_GLOB [LABEL=DIR_GLOB ...]
 
 Each ``LABEL=DIR_GLOB`` names one model: the run directories matching the
 glob (its seeds; a run directory or a published copy, anything with a
@@ -11,17 +11,17 @@ each run was given, e.g. "10 epochs each") in its title. Only epochs that every
 seed of a label reached are shown. Example (the SDGM without the warm-up
 against Fig. 4's M2, from the published files):
 
-    python experiments/compare.py "M2=docs/results/fig4/runs/m2-seed*" \\
+    python -m experiments.compare "M2=docs/results/fig4/runs/m2-seed*" \\
         "SDGM, no warm-up=docs/results/sdgm_nowarmup/runs/sdgm_nowarmup-seed*"
 """
 import glob
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from adgm_tf import cli
+from adgm_tf import experiments
+from adgm_tf.errors import ConfigError
 
-from adgm_tf import experiments  # noqa: E402
-from adgm_tf.errors import ConfigError  # noqa: E402
+PROG = "experiments.compare"
 
 
 def records_of(specs):
@@ -66,25 +66,24 @@ def table(records) -> str:
 
 
 def main(argv):
-  plot = None
-  budget = ""
-  specs = []
-  for arg in argv:
-    if arg.startswith("--plot="):
-      plot = arg.split("=", 1)[1]
-    elif arg.startswith("--budget="):
-      budget = arg.split("=", 1)[1]
-    else:
-      specs.append(arg)
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  specs = argv[1:]
   if not specs:
-    raise SystemExit(__doc__.split("\n\n")[1])
+    raise ConfigError("give one LABEL=DIR_GLOB or more, e.g. "
+                      "\"M2=docs/results/fig4/runs/m2-seed*\".")
   records = swap_cost_history(records_of(specs))
   print(table(records))
-  if plot:
-    experiments.plot_convergence(records, plot, budget)
-    print(f"written: {plot}")
+  if flags.FLAGS.plot:
+    experiments.plot_convergence(records, flags.FLAGS.plot, flags.FLAGS.budget)
+    print(f"written: {flags.FLAGS.plot}")
+
+
+def define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("plot", None, "also draw the convergence figure into this PNG")
+  flags.DEFINE_string("budget", "", "what each run was given (e.g. \"10 epochs each\"), "
+                      "for the figure's title")
 
 
 if __name__ == "__main__":
-  from adgm_tf import cli  # noqa: E402
-  cli.run_main("experiments/compare.py", lambda: main(sys.argv[1:]))
+  cli.run_absl(PROG, main, define_flags)

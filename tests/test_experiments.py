@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from adgm_tf import experiments
-from adgm_tf.errors import ConfigError
 
 from conftest import REPO, run_env
 
@@ -208,136 +207,6 @@ def test_figures_and_publish_from_finished_runs(tmp_path):
   assert Image.open(out / "val_only.png").size == (1080, 480)
 
 
-def test_long_run_report_marks_the_best_validation_row_and_copies_small_files(tmp_path):
-  run = tmp_path / "long"
-  (run / "checkpoints").mkdir(parents=True)
-  (run / "checkpoints" / "ckpt-1.index").write_text("not to be copied")
-  (run / "flags.txt").write_text(f"--model_dir={run}\n--idx_dir={os.path.expanduser('~')}/x\n")
-  fields = ["epoch", "wall_time", "validation_error", "test_error", "aux_swap_error",
-            "validation_aux_swap_error", "validation_aux_alive_fraction",
-            "validation_aux_mean_spread", "validation_aux_information", "cpu_time"]
-  rows = [[1, 60, "", "", "", "", "", "", "", 100],                # not evaluated
-          [5, 300, 0.20, 0.10, 0.13, 0.21, 0.7, 0.1, 0.02, 500],
-          [10, 600, 0.15, 0.12, 0.12, 0.155, 0.6, 0.05, 0.01, 90],  # best on validation
-          [15, 900, 0.16, 0.05, 0.05, 0.16, 0.4, 0.01, 0.0, 700]]   # best on test: ignored
-  with open(run / "history.csv", "w") as f:
-    f.write(",".join(fields) + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
-  dest = tmp_path / "published"
-  experiments.main(["--long_run", str(run), "--publish", str(dest)])
-  table = [line for line in (dest / "summary.md").read_text().splitlines()
-           if line.startswith("| ") and not line.startswith("| epoch")]
-  assert [line.split("|")[1].strip() for line in table] == ["5", "10 *", "15"]
-  cells = [c.strip() for c in table[0].strip("|").split("|")]
-  # epoch, minutes, validation, test, alive, spread, swap val., swap test, I
-  assert cells[1:] == ["5", "20.00", "10.00", "0.70", "0.100", "+1.00", "+3.00", "0.020"]
-  assert ("Time at epoch 15: **0.25 h of wall time** on the run's clock (training and "
-          "evaluations, over 2 launch(es)") in (dest / "summary.md").read_text()
-  assert "**0.33 h of CPU time**" in (dest / "summary.md").read_text()  # (500 + 700) s
-  assert sorted(os.listdir(dest)) == ["flags.txt", "history.csv", "long.png", "summary.md"]
-  assert os.path.expanduser("~") not in (dest / "flags.txt").read_text()
-  assert "chosen by validation error" not in (dest / "summary.md").read_text()
-  # Once experiments/long_run.sh has evaluated best/, the report leads with it.
-  (run / "final").mkdir()
-  (run / "final" / "best_eval.json").write_text(json.dumps(dict(
-      checkpoint=str(run / "best" / "ckpt-5500"), epoch=10.0, eval_samples=100,
-      validation_error=0.0332, test_error=0.0316, validation_aux_swap_error=0.0600,
-      aux_swap_error=0.0571, validation_aux_alive_fraction=0.986,
-      test_log_likelihood=-86.123, ll_samples=1000, ll_examples=10000)))
-  (run / "final" / "samples.png").write_bytes(b"png")
-  experiments.main(["--long_run", str(run), "--publish", str(dest)])
-  text = (dest / "summary.md").read_text()
-  assert "(best/, epoch 10), evaluated at the end with 100 samples of a" in text
-  assert ("| 3.32% | 3.16% | +2.68 points | +2.55 points | 0.99 | -86.12 nats "
-          "(K = 1000, 10000 images) |") in text
-  assert sorted(os.listdir(dest)) == ["best_eval.json", "flags.txt", "history.csv",
-                                      "long.png", "samples.png", "summary.md"]
-  published = json.loads((dest / "best_eval.json").read_text())
-  assert published["test_error"] == 0.0316
-  assert published["checkpoint"] == "best/ckpt-5500"  # relative to the run
-  (run / "final" / "best_eval.json").write_text("{cut")
-  with pytest.raises(ConfigError, match="best_eval.json is not JSON"):
-    experiments.main(["--long_run", str(run), "--publish", str(dest)])
-
-
-def test_run_clock_sums_the_cpu_time_of_each_launch():
-  """cpu_time restarts with each launch; wall_time is the run's own clock."""
-  history = [dict(epoch=1, wall_time=100, cpu_time=180),
-             dict(epoch=2, wall_time=200, cpu_time=370),
-             dict(epoch=2.5, wall_time=260, cpu_time=480),   # launch 1 ends here
-             dict(epoch=3, wall_time=330, cpu_time=150),     # launch 2
-             dict(epoch=4, wall_time=430, cpu_time=340),
-             dict(epoch=5, wall_time=530, cpu_time=120),     # launch 3, cut after a row
-             # launch 4: its first row shows more CPU seconds than launch 3's
-             # last (start-up), but far fewer than the wall time since then
-             dict(epoch=6, wall_time=630, cpu_time=135),
-             dict(epoch=16, wall_time=1630, cpu_time=1635),
-             # launch 4's closing row: little CPU in 40 s, but all of the launch's
-             dict(epoch=16.01, wall_time=1670, cpu_time=1636),
-             dict(epoch=16.5)]                               # no clock: skipped
-  clock = experiments.run_clock(history)
-  assert clock["launches"] == 4
-  assert clock["epoch"] == 16.01
-  assert clock["wall_hours"] == pytest.approx(1670 / 3600)
-  assert clock["cpu_hours"] == pytest.approx((480 + 340 + 120 + 1636) / 3600)
-  assert clock["cores_busy"] == pytest.approx(2576 / 1670)
-  assert experiments.run_clock([dict(epoch=1)]) is None
-
-
-def _evaluations(errors, alive=0.99, swap=2.5):
-  return [dict(epoch=float(e), minutes=e, validation_error=v, test_error=None,
-               aux_alive_fraction=alive, aux_mean_spread=0.3, validation_swap_cost=swap,
-               test_swap_cost=None, aux_information=0.005) for e, v in errors.items()]
-
-
-def test_continue_verdict_applies_the_rule_fixed_in_advance():
-  """Means of epochs 155..200 against 105..150; falls at a drop of >= 0.15 points."""
-  earlier = {e: 3.5 + (0.2 if e % 10 else -0.2) for e in range(105, 151, 5)}  # mean 3.5
-  later = {e: 3.35 + (0.1 if e % 10 else -0.1) for e in range(155, 201, 5)}   # mean 3.35
-  noise = {e: 9.0 for e in range(5, 101, 5)}  # other epochs do not count
-  verdict = experiments.continue_verdict(_evaluations({**noise, **earlier, **later}))
-  assert verdict["earlier_mean"] == pytest.approx(3.5)
-  assert verdict["later_mean"] == pytest.approx(3.35)
-  assert verdict["drop"] == pytest.approx(0.15)
-  assert verdict["falls"] and verdict["go_on"]
-  text = " ".join(experiments.verdict_markdown(verdict))
-  assert "3.50% at epochs 105-150 and 3.35% at epochs 155-200" in text
-  assert "still falls" in text and "goes on toward 1,000 epochs" in text
-  assert text.strip() in experiments.long_run_markdown(
-      _evaluations({**earlier, **later}), "t")   # summary.md states it
-  # 0.14 points is not enough.
-  later_less = {e: v + 0.01 for e, v in later.items()}
-  verdict = experiments.continue_verdict(_evaluations({**earlier, **later_less}))
-  assert verdict["drop"] == pytest.approx(0.14)
-  assert not verdict["falls"] and not verdict["go_on"]
-  assert "no longer falls" in " ".join(experiments.verdict_markdown(verdict))
-  # Falling, but a unused (swap cost <= 0) or dead at epoch 200: the run ends.
-  for alive, swap in ((0.99, 0.0), (0.4, 2.0)):
-    rows = _evaluations({**earlier, **later})
-    rows[-1].update(aux_alive_fraction=alive, validation_swap_cost=swap)
-    verdict = experiments.continue_verdict(rows)
-    assert verdict["falls"] and not verdict["go_on"]
-    assert "ends at 200 epochs" in " ".join(experiments.verdict_markdown(verdict))
-  # Any of the 20 evaluations missing (a run short of 200, an epoch cut mid-way): no verdict.
-  full = {**earlier, **later}
-  del full[180]
-  assert experiments.continue_verdict(_evaluations(full)) is None
-  lost = experiments.long_run_rows(experiments.read_history(
-      os.path.join(REPO, "docs", "results", "long_sdgm")))   # stopped at epoch 146
-  assert lost and experiments.continue_verdict(lost) is None
-
-
-def test_long_run_report_says_what_is_missing(tmp_path):
-  with pytest.raises(ConfigError, match="needs --publish"):
-    experiments.main(["--long_run", str(tmp_path)])
-  with pytest.raises(ConfigError, match="has no history.csv"):
-    experiments.main(["--long_run", str(tmp_path), "--publish", str(tmp_path / "d")])
-  (tmp_path / "history.csv").write_text("epoch,validation_error\n1,\n")
-  with pytest.raises(ConfigError, match="no evaluation yet"):
-    experiments.main(["--long_run", str(tmp_path), "--publish", str(tmp_path / "d")])
-  with pytest.raises(ConfigError, match="give --config and --out"):
-    experiments.main([])
-
-
 def test_published_run_files_are_not_ignored_by_git():
   """--publish writes dest/runs/<run>/{history.csv,metrics.json,flags.txt}:
   .gitignore keeps run directories out of the repository but not these."""
@@ -354,7 +223,7 @@ def test_published_run_files_are_not_ignored_by_git():
 
 
 def test_compare_script_tables_runs_of_different_experiments(tmp_path):
-  """experiments/compare.py: per label, the mean and range over the matching
+  """python -m experiments.compare: per label, the mean and range over the matching
   run directories, only at epochs every seed reached; one-line errors."""
   for name, seeds in (("m2", ((0.20, 0.10, None), (0.30, 0.20, None))),
                       ("sdgm", ((0.10, 0.05, 0.16), (0.14, 0.07, 0.18)))):
@@ -366,8 +235,8 @@ def test_compare_script_tables_runs_of_different_experiments(tmp_path):
       if i == 0:  # the second seed never reached epoch 2
         rows.append(f"2.0,120.0,{e2},")
       (d / "history.csv").write_text("\n".join(rows) + "\n")
-  script = os.path.join(REPO, "experiments", "compare.py")
-  out = subprocess.run([sys.executable, script, f"M2={tmp_path}/x/m2-seed*",
+  script = ["-m", "experiments.compare"]
+  out = subprocess.run([sys.executable, *script, f"M2={tmp_path}/x/m2-seed*",
                         f"SDGM={tmp_path}/x/sdgm-seed*", f"--plot={tmp_path}/c.png"],
                        cwd=REPO, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
@@ -377,25 +246,25 @@ def test_compare_script_tables_runs_of_different_experiments(tmp_path):
   assert "  SDGM (2 seeds)  1: +5.00 [4.00, 6.00]" in lines   # swap cost, points
   assert not any(" 2: " in x for x in lines)                # epoch 2: one seed only
   assert (tmp_path / "c.png").stat().st_size > 10_000
-  bad = subprocess.run([sys.executable, script, f"M2={tmp_path}/nothing*"], cwd=REPO,
+  bad = subprocess.run([sys.executable, *script, f"M2={tmp_path}/nothing*"], cwd=REPO,
                        capture_output=True, text=True, timeout=300)
   assert bad.returncode != 0 and "Traceback" not in bad.stderr
-  assert bad.stderr.strip() == (f"experiments/compare.py: error: M2: no run directory "
+  assert bad.stderr.strip() == (f"experiments.compare: error: M2: no run directory "
                                 f"with a history.csv matches {tmp_path}/nothing*.")
 
 
 @pytest.mark.large  # about 25 s: two more TensorFlow processes and a restore
 def test_replay_probe_replays_a_finished_run_from_its_newest_checkpoint(
     tiny_run, mnist_idx_dir, tmp_path):
-  """experiments/probes/replay.py: restores the newest checkpoint (step 20 of
+  """python -m experiments.probes.replay: restores the newest checkpoint (step 20 of
   the tiny run), trains on with the run's own data order to STEP, printing
   the Gaussian parameter ranges of the last four steps; it saves nothing; a
   wrong directory gives one line."""
   run = tmp_path / "run"
   shutil.copytree(tiny_run["model_dir"], run)
   before = sorted(os.listdir(run / "checkpoints"))
-  script = os.path.join(REPO, "experiments", "probes", "replay.py")
-  out = subprocess.run([sys.executable, script, str(run), "22"], cwd=REPO,
+  script = ["-m", "experiments.probes.replay"]
+  out = subprocess.run([sys.executable, *script, f"--model_dir={run}", "--step=22"], cwd=REPO,
                        env=run_env(mnist_idx_dir), capture_output=True, text=True,
                        timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
@@ -407,20 +276,27 @@ def test_replay_probe_replays_a_finished_run_from_its_newest_checkpoint(
       lo, hi = map(float, x.split(f"{name} log-var [")[1].split("]")[0].split(", "))
       assert -20.0 <= lo <= hi <= 20.0
   assert sorted(os.listdir(run / "checkpoints")) == before   # nothing saved
-  bad = subprocess.run([sys.executable, script, str(tmp_path / "none"), "5"], cwd=REPO,
+  bad = subprocess.run([sys.executable, *script, f"--model_dir={tmp_path / 'none'}",
+                        "--step=5"], cwd=REPO,
                        env=run_env(mnist_idx_dir), capture_output=True, text=True, timeout=300)
   assert bad.returncode != 0 and "Traceback" not in bad.stderr
-  assert bad.stderr.strip() == (f"experiments/probes/replay.py: error: {tmp_path / 'none'}: "
+  assert bad.stderr.strip() == (f"experiments.probes.replay: error: {tmp_path / 'none'}: "
                                 f"not a run directory (no config.json).")
 
 
-def test_usage_errors_are_one_line(capsys):
-  with pytest.raises(SystemExit) as stop:
-    experiments.main(["--config"])
-  assert stop.value.code == 2
-  err = capsys.readouterr().err.strip().splitlines()
-  assert err == ["adgm_tf.experiments: error: argument --config: expected one argument "
-                 "(--help lists the arguments)"]
+@pytest.mark.parametrize("args, message", [
+    (["--config"], "Missing value for flag --config (--helpshort lists the flags)"),
+    ([], "give --config=FILE.json (the runs) and --out=DIR (where they run); a long "
+         "run's report is python -m experiments.long_run."),
+    (["--config=nothing.json", "--out=x"], "--config=nothing.json: No such file or "
+                                           "directory."),
+    (["--long_run=x"], "Unknown command line flag 'long_run' (--helpshort lists the "
+                       "flags)")])
+def test_usage_errors_are_one_line(args, message, tmp_path):
+  out = subprocess.run([sys.executable, "-m", "adgm_tf.experiments", *args], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+  assert (out.returncode, out.stderr.strip()) == (2, f"adgm_tf.experiments: error: {message}")
+  assert os.listdir(tmp_path) == []  # nothing written
 
 
 def test_seeds_option_keeps_only_the_listed_seeds():

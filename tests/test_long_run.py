@@ -1,4 +1,5 @@
-"""Tests for experiments/long_run.sh: the long run to its end over many launches.
+"""Tests for the long-run study: experiments/long_run.sh (the run to its end
+over many launches) and experiments/long_run.py (its report).
 
 The driver's control flow (relaunch after a chunk, stop on a failed or stalled
 launch, the final evaluation written whole or not at all, a second call that
@@ -13,6 +14,10 @@ import subprocess
 import sys
 
 import pytest
+
+from adgm_tf import experiments as runner
+from adgm_tf.errors import ConfigError
+from experiments import long_run
 
 from conftest import REPO, run_env
 
@@ -243,3 +248,157 @@ def test_the_real_programs_on_the_tiny_recipe(mnist_idx_dir, mnist_data_dir, tmp
     assert kept["log_likelihood"].shape == (100,)
     assert np.mean(kept["log_likelihood"]) == pytest.approx(best["test_log_likelihood"])
   assert "the run is done" in out.stdout
+
+
+# -- experiments/long_run.py: the report --------------------------------------
+
+def test_long_run_report_marks_the_best_validation_row_and_copies_small_files(tmp_path):
+  run = tmp_path / "long"
+  (run / "checkpoints").mkdir(parents=True)
+  (run / "checkpoints" / "ckpt-1.index").write_text("not to be copied")
+  (run / "flags.txt").write_text(f"--model_dir={run}\n--idx_dir={os.path.expanduser('~')}/x\n")
+  fields = ["epoch", "wall_time", "validation_error", "test_error", "aux_swap_error",
+            "validation_aux_swap_error", "validation_aux_alive_fraction",
+            "validation_aux_mean_spread", "validation_aux_information", "cpu_time"]
+  rows = [[1, 60, "", "", "", "", "", "", "", 100],                # not evaluated
+          [5, 300, 0.20, 0.10, 0.13, 0.21, 0.7, 0.1, 0.02, 500],
+          [10, 600, 0.15, 0.12, 0.12, 0.155, 0.6, 0.05, 0.01, 90],  # best on validation
+          [15, 900, 0.16, 0.05, 0.05, 0.16, 0.4, 0.01, 0.0, 700]]   # best on test: ignored
+  with open(run / "history.csv", "w") as f:
+    f.write(",".join(fields) + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+  dest = tmp_path / "published"
+  long_run.report_long_run(str(run), str(dest), "long: every evaluation")
+  table = [line for line in (dest / "summary.md").read_text().splitlines()
+           if line.startswith("| ") and not line.startswith("| epoch")]
+  assert [line.split("|")[1].strip() for line in table] == ["5", "10 *", "15"]
+  cells = [c.strip() for c in table[0].strip("|").split("|")]
+  # epoch, minutes, validation, test, alive, spread, swap val., swap test, I
+  assert cells[1:] == ["5", "20.00", "10.00", "0.70", "0.100", "+1.00", "+3.00", "0.020"]
+  assert ("Time at epoch 15: **0.25 h of wall time** on the run's clock (training and "
+          "evaluations, over 2 launch(es)") in (dest / "summary.md").read_text()
+  assert "**0.33 h of CPU time**" in (dest / "summary.md").read_text()  # (500 + 700) s
+  assert sorted(os.listdir(dest)) == ["flags.txt", "history.csv", "long.png", "summary.md"]
+  assert os.path.expanduser("~") not in (dest / "flags.txt").read_text()
+  assert "chosen by validation error" not in (dest / "summary.md").read_text()
+  # Once experiments/long_run.sh has evaluated best/, the report leads with it.
+  (run / "final").mkdir()
+  (run / "final" / "best_eval.json").write_text(json.dumps(dict(
+      checkpoint=str(run / "best" / "ckpt-5500"), epoch=10.0, eval_samples=100,
+      validation_error=0.0332, test_error=0.0316, validation_aux_swap_error=0.0600,
+      aux_swap_error=0.0571, validation_aux_alive_fraction=0.986,
+      test_log_likelihood=-86.123, ll_samples=1000, ll_examples=10000)))
+  (run / "final" / "samples.png").write_bytes(b"png")
+  long_run.report_long_run(str(run), str(dest), "long: every evaluation")
+  text = (dest / "summary.md").read_text()
+  assert "(best/, epoch 10), evaluated at the end with 100 samples of a" in text
+  assert ("| 3.32% | 3.16% | +2.68 points | +2.55 points | 0.99 | -86.12 nats "
+          "(K = 1000, 10000 images) |") in text
+  assert sorted(os.listdir(dest)) == ["best_eval.json", "flags.txt", "history.csv",
+                                      "long.png", "samples.png", "summary.md"]
+  published = json.loads((dest / "best_eval.json").read_text())
+  assert published["test_error"] == 0.0316
+  assert published["checkpoint"] == "best/ckpt-5500"  # relative to the run
+  (run / "final" / "best_eval.json").write_text("{cut")
+  with pytest.raises(ConfigError, match="best_eval.json is not JSON"):
+    long_run.report_long_run(str(run), str(dest), "long: every evaluation")
+
+
+def test_run_clock_sums_the_cpu_time_of_each_launch():
+  """cpu_time restarts with each launch; wall_time is the run's own clock."""
+  history = [dict(epoch=1, wall_time=100, cpu_time=180),
+             dict(epoch=2, wall_time=200, cpu_time=370),
+             dict(epoch=2.5, wall_time=260, cpu_time=480),   # launch 1 ends here
+             dict(epoch=3, wall_time=330, cpu_time=150),     # launch 2
+             dict(epoch=4, wall_time=430, cpu_time=340),
+             dict(epoch=5, wall_time=530, cpu_time=120),     # launch 3, cut after a row
+             # launch 4: its first row shows more CPU seconds than launch 3's
+             # last (start-up), but far fewer than the wall time since then
+             dict(epoch=6, wall_time=630, cpu_time=135),
+             dict(epoch=16, wall_time=1630, cpu_time=1635),
+             # launch 4's closing row: little CPU in 40 s, but all of the launch's
+             dict(epoch=16.01, wall_time=1670, cpu_time=1636),
+             dict(epoch=16.5)]                               # no clock: skipped
+  clock = long_run.run_clock(history)
+  assert clock["launches"] == 4
+  assert clock["epoch"] == 16.01
+  assert clock["wall_hours"] == pytest.approx(1670 / 3600)
+  assert clock["cpu_hours"] == pytest.approx((480 + 340 + 120 + 1636) / 3600)
+  assert clock["cores_busy"] == pytest.approx(2576 / 1670)
+  assert long_run.run_clock([dict(epoch=1)]) is None
+
+
+def _evaluations(errors, alive=0.99, swap=2.5):
+  return [dict(epoch=float(e), minutes=e, validation_error=v, test_error=None,
+               aux_alive_fraction=alive, aux_mean_spread=0.3, validation_swap_cost=swap,
+               test_swap_cost=None, aux_information=0.005) for e, v in errors.items()]
+
+
+def test_continue_verdict_applies_the_rule_fixed_in_advance():
+  """Means of epochs 155..200 against 105..150; falls at a drop of >= 0.15 points."""
+  earlier = {e: 3.5 + (0.2 if e % 10 else -0.2) for e in range(105, 151, 5)}  # mean 3.5
+  later = {e: 3.35 + (0.1 if e % 10 else -0.1) for e in range(155, 201, 5)}   # mean 3.35
+  noise = {e: 9.0 for e in range(5, 101, 5)}  # other epochs do not count
+  verdict = long_run.continue_verdict(_evaluations({**noise, **earlier, **later}))
+  assert verdict["earlier_mean"] == pytest.approx(3.5)
+  assert verdict["later_mean"] == pytest.approx(3.35)
+  assert verdict["drop"] == pytest.approx(0.15)
+  assert verdict["falls"] and verdict["go_on"]
+  text = " ".join(long_run.verdict_markdown(verdict))
+  assert "3.50% at epochs 105-150 and 3.35% at epochs 155-200" in text
+  assert "still falls" in text and "goes on toward 1,000 epochs" in text
+  assert text.strip() in long_run.long_run_markdown(
+      _evaluations({**earlier, **later}), "t")   # summary.md states it
+  # 0.14 points is not enough.
+  later_less = {e: v + 0.01 for e, v in later.items()}
+  verdict = long_run.continue_verdict(_evaluations({**earlier, **later_less}))
+  assert verdict["drop"] == pytest.approx(0.14)
+  assert not verdict["falls"] and not verdict["go_on"]
+  assert "no longer falls" in " ".join(long_run.verdict_markdown(verdict))
+  # Falling, but a unused (swap cost <= 0) or dead at epoch 200: the run ends.
+  for alive, swap in ((0.99, 0.0), (0.4, 2.0)):
+    rows = _evaluations({**earlier, **later})
+    rows[-1].update(aux_alive_fraction=alive, validation_swap_cost=swap)
+    verdict = long_run.continue_verdict(rows)
+    assert verdict["falls"] and not verdict["go_on"]
+    assert "ends at 200 epochs" in " ".join(long_run.verdict_markdown(verdict))
+  # Any of the 20 evaluations missing (a run short of 200, an epoch cut mid-way): no verdict.
+  full = {**earlier, **later}
+  del full[180]
+  assert long_run.continue_verdict(_evaluations(full)) is None
+  lost = long_run.long_run_rows(runner.read_history(
+      os.path.join(REPO, "docs", "results", "long_sdgm")))   # stopped at epoch 146
+  assert lost and long_run.continue_verdict(lost) is None
+
+
+def _report_command(*args):
+  return subprocess.run([sys.executable, "-m", "experiments.long_run", *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+
+
+def test_long_run_report_says_what_is_missing_in_one_line(tmp_path):
+  """python -m experiments.long_run: each missing piece is one line, exit 2."""
+  cases = [((f"--model_dir={tmp_path}",), "give --model_dir=MODEL_DIR (the run) and "
+            "--publish=DIR (e.g. docs/results/long)."),
+           ((f"--model_dir={tmp_path}", f"--publish={tmp_path / 'd'}"),
+            f"{tmp_path} has no history.csv: not a run directory, or the run has not "
+            f"finished its first epoch."),
+           (("--bogus=x",), "Unknown command line flag 'bogus' (--helpshort lists the flags)")]
+  for args, message in cases:
+    out = _report_command(*args)
+    assert (out.returncode, out.stderr.strip()) == (
+        2, f"experiments.long_run: error: {message}"), args
+  (tmp_path / "history.csv").write_text("epoch,validation_error\n1,\n")
+  with pytest.raises(ConfigError, match="no evaluation yet"):
+    long_run.report_long_run(str(tmp_path), str(tmp_path / "d"), "t")
+  assert not (tmp_path / "d").exists()
+
+
+def test_long_run_command_reports_the_published_200_epoch_run(tmp_path):
+  """The command rebuilds docs/results/long_sdgm3/summary.md from its own files."""
+  src = os.path.join(REPO, "docs", "results", "long_sdgm3")
+  out = _report_command(f"--model_dir={src}", f"--publish={tmp_path}")
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.strip() == (f"40 evaluations, last at epoch 200: validation error "
+                                f"3.50 %; written to {tmp_path}")
+  with open(os.path.join(src, "summary.md")) as f:
+    assert (tmp_path / "summary.md").read_text() == f.read()

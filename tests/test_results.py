@@ -14,7 +14,7 @@ import statistics
 
 import pytest
 
-from adgm_tf import experiments
+from experiments import long_run
 
 from conftest import REPO
 
@@ -152,11 +152,11 @@ def test_the_long_run_rows_recompute_from_its_files():
   with open(os.path.join(PUBLISHED, "long_sdgm3", "history.csv")) as f:
     history = [{k: float(v) if v not in ("", None) else None for k, v in r.items()}
                for r in csv.DictReader(f)]
-  clock = experiments.run_clock(history)
+  clock = long_run.run_clock(history)
   assert (f"**{clock['wall_hours']:.2f} h of wall time and {clock['cpu_hours']:.2f} h of "
           f"CPU\ntime**") in text
   # The evaluation chosen as best/ is the lowest validation error of the run.
-  rows = experiments.long_run_rows(history)
+  rows = long_run.long_run_rows(history)
   assert min(rows, key=lambda r: r["validation_error"])["epoch"] == best["epoch"]
 
 

@@ -478,10 +478,12 @@ class SemiSupervisedModel(keras.Model):
     Returns:
       :class:`bounds.Factors`.
     """
-    return self._forward(x_l, y_l, x_u, noise, training)[0]
+    return self.forward(x_l, y_l, x_u, noise, training)[0]
 
-  def _forward(self, x_l, y_l, x_u, noise: Noise, training=False):
-    """:meth:`compute_factors` (same arguments), plus the parameters (``Params``)."""
+  def forward(self, x_l, y_l, x_u, noise: Noise, training=False):
+    """The forward pass: :meth:`compute_factors` (same arguments), plus the
+    Gaussian parameters it drew from (``Params``: (loc, log-variance) of q(a|x),
+    q(z|.) and p(a|.), for probes and diagnostics)."""
     w = self.wiring
     S, Y = noise.samples, self.num_classes
     x_l = tf.cast(x_l, tf.float32)
@@ -565,7 +567,7 @@ class SemiSupervisedModel(keras.Model):
     seed = tf.constant([self.seed, -4], tf.int64) if seed is None else seed
     n = tf.shape(x)[0]
     noise = self.sample_noise(seed, samples, 0, n)
-    factors, params = self._forward(tf.zeros([0, self.x_dim]), tf.zeros([0], tf.int32),
+    factors, params = self.forward(tf.zeros([0, self.x_dim]), tf.zeros([0], tf.int32),
                                     x, noise, training=False)
     layout = params.layout
     qy = tf.exp(factors.log_qy_u)[..., None]                        # [S, Y, B, 1]
@@ -631,7 +633,10 @@ class SemiSupervisedModel(keras.Model):
     return self.weight_prior_scale * 0.5 * tf.add_n(
         [tf.reduce_sum(tf.square(tf.cast(k, tf.float32))) for k in kernels])
 
-  def _step_noise(self, x_l, x_u, samples: int, step) -> Noise:
+  def training_noise(self, x_l, x_u, samples: int, step) -> Noise:
+    """The noise :meth:`train_step` draws at optimizer step ``step`` on this
+    replica: ``sample_noise`` seeded by (seed, step), so a replay from a
+    checkpoint draws what the run drew."""
     strategy = tf.distribute.get_strategy()
     ctx = tf.distribute.get_replica_context()
     replica_id = ctx.replica_id_in_sync_group if ctx is not None else 0
@@ -715,7 +720,7 @@ class SemiSupervisedModel(keras.Model):
     num_replicas = strategy.num_replicas_in_sync
     samples = self.iw_samples if self.iw_samples > 1 else self.mc_samples
     step = self.optimizer.iterations
-    noise = self._step_noise(x_l, x_u, samples, step)
+    noise = self.training_noise(x_l, x_u, samples, step)
     compute = self._loss_and_gradients
     if self.jit_compile_gradients:
       if getattr(self, "_jit_gradients", None) is None:

@@ -14,20 +14,15 @@ projected on q(a|x)'s mean head kernel (positive: the step grows the kernel's
 norm), on each batch-norm scale gamma of q(a|x)'s MLP (sign(gamma) * grad:
 positive grows |gamma|), and on q(y|a,x)'s first-layer kernels for a and x.
 
-    python experiments/probes/a_gradients.py RUN_DIR [CHECKPOINT_PREFIX]
+    python -m experiments.probes.a_gradients --model_dir=MODEL_DIR [--checkpoint=PREFIX]
 """
-
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from experiments.probes import common
+from experiments.probes.common import tf
 
-import common  # noqa: E402
-from common import tf  # noqa: E402
-
-from adgm_tf import bounds  # noqa: E402
+from adgm_tf import bounds
 
 
 def main(model_dir, checkpoint=None):
@@ -75,4 +70,4 @@ def main(model_dir, checkpoint=None):
 
 
 if __name__ == "__main__":
-  common.run(main, __file__, "experiments/probes/a_gradients.py RUN_DIR [CHECKPOINT_PREFIX]")
+  common.run(main, "a_gradients")

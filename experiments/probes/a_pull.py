@@ -10,31 +10,27 @@ images): q's spread and log-variance, p's log-variance, p's spread relative to
 q's, the share of var(mu_q) along which the residual points, R^2 of mu_p for
 mu_q per dimension, and the mismatch (mu_q - mu_p)^2 / var_p.
 
-    python experiments/probes/a_pull.py RUN_DIR [CHECKPOINT_PREFIX]
+    python -m experiments.probes.a_pull --model_dir=MODEL_DIR [--checkpoint=PREFIX]
 
-Uses the model's private ``_forward`` (it needs p(a|.)'s parameters).
+Uses the model's ``forward`` (it needs p(a|.)'s parameters).
 """
-
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import common  # noqa: E402
-from common import tf  # noqa: E402
+from experiments.probes import common
+from experiments.probes.common import tf
 
 
 def main(model_dir, checkpoint=None):
   model, path, split, images = common.load(model_dir, checkpoint)
   if model.p_a is None or model.wiring.p_a == ():
-    raise SystemExit(f"{model_dir}: this model has no conditional p(a|.) to probe.")
+    raise common.ConfigError(f"{model_dir}: this model has no conditional p(a|.) to "
+                             f"probe.")
   rng = np.random.default_rng(0)
   idx = rng.choice(split.unlabeled, 200)
   x, y = common.binarised(rng, images, idx), common.labels(split, idx)
   noise = model.sample_noise(tf.constant([3, 7], tf.int64), 1, 200, 1)
-  _, params = model._forward(x, y, x[:1], noise, training=True)  # pylint: disable=protected-access
+  _, params = model.forward(x, y, x[:1], noise, training=True)
   mq, lq = (t.numpy()[:200] for t in params.q_a)                  # [B, A]
   mp, lp = (t.numpy()[:200] for t in params.p_a)                  # labeled rows, S = 1
   var_q = np.maximum(mq.var(0), 1e-12)
@@ -49,4 +45,4 @@ def main(model_dir, checkpoint=None):
 
 
 if __name__ == "__main__":
-  common.run(main, __file__, "experiments/probes/a_pull.py RUN_DIR [CHECKPOINT_PREFIX]")
+  common.run(main, "a_pull")

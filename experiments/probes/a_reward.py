@@ -26,20 +26,15 @@ Over 8 batches of 100 unlabeled images of the run's own training split
 statistics as in training. Prints the means over the 800 images and, in
 brackets, the standard error over the 8 batches.
 
-    python experiments/probes/a_reward.py RUN_DIR [CHECKPOINT_PREFIX]
+    python -m experiments.probes.a_reward --model_dir=MODEL_DIR [--checkpoint=PREFIX]
 """
-
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from experiments.probes import common
+from experiments.probes.common import tf
 
-import common  # noqa: E402
-from common import tf  # noqa: E402
-
-from adgm_tf import bounds  # noqa: E402
+from adgm_tf import bounds
 
 SAMPLES = 32
 
@@ -64,4 +59,4 @@ def main(model_dir, checkpoint=None):
 
 
 if __name__ == "__main__":
-  common.run(main, __file__, "experiments/probes/a_reward.py RUN_DIR [CHECKPOINT_PREFIX]")
+  common.run(main, "a_reward")

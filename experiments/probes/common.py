@@ -1,18 +1,15 @@
 """What the probes share: a run's model and its own training split, binarised
-batches drawn as training draws them, and the command-line wrapper."""
-import os
-import sys
-
+batches drawn as training draws them, and the command line
+(``python -m experiments.probes.NAME --model_dir=MODEL_DIR [--checkpoint=PREFIX]``)."""
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-from adgm_tf import cli  # noqa: E402
+from adgm_tf import cli
 
 tf = cli.import_tensorflow()
 
+from adgm_tf import pipeline  # noqa: E402  (after TensorFlow's quiet import)
 from adgm_tf import rundir  # noqa: E402
-from adgm_tf import pipeline  # noqa: E402
+from adgm_tf.errors import ConfigError  # noqa: E402
 
 
 def load(model_dir, checkpoint=None):
@@ -29,7 +26,7 @@ def load_with_a(model_dir, checkpoint=None):
   the a-terms at the checkpoint's step: ``(model, path, split, images, w)``."""
   model, path, split, images = load(model_dir, checkpoint)
   if model.q_a is None or model.wiring.auxiliary != "stochastic":
-    raise SystemExit(f"{model_dir}: this model has no stochastic a.")
+    raise ConfigError(f"{model_dir}: this model has no stochastic a.")
   step = int(path.rsplit("-", 1)[1])
   w = float(model.aux_kl_weight(step)) if model.aux_warmup_steps else 1.0
   return model, path, split, images, w
@@ -44,9 +41,23 @@ def labels(split, idx):
   return tf.constant(split.arrays.train_labels[idx].astype(np.int32))
 
 
-def run(main, file, usage):
-  """``python FILE RUN_DIR [CHECKPOINT_PREFIX]``: one thread, one-line errors."""
-  if not 2 <= len(sys.argv) <= 3:
-    raise SystemExit(f"usage: python {usage}")
-  tf.config.threading.set_intra_op_parallelism_threads(1)
-  cli.run_main(f"experiments/probes/{os.path.basename(file)}", lambda: main(*sys.argv[1:3]))
+def define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("model_dir", None, "the run directory (config.json, checkpoints/)")
+  flags.DEFINE_string("checkpoint", None, "a checkpoint prefix; default: the newest")
+  flags.mark_flag_as_required("model_dir")
+
+
+def run(main, name: str) -> None:
+  """``python -m experiments.probes.NAME --model_dir=MODEL_DIR [--checkpoint=PREFIX]``:
+  ``main(model_dir, checkpoint)`` on one thread, with one-line errors."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  def body(argv):
+    if len(argv) > 1:
+      raise ConfigError(f"unexpected arguments {' '.join(argv[1:])}: give --model_dir "
+                        f"(and --checkpoint).")
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    main(flags.FLAGS.model_dir, flags.FLAGS.checkpoint)
+
+  cli.run_absl(f"experiments.probes.{name}", body, define_flags)

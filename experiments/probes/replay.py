@@ -10,22 +10,19 @@ smallest and largest log-variance and the largest |mean| on that step's
 training batch (batch statistics, as in training), and the smallest
 log p(a|.) of the unlabeled rows.
 
-    python experiments/probes/replay.py RUN_DIR STEP
+    python -m experiments.probes.replay --model_dir=MODEL_DIR --step=STEP
 
 Run it on a copy of the run directory: it restores, trains and never saves,
 but a copy keeps the original out of reach. Use the thread count the run
 used (the launchers here run 1 thread: TF_NUM_INTRAOP_THREADS=1).
 """
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-from adgm_tf import cli  # noqa: E402
+from adgm_tf import cli
 
 tf = cli.import_tensorflow()
 
-from adgm_tf import config as config_lib  # noqa: E402
+from adgm_tf import config as config_lib  # noqa: E402  (after TensorFlow's quiet import)
 from adgm_tf import devices  # noqa: E402
 from adgm_tf import pipeline  # noqa: E402
 from adgm_tf import rundir  # noqa: E402
@@ -36,8 +33,8 @@ from adgm_tf.errors import ConfigError  # noqa: E402
 def ranges(model, batch, step):
   """The parameter ranges of the forward pass on ``batch`` at ``step``."""
   (x_l, y_l), x_u = batch
-  noise = model._step_noise(x_l, x_u, model.mc_samples, tf.constant(step, tf.int64))
-  factors, params = model._forward(x_l, y_l, x_u, noise, training=True)
+  noise = model.training_noise(x_l, x_u, model.mc_samples, tf.constant(step, tf.int64))
+  factors, params = model.forward(x_l, y_l, x_u, noise, training=True)
   parts = []
   for name, p in (("q_a", params.q_a), ("q_z", params.q_z), ("p_a", params.p_a)):
     if p is None:
@@ -50,12 +47,8 @@ def ranges(model, batch, step):
   return "; ".join(parts)
 
 
-def main(model_dir, last):
-  try:
-    last = int(last)
-  except ValueError:
-    raise ConfigError(f"STEP={last!r}: give the training step to replay to, "
-                      f"e.g. 2896.") from None
+def replay(model_dir: str, last: int) -> None:
+  """Restores ``model_dir``'s newest checkpoint and trains on to step ``last``."""
   saved = rundir.read_run_config(os.path.abspath(model_dir)) if os.path.isdir(model_dir) else None
   if saved is None:
     raise ConfigError(f"{model_dir}: not a run directory (no config.json).")
@@ -65,7 +58,7 @@ def main(model_dir, last):
   trainee = train.build_or_restore(config, data, strategy, model_dir, chief=True)
   model, step = trainee.model, int(trainee.optimizer.iterations.numpy())
   if last < step:
-    raise ConfigError(f"STEP={last} is before the newest checkpoint's step {step}.")
+    raise ConfigError(f"--step={last} is before the newest checkpoint's step {step}.")
   spe = data.steps_per_epoch
   print(f"restored step {step}; replaying to step {last}", flush=True)
 
@@ -89,7 +82,21 @@ def main(model_dir, last):
       return
 
 
+def main(argv):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise ConfigError(f"unexpected arguments {' '.join(argv[1:])}: give --model_dir and "
+                      f"--step.")
+  replay(flags.FLAGS.model_dir, flags.FLAGS.step)
+
+
+def define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("model_dir", None, "the run directory (a copy: see the docstring)")
+  flags.DEFINE_integer("step", None, "the training step to replay to, e.g. 2896",
+                       lower_bound=0)
+  flags.mark_flags_as_required(["model_dir", "step"])
+
+
 if __name__ == "__main__":
-  if len(sys.argv) != 3:
-    raise SystemExit("usage: python experiments/probes/replay.py RUN_DIR STEP")
-  cli.run_main("experiments/probes/replay.py", lambda: main(*sys.argv[1:3]))
+  cli.run_absl("experiments.probes.replay", main, define_flags)

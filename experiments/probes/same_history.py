@@ -8,15 +8,16 @@ digit Python printed of the float32 value. Prints the rows compared, the
 number that differ and the first difference of each column. Wall and CPU
 time are left out: they never repeat.
 
-    python experiments/probes/same_history.py FIRST/history.csv SECOND/history.csv
+    python -m experiments.probes.same_history --first=FIRST/history.csv --second=SECOND/history.csv
 
 Exit status 0 when every shared row agrees in every shared value, 1 otherwise.
 """
 
 import csv
-import sys
 
-USAGE = "python experiments/probes/same_history.py FIRST/history.csv SECOND/history.csv"
+from adgm_tf import cli
+from adgm_tf.errors import ConfigError
+
 SKIP = {"wall_time", "cpu_time"}
 
 
@@ -42,20 +43,29 @@ def compare(first_path, second_path):
 
 
 def main(argv):
-  if len(argv) != 3:
-    print(f"usage: {USAGE}", file=sys.stderr)
-    return 2
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  first, second = flags.FLAGS.first, flags.FLAGS.second
+  if len(argv) > 1:
+    raise ConfigError(f"unexpected arguments {' '.join(argv[1:])}: give --first and "
+                      f"--second.")
   try:
-    rows, values, differ = compare(argv[1], argv[2])
+    rows, values, differ = compare(first, second)
   except (OSError, KeyError) as e:
-    print(f"same_history: cannot compare {argv[1]} and {argv[2]}: {e}", file=sys.stderr)
-    return 2
+    raise ConfigError(f"cannot compare {first} and {second}: {e}") from None
   print(f"{rows} shared epoch rows, {values} values compared, "
         f"{len(differ)} column(s) differ")
   for key, (epoch, a, b) in sorted(differ.items()):
     print(f"  {key}: first differs at epoch {epoch}: {a} against {b}")
-  return 0 if rows and not differ else 1
+  if not rows or differ:
+    raise SystemExit(1)
+
+
+def define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("first", None, "the first run's history.csv")
+  flags.DEFINE_string("second", None, "the second run's history.csv")
+  flags.mark_flags_as_required(["first", "second"])
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv))
+  cli.run_absl("experiments.probes.same_history", main, define_flags)

@@ -1,0 +1,69 @@
+"""Tests for experiments/probes: each probe runs on the tiny run's newest
+checkpoint through the model's public methods, and prints its numbers; a
+model without what a probe reads gets one line."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_env
+
+
+def _probe(name, *args, env=None):
+  return subprocess.run([sys.executable, "-m", f"experiments.probes.{name}", *args], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=300)
+
+
+def _numbers(text):
+  return [float(v) for v in re.findall(r"[-+]?\d+\.\d+", text)]
+
+
+def test_the_a_probes_read_a_trained_adgm(tiny_run, mnist_idx_dir):
+  """a_pull, a_reward and a_gradients on the tiny ICML ADGM (q(a|x) and
+  p(a|x,y,z) both present): each names the checkpoint and prints finite numbers."""
+  env = run_env(mnist_idx_dir)
+  newest = os.path.join(tiny_run["model_dir"], "checkpoints")
+  for name, expect in (("a_pull", ["q(a|x): spread", "R^2 of mu_p for mu_q"]),
+                       ("a_reward", ["C_a", "C_z", "wC_a+C_z-I"]),
+                       ("a_gradients", ["q_a mean head", "a-terms", "alpha*cls"])):
+    out = _probe(name, f"--model_dir={tiny_run['model_dir']}", env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith(newest), out.stdout
+    for text in expect:
+      assert text in out.stdout, (name, out.stdout)
+    values = _numbers(out.stdout)
+    assert values and all(abs(v) < 1e6 for v in values), (name, out.stdout)
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "flag --model_dir=None: Flag --model_dir must have a value other than None. "
+         "(--helpshort lists the flags)"),
+    (["--model_dir=/nonexistent/run"], "--model_dir=/nonexistent/run does not exist. Check "
+     "the path: it is the directory a training run wrote (it holds config.json and "
+     "checkpoints/)."),
+    (["--model_dir=x", "extra"], "unexpected arguments extra: give --model_dir (and "
+     "--checkpoint).")])
+def test_a_probe_with_bad_arguments_says_so_in_one_line(args, message):
+  out = _probe("a_reward", *args)
+  assert (out.returncode, out.stderr.strip()) == (
+      2, f"experiments.probes.a_reward: error: {message}")
+
+
+def test_same_history_compares_two_histories(tmp_path):
+  src = os.path.join(REPO, "docs", "results", "long_sdgm3", "history.csv")
+  same = _probe("same_history", f"--first={src}", f"--second={src}")
+  assert same.returncode == 0, same.stderr
+  assert same.stdout.splitlines()[0] == ("202 shared epoch rows, 2984 values compared, "
+                                         "0 column(s) differ")
+  lines = open(src).read().splitlines()
+  changed = lines[:3] + [lines[3].replace(lines[3].split(",")[5], "1.5", 1)] + lines[4:]
+  (tmp_path / "h.csv").write_text("\n".join(changed) + "\n")
+  other = _probe("same_history", f"--first={src}", f"--second={tmp_path / 'h.csv'}")
+  assert other.returncode == 1
+  assert "1 column(s) differ" in other.stdout
+  missing = _probe("same_history", f"--first={src}", "--second=nothing.csv")
+  assert missing.returncode == 2 and "Traceback" not in missing.stderr
+  assert missing.stderr.startswith("experiments.probes.same_history: error: cannot compare")
