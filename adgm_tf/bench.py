@@ -32,7 +32,6 @@ absolute times drift.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -284,7 +283,7 @@ def kernels(short: bool = False) -> List[Dict]:
   (Eigen, or XLA's own code).
   """
   out = subprocess.run(
-      [sys.executable, "-m", "adgm_tf.bench", "--_child", "kernels"]
+      [sys.executable, "-m", "adgm_tf.bench", "--child=kernels"]
       + (["--short"] if short else []), capture_output=True, text=True,
       env=dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3"))
   if out.returncode != 0:
@@ -357,8 +356,8 @@ def measure_export(short: bool) -> Dict:
 
 
 def _child(kind: str, payload: Dict, short: bool) -> Dict:
-  args = [sys.executable, "-m", "adgm_tf.bench", "--_child", kind,
-          "--_payload", json.dumps(payload)] + (["--short"] if short else [])
+  args = [sys.executable, "-m", "adgm_tf.bench", f"--child={kind}",
+          f"--child_payload={json.dumps(payload)}"] + (["--short"] if short else [])
   out = subprocess.run(args, capture_output=True, text=True,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   if out.returncode != 0:
@@ -449,69 +448,85 @@ def format_table(result: Dict) -> str:
   return "\n".join(lines)
 
 
-def main(argv=None):
-  parser = cli.ArgumentParser(PROG, description=__doc__.splitlines()[0])
-  parser.add_argument("--short", action="store_true", help="a few steps per configuration")
-  parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
-  parser.add_argument("--profile", default=None,
-                      help="write a TensorBoard profile of 10 steps of the first configuration here")
-  parser.add_argument("--jit_compile", action="store_true", help="XLA for the loss and gradients")
-  parser.add_argument("--kernels", action="store_true",
-                      help="only time the step's matmul shapes per arithmetic and name "
-                           "the oneDNN primitives they run (why a variant is or is not faster)")
-  parser.add_argument("--variants", nargs="*", default=None, metavar="VARIANT",
-                      help="arithmetics to time side by side, ratios to fp32 in the same "
-                           f"run: any of {', '.join(VARIANTS)} (default: fp32, or xla "
-                           "with --jit_compile)")
-  parser.add_argument("--only", type=int, nargs="*", default=None,
-                      help="indices of CONFIGS to run (default: all)")
-  parser.add_argument("--verbose_errors", action="store_true",
-                      help="show the traceback of a failure")
-  parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
-  parser.add_argument("--_payload", default="{}", help=argparse.SUPPRESS)
-  args = parser.parse_args(argv)
-  if args._child == "peak":
-    p = json.loads(args._payload)
-    print(json.dumps(matmul_peak(seconds=1.0 if args.short else 3.0,
+def _ints(name: str, values) -> Optional[List[int]]:
+  if values is None:
+    return None
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise ConfigError(f"--{name}={','.join(values)}: give configuration numbers, "
+                      f"e.g. --{name}=0,2.") from None
+
+
+def main(argv):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  f = flags.FLAGS
+  if len(argv) > 1:
+    raise ConfigError(f"unexpected arguments {' '.join(argv[1:])}: lists take commas, "
+                      f"e.g. --only=0,2 --variants=fp32,bf16.")
+  only, variants = _ints("only", f.only), f.variants
+  if f.child == "peak":
+    p = json.loads(f.child_payload)
+    print(json.dumps(matmul_peak(seconds=1.0 if f.short else 3.0,
                                  dtype=p.get("dtype", "float32"))))
     return
-  if args._child == "config":
-    p = json.loads(args._payload)
-    print(json.dumps(measure(p["cfg"], args.short, p.get("jit", False), p.get("profile"),
+  if f.child == "config":
+    p = json.loads(f.child_payload)
+    print(json.dumps(measure(p["cfg"], f.short, p.get("jit", False), p.get("profile"),
                              p.get("precision", "float32"))))
     return
-  if args._child == "kernels":
-    kernel_child(args.short)
+  if f.child == "kernels":
+    kernel_child(f.short)
     return
-  if args.kernels:
-    other = [f for f, v in (("--only", args.only), ("--variants", args.variants),
-                            ("--profile", args.profile), ("--jit_compile", args.jit_compile))
+  if f.child == "export":
+    print(json.dumps(measure_export(f.short)))
+    return
+  if f.kernels:
+    other = [name for name, v in (("--only", only), ("--variants", variants),
+                                  ("--profile", f.profile), ("--jit_compile", f.jit_compile))
              if v is not None and v is not False]
     if other:
       raise ConfigError(f"--kernels times its fixed matmul shapes under every variant; "
                         f"it takes no {', '.join(other)}. Run it alone (with --short "
                         f"or --json if wanted).")
-    rows = kernels(args.short)
-    print(json.dumps(rows, indent=2) if args.json else format_kernels(rows))
+    rows = kernels(f.short)
+    print(json.dumps(rows, indent=2) if f.json else format_kernels(rows))
     return
-  if args._child == "export":
-    print(json.dumps(measure_export(args.short)))
-    return
-  bad = [i for i in args.only or [] if not 0 <= i < len(CONFIGS)]
+  bad = [i for i in only or [] if not 0 <= i < len(CONFIGS)]
   if bad:
-    raise ConfigError(f"--only {' '.join(map(str, bad))}: the configurations are "
+    raise ConfigError(f"--only={','.join(map(str, bad))}: the configurations are "
                       f"numbered 0 to {len(CONFIGS) - 1}.")
-  unknown = [v for v in args.variants or [] if v not in VARIANTS]
+  unknown = [v for v in variants or [] if v not in VARIANTS]
   if unknown:
-    raise ConfigError(f"--variants {' '.join(unknown)}: unknown; choose from "
+    raise ConfigError(f"--variants={','.join(unknown)}: unknown; choose from "
                       f"{', '.join(VARIANTS)}.")
-  if args.variants is not None and not args.variants:
+  if variants is not None and not variants:
     raise ConfigError("--variants was given without a value; name at least one of "
                       f"{', '.join(VARIANTS)}.")
-  configs = None if args.only is None else [CONFIGS[i] for i in args.only]
-  result = run(args.short, configs, args.profile, args.jit_compile, args.variants)
-  print(json.dumps(result, indent=2) if args.json else format_table(result))
+  configs = None if only is None else [CONFIGS[i] for i in only]
+  result = run(f.short, configs, f.profile, f.jit_compile, variants)
+  print(json.dumps(result, indent=2) if f.json else format_table(result))
+
+
+def define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_bool("short", False, "a few steps per configuration")
+  flags.DEFINE_bool("json", False, "print JSON instead of the table")
+  flags.DEFINE_string("profile", None, "write a TensorBoard profile of 10 steps of the "
+                      "first configuration here")
+  flags.DEFINE_bool("jit_compile", False, "XLA for the loss and gradients")
+  flags.DEFINE_bool("kernels", False, "only time the step's matmul shapes per arithmetic "
+                    "and name the oneDNN primitives they run (why a variant is or is not "
+                    "faster)")
+  flags.DEFINE_list("variants", None, "arithmetics to time side by side, ratios to fp32 in "
+                    f"the same run, comma-separated: any of {', '.join(VARIANTS)} "
+                    "(default: fp32, or xla with --jit_compile)")
+  flags.DEFINE_list("only", None, "numbers of the configurations to run, comma-separated "
+                    "(default: all)")
+  flags.DEFINE_enum("child", None, ["peak", "config", "kernels", "export"],
+                    "internal: one measurement, in the child process the bench starts")
+  flags.DEFINE_string("child_payload", "{}", "internal: the child's arguments (JSON)")
 
 
 if __name__ == "__main__":
-  cli.run_main(PROG, main)
+  cli.run_absl(PROG, main, define_flags)

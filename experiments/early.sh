@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Three 3-epoch reruns of Fig. 4's ICML ADGM runs (seeds 1-3), one thread
 # each, side by side, validation split only: the checkpoints after epochs
-# 1-3 that experiments/probes/a_reward.py reads (RESULTS.md section 6).
+# 1-3 that experiments.probes.a_reward reads (RESULTS.md section 6).
 #
 #   bash experiments/early.sh OUT      # runs go to OUT/adgm-seed{1,2,3}
 #
