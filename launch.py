@@ -12,7 +12,6 @@ Several machines: set ``TF_CONFIG`` on each and use ``--strategy=auto`` or
 
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -97,9 +96,12 @@ def _log_to_stderr(name):
 
 
 def run(argv):
+  """The program: flags -> config -> ``train.train_and_evaluate``."""
   from adgm_tf import cli
+  from adgm_tf import config as c
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    raise c.ConfigError(f"unexpected arguments {' '.join(argv[1:])}: every setting is a "
+                        f"flag (--helpshort lists them).")
   _log_to_stderr("adgm_tf")
   config = config_from_flags().validate()  # stops here on bad flags
   from adgm_tf import data as data_lib
@@ -112,14 +114,6 @@ def run(argv):
   train.train_and_evaluate(config, FLAGS.model_dir, flagfile_text=flagfile_text())
 
 
-def main(argv):
-  """``run`` with the package's error reporting (adgm_tf/cli.py)."""
-  from adgm_tf import cli
-  cli.run_main("launch.py", lambda: run(argv),
-               verbose=FLAGS.verbose_errors or cli.verbose_requested([]))
-
-
 if __name__ == "__main__":
-  define_flags()
   from adgm_tf import cli  # pylint: disable=g-import-not-at-top
-  app.run(main, flags_parser=cli.absl_flags_parser("launch.py"))
+  cli.run_absl("launch.py", run, define_flags)

@@ -79,8 +79,10 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from adgm_tf import rules
+
 # How U(x) weights the enumerated labels when S > 1 (module docstring).
-UNLABELED_WEIGHTINGS = ("sample", "mean")
+UNLABELED_WEIGHTINGS = rules.UNLABELED_WEIGHTINGS
 
 
 class Factors(NamedTuple):

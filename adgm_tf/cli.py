@@ -19,7 +19,6 @@ Importing this module imports neither TensorFlow nor absl.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
@@ -204,15 +203,3 @@ def _nested_flagfile_hint(text: str, argv: Sequence[str]) -> Optional[str]:
         return (f"{name} is named inside a flagfile and read relative to the current "
                 f"directory, {os.getcwd()}; it is in {where}: run the command from there")
   return None
-
-
-class ArgumentParser(argparse.ArgumentParser):
-  """argparse whose usage errors are one line, ``<prog>: error: ...``, exit 2."""
-
-  def __init__(self, prog: str, **kwargs):
-    super().__init__(prog=prog, **kwargs)
-
-  def error(self, message):
-    print(f"{self.prog}: error: {message} (--help lists the arguments)", file=sys.stderr,
-          flush=True)
-    sys.exit(2)

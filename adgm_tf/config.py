@@ -13,6 +13,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from adgm_tf import data as data_lib
 from adgm_tf.errors import ConfigError  # noqa: F401  (re-exported)
+from adgm_tf import rules
+from adgm_tf.rules import ACTIVATIONS, BN_STATISTICS, INITS, UNLABELED_WEIGHTINGS
 from adgm_tf.variants import MODELS, VARIANTS  # the one table of model variants
 
 
@@ -26,12 +28,8 @@ KERAS_POLICIES = {"float32": "fp32", "mixed_bfloat16": "bf16", "mixed_float16": 
 # When the test set is read: at every evaluation and at the end, only at the
 # end, or never (runs that choose settings read the validation split only).
 TEST_EVALUATIONS = ("every", "end", "never")
-INITS = ("glorot", "authors")                 # networks.INITS
-BN_STATISTICS = ("joint", "split")            # networks.BN_STATISTICS
-UNLABELED_WEIGHTINGS = ("sample", "mean")     # bounds.UNLABELED_WEIGHTINGS
 
 
-ACTIVATIONS = ("relu", "softplus", "tanh", "elu", "gelu", "swish", "leaky_relu")  # networks
 PROGRESS = {"bar": 1, "epoch": 2, "none": 0}  # --progress -> TrainConfig.verbose
 
 
@@ -233,39 +231,25 @@ class Config:
     _choice("model", m.model, MODELS)
     _choice("strategy", t.strategy, STRATEGIES)
     _choice("precision", t.precision, PRECISIONS)
-    _choice("init", m.init, INITS)
     _choice("test_evaluation", t.test_evaluation, TEST_EVALUATIONS)
-    _choice("bn_statistics", m.bn_statistics, BN_STATISTICS)
-    _choice("unlabeled_weighting", m.unlabeled_weighting, UNLABELED_WEIGHTINGS)
-    if m.aux_warmup_epochs < 0:
-      raise ConfigError(f"--aux_warmup_epochs={m.aux_warmup_epochs}: must be >= 0 "
-                        f"(0 turns the warm-up off).")
-    for name, value in (("aux_log_var_init", m.aux_log_var_init),
-                        ("aux_log_var_max", m.aux_log_var_max)):
-      if value is not None and not -30 <= value <= 30:
-        raise ConfigError(f"--{name}={value}: give a finite log-variance in "
-                          f"[-30, 30] (e.g. -4), or leave it unset.")
-    if (m.aux_log_var_init is not None and m.aux_log_var_max is not None
-        and m.aux_log_var_init >= m.aux_log_var_max):
-      raise ConfigError(
-          f"--aux_log_var_init={m.aux_log_var_init} is not below "
-          f"--aux_log_var_max={m.aux_log_var_max}: q(a|x)'s log-variance cannot "
-          f"start above its cap; lower the start or raise the cap.")
-    if not 0 <= m.bn_momentum < 1:
-      raise ConfigError(f"--bn_momentum={m.bn_momentum}: must be in [0, 1) "
-                        f"(0.9 is the authors' rate, Lasagne's alpha = 0.1).")
-    for name, value, authors in (("bn_epsilon", m.bn_epsilon, "1e-4"),
-                                 ("adam_epsilon", t.adam_epsilon, "1e-8")):
-      if not 0 < value < 1:
-        raise ConfigError(f"--{name}={value}: must be in (0, 1) (the authors' "
-                          f"code: {authors}).")
+    rules.check_model(
+        flags=True, z_dim=m.z_dim, a_dim=m.a_dim, hidden=m.hidden,
+        mc_samples=m.mc_samples, iw_samples=m.iw_samples, eval_samples=m.eval_samples,
+        deterministic_a=VARIANTS[m.model].kwargs.get("auxiliary") == "deterministic",
+        init=m.init, activation=m.activation,
+        bn_momentum=m.bn_momentum, bn_epsilon=m.bn_epsilon,
+        bn_statistics=m.bn_statistics, unlabeled_weighting=m.unlabeled_weighting,
+        clip_norm=t.clip_norm, clip_value=t.clip_value, aux_warmup=m.aux_warmup_epochs,
+        aux_warmup_name="aux_warmup_epochs", aux_log_var_init=m.aux_log_var_init,
+        aux_log_var_max=m.aux_log_var_max, model_name=m.model)
+    if not 0 < t.adam_epsilon < 1:
+      raise ConfigError(f"--adam_epsilon={t.adam_epsilon}: must be in (0, 1) (the "
+                        f"authors' code: 1e-8).")
     for name, value in (("num_labels", d.num_labels),
                         ("labeled_batch_size", d.labeled_batch_size),
                         ("unlabeled_batch_size", d.unlabeled_batch_size),
                         ("eval_batch_size", d.eval_batch_size),
-                        ("z_dim", m.z_dim), ("a_dim", m.a_dim),
-                        ("mc_samples", m.mc_samples), ("iw_samples", m.iw_samples),
-                        ("eval_samples", m.eval_samples), ("epochs", t.epochs),
+                        ("epochs", t.epochs),
                         ("lr_decay_every", t.lr_decay_every),
                         ("cpu_replicas", t.cpu_replicas),
                         ("checkpoint_every", t.checkpoint_every),
@@ -300,19 +284,6 @@ class Config:
           f"--max_unlabeled={d.max_unlabeled} is smaller than --num_labels="
           f"{d.num_labels} or --unlabeled_batch_size={d.unlabeled_batch_size}; "
           f"raise it or leave it unset.")
-    if not m.hidden or min(m.hidden) < 1:
-      raise ConfigError(f"--hidden={','.join(map(str, m.hidden))}: give at "
-                        f"least one positive width, e.g. --hidden=500,500.")
-    if m.iw_samples > 1 and m.model == "adgm_det":
-      raise ConfigError(
-          f"--iw_samples={m.iw_samples} with --model=adgm_det: importance "
-          f"weighting over a is undefined for a deterministic auxiliary unit. "
-          f"Use --iw_samples=1, or a model with a stochastic a.")
-    if m.iw_samples > 1 and m.mc_samples > 1:
-      raise ConfigError(
-          f"--iw_samples={m.iw_samples} with --mc_samples={m.mc_samples}: the "
-          f"importance-weighted objective draws its own K samples. Set "
-          f"--mc_samples=1, or --iw_samples=1 for the plain bound.")
     if m.alpha_beta < 0:
       raise ConfigError(f"--alpha_beta={m.alpha_beta}: must be >= 0.")
     if not 0 < t.learning_rate < 1:
@@ -322,10 +293,6 @@ class Config:
     if t.lr_min < 0 or t.lr_min > t.learning_rate:
       raise ConfigError(
           f"--lr_min={t.lr_min} must be in [0, --learning_rate={t.learning_rate}].")
-    if t.clip_norm < 0:
-      raise ConfigError(f"--clip_norm={t.clip_norm}: must be >= 0 (0 turns it off).")
-    if t.clip_value < 0:
-      raise ConfigError(f"--clip_value={t.clip_value}: must be >= 0 (0 turns it off).")
     if t.ll_examples < 0:
       raise ConfigError(f"--ll_examples={t.ll_examples}: must be >= 0 (0: skip).")
     if t.time_budget_minutes is not None and t.time_budget_minutes < 0:
@@ -436,6 +403,4 @@ def config_from_flags(flag_values, overrides=None) -> "Config":
   return Config(**sections_from_flags(flag_values, overrides=overrides))
 
 
-def _choice(name: str, value: str, choices) -> None:
-  if value not in choices:
-    raise ConfigError(f"--{name}={value!r}: choose one of {list(choices)}.")
+_choice = rules.choice

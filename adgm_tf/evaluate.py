@@ -209,39 +209,36 @@ def _check_resume_file(path: Optional[str], ll_examples: int) -> Optional[str]:
   return path
 
 
-def _main(argv):  # pragma: no cover - exercised through a subprocess in tests
+def main(argv):  # pragma: no cover - exercised through a subprocess in tests
+  """``python -m adgm_tf.evaluate``: any checkpoint of a run, afterwards."""
   import json  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
   from adgm_tf import cli  # pylint: disable=g-import-not-at-top
+  from adgm_tf import rundir  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
-    raise SystemExit(f"adgm_tf.evaluate: error: unexpected arguments: {' '.join(argv[1:])}")
+    raise ConfigError(f"unexpected arguments {' '.join(argv[1:])}: every input is a "
+                      f"flag (--helpshort lists them).")
   f = flags.FLAGS
-
-  def run():
-    check_evaluate_args(f.splits, f.samples, f.ll_samples, f.ll_examples)
-    output = _check_new_file(f.output, "output", ".json")
-    png = _check_new_file(f.samples_png, "samples_png", ".png")
-    resume = _check_resume_file(f.ll_resume_file, f.ll_examples)
-    from adgm_tf import rundir  # pylint: disable=g-import-not-at-top
-    rundir.read_run(f.model_dir)  # a wrong --model_dir fails before TensorFlow loads
-    cli.import_tensorflow(show=f.show_tf_logs or None)
-    out = evaluate_checkpoint(
-        f.model_dir, checkpoint=f.checkpoint, samples=f.samples, splits=f.splits,
-        ll_samples=f.ll_samples, ll_examples=f.ll_examples, idx_dir=f.idx_dir,
-        data_dir=f.data_dir, samples_png=png, say=lambda text: print(text, flush=True),
-        ll_resume_file=resume)
-    print("\n".join(summary_lines(out)), flush=True)
-    if png:
-      print(f"  class-conditional samples: {png}")
-    if output:
-      rundir.atomic_write(output, json.dumps(out, indent=2, default=float) + "\n")
-      print(f"  metrics: {output}")
-
-  cli.run_main("adgm_tf.evaluate", run,
-               verbose=f.verbose_errors or cli.verbose_requested([]))
+  check_evaluate_args(f.splits, f.samples, f.ll_samples, f.ll_examples)
+  output = _check_new_file(f.output, "output", ".json")
+  png = _check_new_file(f.samples_png, "samples_png", ".png")
+  resume = _check_resume_file(f.ll_resume_file, f.ll_examples)
+  rundir.read_run(f.model_dir)  # a wrong --model_dir fails before TensorFlow loads
+  cli.import_tensorflow(show=f.show_tf_logs or None)
+  out = evaluate_checkpoint(
+      f.model_dir, checkpoint=f.checkpoint, samples=f.samples, splits=f.splits,
+      ll_samples=f.ll_samples, ll_examples=f.ll_examples, idx_dir=f.idx_dir,
+      data_dir=f.data_dir, samples_png=png, say=lambda text: print(text, flush=True),
+      ll_resume_file=resume)
+  print("\n".join(summary_lines(out)), flush=True)
+  if png:
+    print(f"  class-conditional samples: {png}")
+  if output:
+    rundir.atomic_write(output, json.dumps(out, indent=2, default=float) + "\n")
+    print(f"  metrics: {output}")
 
 
-def _define_flags():  # pragma: no cover
+def define_flags():  # pragma: no cover
   from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string("model_dir", None, "Run directory (holds config.json and checkpoints/).")
   flags.DEFINE_string("checkpoint", None, "A checkpoint prefix, or 'best': the run's checkpoint "
@@ -261,13 +258,9 @@ def _define_flags():  # pragma: no cover
                       "to this new .png file.")
   flags.DEFINE_string("idx_dir", None, "The MNIST IDX files, if they moved since the run.")
   flags.DEFINE_string("data_dir", None, "The prepared dataset directory, if it moved.")
-  flags.DEFINE_bool("verbose_errors", False, "Show the traceback of a failure.")
-  flags.DEFINE_bool("show_tf_logs", False, "Keep TensorFlow's C++ start-up lines.")
   flags.mark_flags_as_required(["model_dir"])
 
 
 if __name__ == "__main__":  # pragma: no cover
-  from absl import app  # pylint: disable=g-import-not-at-top
-  _define_flags()
   from adgm_tf import cli  # pylint: disable=g-import-not-at-top
-  app.run(_main, flags_parser=cli.absl_flags_parser("adgm_tf.evaluate"))
+  cli.run_absl("adgm_tf.evaluate", main, define_flags)

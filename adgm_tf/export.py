@@ -183,26 +183,23 @@ def export_from_checkpoint(model_dir: str, export_dir: str, version=None,
       metadata=dict(checkpoint=path, config=config.to_dict()))
 
 
-def _main(argv):  # pragma: no cover - exercised through a subprocess in tests
+def main(argv):  # pragma: no cover - exercised through a subprocess in tests
+  """``python -m adgm_tf.export``: a run's checkpoint as a SavedModel for TF Serving."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   from adgm_tf import cli  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
-    raise SystemExit(f"adgm_tf.export: error: unexpected arguments: {' '.join(argv[1:])}")
+    raise ConfigError(f"unexpected arguments {' '.join(argv[1:])}: every input is a "
+                      f"flag (--helpshort lists them).")
   f = flags.FLAGS
-
-  def run():
-    cli.import_tensorflow(show=f.show_tf_logs or None)
-    path = export_from_checkpoint(f.model_dir, f.export_dir, version=f.version,
-                                  checkpoint=f.checkpoint, samples=f.samples)
-    print(f"exported {f.model_dir} to {path}")
-    print(f"serve it: tensorflow_model_server --model_name=adgm "
-          f"--model_base_path={os.path.abspath(f.export_dir)} --rest_api_port=8501")
-
-  cli.run_main("adgm_tf.export", run,
-               verbose=f.verbose_errors or cli.verbose_requested([]))
+  cli.import_tensorflow(show=f.show_tf_logs or None)
+  path = export_from_checkpoint(f.model_dir, f.export_dir, version=f.version,
+                                checkpoint=f.checkpoint, samples=f.samples)
+  print(f"exported {f.model_dir} to {path}")
+  print(f"serve it: tensorflow_model_server --model_name=adgm "
+        f"--model_base_path={os.path.abspath(f.export_dir)} --rest_api_port=8501")
 
 
-def _define_flags():  # pragma: no cover
+def define_flags():  # pragma: no cover
   from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string("model_dir", None, "Run directory (holds config.json and checkpoints/).")
   flags.DEFINE_string("export_dir", None, "Where to write <version>/ (TF Serving's model base path).")
@@ -210,13 +207,9 @@ def _define_flags():  # pragma: no cover
   flags.DEFINE_string("checkpoint", None, "A checkpoint prefix, or 'best': the run's checkpoint "
                       "with the lowest validation error; default: the latest in model_dir.")
   flags.DEFINE_integer("samples", None, "S_eval for serving; default: the run's --eval_samples.")
-  flags.DEFINE_bool("verbose_errors", False, "Show the traceback of a failure.")
-  flags.DEFINE_bool("show_tf_logs", False, "Keep TensorFlow's C++ start-up lines.")
   flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
 if __name__ == "__main__":  # pragma: no cover
-  from absl import app  # pylint: disable=g-import-not-at-top
-  _define_flags()
   from adgm_tf import cli  # pylint: disable=g-import-not-at-top
-  app.run(_main, flags_parser=cli.absl_flags_parser("adgm_tf.export"))
+  cli.run_absl("adgm_tf.export", main, define_flags)

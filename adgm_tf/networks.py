@@ -22,7 +22,9 @@ from typing import Dict, Optional, Sequence, Tuple
 import keras
 import tensorflow as tf
 
-ACTIVATIONS = ("relu", "softplus", "tanh", "elu", "gelu", "swish", "leaky_relu")
+from adgm_tf import rules
+from adgm_tf.rules import ACTIVATIONS, INITS
+
 
 # Weight initialisations:
 # * "glorot": one Glorot-uniform kernel over the concatenated inputs, zero
@@ -33,14 +35,11 @@ ACTIVATIONS = ("relu", "softplus", "tanh", "elu", "gelu", "swish", "leaky_relu")
 #   log-variance) N(0, 1e-3^2) for kernel and bias, so q(a|x), q(z|.), p(a|.)
 #   start at N(~0, ~I), which matches the priors; logits heads Glorot-normal
 #   with gain 1, bias N(0, 1e-3^2).
-INITS = ("glorot", "authors")
 AUTHORS_STD = 1e-3
-BN_STATISTICS = ("joint", "split")
 
 
 def check_init(init: str) -> str:
-  if init not in INITS:
-    raise ValueError(f"Unknown init {init!r}; choose one of {list(INITS)}.")
+  rules.choice("init", init, INITS, flags=False)
   return init
 
 
@@ -62,9 +61,7 @@ def hidden_initializers(init: str):
 
 
 def check_activation(activation: str) -> str:
-  if activation not in ACTIVATIONS:
-    raise ValueError(
-        f"Unknown activation {activation!r}; choose one of {list(ACTIVATIONS)}.")
+  rules.choice("activation", activation, ACTIVATIONS, flags=False)
   return activation
 
 
@@ -264,18 +261,14 @@ class MLP(keras.layers.Layer):
     super().__init__(**kwargs)
     self.input_dims = {str(k): int(v) for k, v in input_dims.items()}
     self.hidden = tuple(int(h) for h in hidden)
-    if not self.hidden or min(self.hidden) < 1:
-      raise ValueError(f"hidden must list at least one positive width, got {hidden}")
-    self.activation = check_activation(activation)
+    rules.check_network(hidden=self.hidden, activation=activation, init=init,
+                        bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
+    self.activation = activation
     self.batch_norm = bool(batch_norm)
     self.categorical = tuple(categorical)
-    self.init = check_init(init)
+    self.init = init
     self.bn_momentum = float(bn_momentum)
-    if not 0.0 <= self.bn_momentum < 1.0:
-      raise ValueError(f"bn_momentum must be in [0, 1), got {bn_momentum}")
     self.bn_epsilon = float(bn_epsilon)
-    if not self.bn_epsilon > 0.0:
-      raise ValueError(f"bn_epsilon must be > 0, got {bn_epsilon}")
     self.first = MultiInputDense(self.hidden[0], self.input_dims,
                                  categorical=self.categorical,
                                  use_bias=not self.batch_norm, name="dense_0",

@@ -54,7 +54,7 @@ def test_mlp_shapes_batch_norm_and_config_round_trip():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (dict(activation="sigmoidish"), "Unknown activation"),
+    (dict(activation="sigmoidish"), r"activation='sigmoidish': choose one of \['relu'"),
     (dict(hidden=()), "at least one positive width"),
 ])
 def test_mlp_rejects_bad_arguments(bad, match):
@@ -81,7 +81,7 @@ def test_authors_init_matches_their_lasagne_layers():
   logits = heads.LogitsConditional({"x": 784}, units=10, hidden=(500,), init="authors")
   logits.build()
   assert np.std(logits.head.kernel.numpy()) == pytest.approx(np.sqrt(2.0 / 510), rel=0.1)
-  with pytest.raises(ValueError, match="Unknown init"):
+  with pytest.raises(ValueError, match=r"init='he': choose one of \["):
     networks.MLP({"x": 5}, hidden=(4,), init="he")
 
 

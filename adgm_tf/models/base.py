@@ -38,9 +38,9 @@ import tensorflow as tf
 from adgm_tf import bounds
 from adgm_tf import distributions as dists
 from adgm_tf import heads
-from adgm_tf import networks
+from adgm_tf import rules
 
-AUXILIARY = ("none", "stochastic", "deterministic")
+AUXILIARY = rules.AUXILIARIES
 
 
 class Wiring(NamedTuple):
@@ -170,7 +170,7 @@ class SemiSupervisedModel(keras.Model):
       clip_value] (the authors' code: 1 after a global norm of 5; 0: off).
     weight_prior_scale: scale of an N(0, 1) prior on the kernels added to the
       loss (1/N in the authors' code; 0: off).
-    init: "glorot" or "authors" (``networks.INITS``).
+    init: "glorot" or "authors" (``rules.INITS``).
     bn_momentum: momentum of batch norm's moving averages (0.9: the authors'
       Lasagne rate alpha = 0.1).
     bn_epsilon: batch norm's variance epsilon (Keras 1e-3; the authors'
@@ -214,21 +214,15 @@ class SemiSupervisedModel(keras.Model):
                jit_compile_gradients: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.wiring = wiring
-    for name, value in (("x_dim", x_dim), ("num_classes", num_classes),
-                        ("z_dim", z_dim), ("a_dim", a_dim),
-                        ("mc_samples", mc_samples), ("iw_samples", iw_samples),
-                        ("eval_samples", eval_samples)):
-      if int(value) < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    if iw_samples > 1 and mc_samples > 1:
-      raise ValueError(
-          f"mc_samples={mc_samples} and iw_samples={iw_samples}: the "
-          f"importance-weighted objective uses its own K samples; set "
-          f"mc_samples=1 with iw_samples>1.")
-    if iw_samples > 1 and self.wiring.auxiliary == "deterministic":
-      raise ValueError(
-          "iw_samples>1 with a deterministic auxiliary unit: importance "
-          "weighting over a is undefined when a = mu(x); use iw_samples=1.")
+    rules.check_model(
+        flags=False, x_dim=x_dim, num_classes=num_classes, z_dim=z_dim, a_dim=a_dim,
+        hidden=tuple(hidden), mc_samples=mc_samples, iw_samples=iw_samples,
+        eval_samples=eval_samples, deterministic_a=wiring.auxiliary == "deterministic",
+        init=init, activation=activation, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
+        bn_statistics=bn_statistics, unlabeled_weighting=unlabeled_weighting,
+        clip_norm=clip_norm or 0.0, clip_value=clip_value or 0.0,
+        aux_warmup=aux_warmup_steps, aux_warmup_name="aux_warmup_steps",
+        aux_log_var_init=aux_log_var_init, aux_log_var_max=aux_log_var_max)
     self.x_dim, self.num_classes = int(x_dim), int(num_classes)
     self.z_dim, self.a_dim = int(z_dim), int(a_dim)
     self.hidden = tuple(int(h) for h in hidden)
@@ -240,29 +234,15 @@ class SemiSupervisedModel(keras.Model):
     self.alpha = float(alpha)
     self.clip_norm = float(clip_norm) if clip_norm else 0.0
     self.clip_value = float(clip_value) if clip_value else 0.0
-    if self.clip_value < 0:
-      raise ValueError(f"clip_value must be >= 0, got {clip_value}")
     self.weight_prior_scale = float(weight_prior_scale)
-    self.init = networks.check_init(init)
+    self.init = init
     self.bn_momentum = float(bn_momentum)
     self.bn_epsilon = float(bn_epsilon)
-    if bn_statistics not in networks.BN_STATISTICS:
-      raise ValueError(f"bn_statistics must be one of {networks.BN_STATISTICS}, "
-                       f"got {bn_statistics!r}")
     self.bn_statistics = bn_statistics
-    if unlabeled_weighting not in bounds.UNLABELED_WEIGHTINGS:
-      raise ValueError(f"unlabeled_weighting must be one of "
-                       f"{bounds.UNLABELED_WEIGHTINGS}, got {unlabeled_weighting!r}")
     self.unlabeled_weighting = unlabeled_weighting
     self.aux_warmup_steps = int(aux_warmup_steps)
     self.aux_log_var_init = None if aux_log_var_init is None else float(aux_log_var_init)
     self.aux_log_var_max = None if aux_log_var_max is None else float(aux_log_var_max)
-    if (self.aux_log_var_init is not None and self.aux_log_var_max is not None
-        and self.aux_log_var_init >= self.aux_log_var_max):
-      raise ValueError(f"aux_log_var_init={aux_log_var_init} must be below "
-                       f"aux_log_var_max={aux_log_var_max}")
-    if self.aux_warmup_steps < 0:
-      raise ValueError(f"aux_warmup_steps must be >= 0, got {aux_warmup_steps}")
     self.seed = int(seed)
     self.check_numerics = bool(check_numerics)
     self.jit_compile_gradients = bool(jit_compile_gradients)
