@@ -43,7 +43,14 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from adgm_tf import builders
 from adgm_tf import cli
+from adgm_tf import config as config_lib
+from adgm_tf import data
+from adgm_tf import devices
+from adgm_tf import export
+from adgm_tf import hardware
+from adgm_tf import pipeline
 from adgm_tf.errors import ConfigError
 
 PROG = "adgm_tf.bench"
@@ -160,7 +167,6 @@ def matmul_peak(n: int = 2048, seconds: float = 3.0,
 
 def _mnist_split(unlabeled: int):
   """A real MNIST split when a source is at hand, else random grey images."""
-  from adgm_tf import data  # pylint: disable=g-import-not-at-top
   try:
     source = data.resolve_source("mnist", allow_download=False)
     arrays = data.load_arrays("mnist", source.data_dir)
@@ -182,8 +188,6 @@ def measure(cfg: Dict, short: bool, jit: bool = False,
   tf = _quiet_tf()
   import keras  # pylint: disable=g-import-not-at-top
   keras.mixed_precision.set_global_policy(precision)
-  from adgm_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from adgm_tf import builders, devices, pipeline  # pylint: disable=g-import-not-at-top
 
   iw = cfg.get("iw", 1)
   samples = cfg["samples"] if iw == 1 else iw
@@ -325,7 +329,7 @@ def measure_export(short: bool) -> Dict:
   """Latency (batch 1) and throughput (batch 1024) of the exported classifier."""
   tf = _quiet_tf()
   import keras  # pylint: disable=g-import-not-at-top
-  from adgm_tf import export, models  # pylint: disable=g-import-not-at-top
+  from adgm_tf import models  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)
   model = models.build_model("adgm", batch_norm=True, eval_samples=100,
                              **{k: PAPER[k] for k in ("z_dim", "a_dim", "hidden")})
@@ -397,7 +401,6 @@ def run(short: bool = False, configs=None, profile_dir=None, jit=False,
       r["x_fp32"] = r["steps_per_s"] / base if base else None
     rows += timed
   exported = _child("export", {}, short)
-  from adgm_tf import hardware  # pylint: disable=g-import-not-at-top
   return dict(date=time.strftime("%Y-%m-%d"), cpus=os.cpu_count(), short=short,
               cpu=hardware.describe_cpu(),
               matmul_peak=peak, bf16_matmul_peak=bf16_peak, configs=rows,

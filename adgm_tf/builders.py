@@ -7,6 +7,8 @@ variables.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from typing import Optional
 
 from adgm_tf import config as config_lib
@@ -59,7 +61,6 @@ def make_optimizer(train_config: config_lib.TrainConfig, steps_per_epoch: int):
 def _model_arguments() -> frozenset:
   """The keyword arguments of ``SemiSupervisedModel``: a ModelConfig field of
   the same name reaches the model with no code here."""
-  import inspect  # pylint: disable=g-import-not-at-top
   from adgm_tf.models import base  # pylint: disable=g-import-not-at-top
   return frozenset(inspect.signature(base.SemiSupervisedModel.__init__).parameters)
 
@@ -74,7 +75,6 @@ def model_from_config(config: config_lib.Config, alpha: float, steps_per_epoch: 
   (classification weight), the warm-up in steps, the weight prior's scale
   1/N (``num_unlabeled``), and the training settings the step uses.
   """
-  import dataclasses  # pylint: disable=g-import-not-at-top
   from adgm_tf import models  # pylint: disable=g-import-not-at-top
   m, t = config.model, config.train
   if m.weight_prior and not num_unlabeled:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import json
 import logging
 import os
 import re
@@ -49,7 +50,9 @@ import socket
 import subprocess
 import tarfile
 import tempfile
+import zipfile
 import zlib
+from urllib.parse import urlparse
 from typing import Dict, Iterable, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -376,7 +379,6 @@ def damaged_record_file(prepared_dir: str) -> Optional[Tuple[str, str]]:
   Reads every record of every ``*.tfrecord*`` file (TFRecord keeps a CRC of
   each record) and compares the counts with ``dataset_info.json``.
   """
-  import json  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
     with open(os.path.join(prepared_dir, "dataset_info.json")) as f:
@@ -710,7 +712,6 @@ def load_npz(path: str) -> Arrays:
 
 
 def _read_npz(full: str, where: str) -> Arrays:
-  import zipfile  # pylint: disable=g-import-not-at-top
   try:
     archive = np.load(full, allow_pickle=False)
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
@@ -839,7 +840,6 @@ def load_tfds_arrays(name: str, data_dir: str, allow_download: bool = True) -> A
 
 def _download_hosts(builder) -> set:
   """``{(host, port)}`` of the URLs a tfds builder downloads (empty if unknown)."""
-  from urllib.parse import urlparse  # pylint: disable=g-import-not-at-top
   try:
     urls = list(builder.url_infos or {})
   except Exception:  # pylint: disable=broad-except  (no checksums recorded)

@@ -14,6 +14,7 @@ import os
 from typing import Any, Dict
 
 from adgm_tf import config as config_lib
+from adgm_tf import hardware
 from adgm_tf.errors import ConfigError
 
 logger = logging.getLogger("adgm_tf")
@@ -37,7 +38,6 @@ def configure_devices(train_config: config_lib.TrainConfig) -> None:
             f"--cpu_replicas={train_config.cpu_replicas}: TensorFlow's devices "
             f"were initialised before the launcher could split the CPU ({e}). "
             f"Start a fresh process.") from e
-  from adgm_tf import hardware  # pylint: disable=g-import-not-at-top
   precision = hardware.resolve_precision(
       train_config.precision, gpu=bool(tf.config.list_physical_devices("GPU")))
   if train_config.precision == "auto":

@@ -23,9 +23,16 @@ model is loaded. Importing this module imports neither TensorFlow nor absl.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import time
 from typing import Dict, Optional, Tuple
 
+from adgm_tf import cli
+from adgm_tf import data as data_lib
+from adgm_tf import pipeline
+from adgm_tf import rundir
 from adgm_tf.errors import ConfigError
 
 SPLITS = ("validation", "test")
@@ -81,10 +88,8 @@ def evaluate_checkpoint(model_dir: str, checkpoint: Optional[str] = None,
   they are computed, and a later call with the same file, checkpoint and
   settings continues where a cut one stopped (``Evaluator.log_likelihood``).
   """
-  import dataclasses  # pylint: disable=g-import-not-at-top
-  import time  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from adgm_tf import data as data_lib, evaluation, pipeline, rundir  # pylint: disable=g-import-not-at-top
+  from adgm_tf import evaluation  # pylint: disable=g-import-not-at-top
   splits = check_evaluate_args(splits, samples, ll_samples, ll_examples)
   say = say or (lambda text: None)
   start = time.time()
@@ -211,10 +216,7 @@ def _check_resume_file(path: Optional[str], ll_examples: int) -> Optional[str]:
 
 def main(argv):  # pragma: no cover - exercised through a subprocess in tests
   """``python -m adgm_tf.evaluate``: any checkpoint of a run, afterwards."""
-  import json  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
-  from adgm_tf import rundir  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise ConfigError(f"unexpected arguments {' '.join(argv[1:])}: every input is a "
                       f"flag (--helpshort lists them).")
@@ -262,5 +264,4 @@ def define_flags():  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover
-  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
   cli.run_absl("adgm_tf.evaluate", main, define_flags)

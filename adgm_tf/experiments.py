@@ -43,6 +43,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -51,6 +52,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from adgm_tf import cli
+from adgm_tf import rundir
 from adgm_tf.errors import AdgmError, ConfigError
 
 PROG = "adgm_tf.experiments"
@@ -483,7 +485,7 @@ def plot_active_units(records, path: str) -> None:
 
 def plot_samples(model_dir: str, path: str) -> None:
   """10 samples per class (rows) from a run's final checkpoint."""
-  from adgm_tf import evaluation, rundir  # pylint: disable=g-import-not-at-top
+  from adgm_tf import evaluation  # pylint: disable=g-import-not-at-top
   _, model, _ = rundir.load_run(model_dir)
   shape = rundir.read_run(model_dir)[1]["derived"].get("image_shape")
   grid = evaluation.image_grid(evaluation.class_conditional_samples(model, 10, seed=0),
@@ -519,7 +521,6 @@ def publish(records, out: str, dest: str, flat: str = "") -> None:
 
   Each run's files go to ``dest/runs/<run>/``, or to ``flat`` when given (one run).
   """
-  import shutil  # pylint: disable=g-import-not-at-top
   os.makedirs(dest, exist_ok=True)
   for name in ("summary.md", "summary.json", "convergence.png", "auxiliary.png",
                "active_units.png", "samples.png"):

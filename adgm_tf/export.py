@@ -39,6 +39,8 @@ import shutil
 import tempfile
 from typing import Optional
 
+from adgm_tf import cli
+from adgm_tf import rundir
 from adgm_tf.errors import ConfigError
 
 
@@ -174,7 +176,6 @@ def export_from_checkpoint(model_dir: str, export_dir: str, version=None,
 
   Every argument is checked before anything is written.
   """
-  from adgm_tf import rundir  # pylint: disable=g-import-not-at-top
   check_export_args(export_dir, version, samples)
   rundir.check_writable(export_dir, "export_dir")
   config, model, path = rundir.load_run(model_dir, checkpoint)
@@ -186,7 +187,6 @@ def export_from_checkpoint(model_dir: str, export_dir: str, version=None,
 def main(argv):  # pragma: no cover - exercised through a subprocess in tests
   """``python -m adgm_tf.export``: a run's checkpoint as a SavedModel for TF Serving."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise ConfigError(f"unexpected arguments {' '.join(argv[1:])}: every input is a "
                       f"flag (--helpshort lists them).")
@@ -211,5 +211,4 @@ def define_flags():  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover
-  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
   cli.run_absl("adgm_tf.export", main, define_flags)

@@ -43,6 +43,7 @@ import shutil
 import socket
 import tempfile
 import time
+import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from adgm_tf import builders
@@ -448,7 +449,6 @@ def check_checkpoint_matches(checkpoint, checkpoint_path: str) -> None:
   to a scratch directory it gives the key and shape of every variable it
   expects, which must all be in ``checkpoint_path`` with the same shapes.
   """
-  import uuid  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # Written to TF's in-memory file system: a full disk cannot stop the check.
   scratch = f"ram://adgm_tf_probe_{uuid.uuid4().hex}"

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -47,6 +48,7 @@ from adgm_tf import builders
 from adgm_tf import config as config_lib
 from adgm_tf import data as data_lib
 from adgm_tf import devices
+from adgm_tf import export
 from adgm_tf import pipeline
 from adgm_tf import rundir
 from adgm_tf.errors import AuxDied, ConfigError, Diverged, DiskFull, Interrupted
@@ -133,7 +135,6 @@ def build_or_restore(config: config_lib.Config, data: pipeline.Data, strategy, m
 
 def weights_fingerprint(model) -> str:
   """SHA-256 of every model variable's float32 bytes, in a fixed order."""
-  import hashlib  # pylint: disable=g-import-not-at-top
   h = hashlib.sha256()
   for v in sorted(model.variables, key=lambda v: v.path):
     h.update(v.path.encode())
@@ -641,7 +642,6 @@ def _read_best(model_dir: str) -> Optional[Dict[str, Any]]:
 
 
 def export_model(model, config: config_lib.Config, metrics: Dict[str, Any]) -> str:
-  from adgm_tf import export  # pylint: disable=g-import-not-at-top
   return export.export_saved_model(
       model, config.train.export_dir, metadata=dict(
           test_error=metrics.get("test_error"), config=config.to_dict()))
