@@ -41,9 +41,6 @@ def define_flags():
   _define("enum", "mixed_precision", None, list(c.KERAS_POLICIES),
           "The older name of --precision, as a Keras policy (float32, "
           "mixed_bfloat16, mixed_float16); kept so that old flags.txt replay.")
-  _define("enum", "progress", "bar", list(c.PROGRESS),
-          "A progress bar per epoch (on a terminal; a line per epoch otherwise), "
-          "one line per epoch, or quiet.")
   _define("bool", "show_tf_logs", False,
           "Keep TensorFlow's C++ start-up lines (also ADGM_SHOW_TF_LOGS=1); "
           "hidden by default.")
@@ -67,10 +64,9 @@ def _precision(f):
 
 def config_from_flags():
   """The run's typed config: every field from its own flag (config.py), and
-  the two the launcher derives (--progress, the older --mixed_precision)."""
+  --precision also from the older --mixed_precision."""
   from adgm_tf import config as c
-  return c.config_from_flags(FLAGS, overrides={"train": dict(
-      precision=_precision(FLAGS), verbose=c.PROGRESS[FLAGS.progress])})
+  return c.config_from_flags(FLAGS, overrides={"train": dict(precision=_precision(FLAGS))})
 
 
 def flagfile_text():

@@ -30,19 +30,18 @@ KERAS_POLICIES = {"float32": "fp32", "mixed_bfloat16": "bf16", "mixed_float16": 
 TEST_EVALUATIONS = ("every", "end", "never")
 
 
-PROGRESS = {"bar": 1, "epoch": 2, "none": 0}  # --progress -> TrainConfig.verbose
+PROGRESS = ("bar", "epoch", "none")
 
 
-def option(default, help: str, choices=None, flag: bool = True):  # pylint: disable=redefined-builtin
+def option(default, help: str, choices=None):  # pylint: disable=redefined-builtin
   """A config field and its command-line flag in one declaration.
 
   The flag has the field's name, default and ``help``; ``choices`` makes it an
-  enum; ``flag=False`` keeps a field off the command line (set by the
-  launcher from another flag). ``define_flags`` and ``from_flag_values`` read
-  these, so an option is declared here and used where it acts, nowhere else.
+  enum. ``define_flags`` and ``sections_from_flags`` read these, so an option
+  is declared here and used where it acts, nowhere else.
   """
   return dataclasses.field(default=default, metadata=dict(
-      help=help, choices=None if choices is None else tuple(choices), flag=flag))
+      help=help, choices=None if choices is None else tuple(choices)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,8 +178,9 @@ class TrainConfig:
       "ignores a). Unset: off.")
   export_dir: Optional[str] = option(
       None, "Export a SavedModel to <export_dir>/<version> at the end.")
-  # Set by the launcher from --progress (PROGRESS): 1 a bar, 2 a line per epoch, 0 quiet.
-  verbose: int = option(1, "", flag=False)
+  progress: str = option(
+      "bar", "A progress bar per epoch (on a terminal; a line per epoch otherwise), "
+      "one line per epoch, or quiet.", PROGRESS)
 
   @property
   def budget_minutes(self) -> Optional[float]:
@@ -208,6 +208,9 @@ class Config:
     if "hidden" in model:
       model["hidden"] = tuple(model["hidden"])
     train = dict(d.get("train", {}))
+    if "verbose" in train:  # a config.json written before TrainConfig.progress
+      train.setdefault("progress", {1: "bar", 2: "epoch"}.get(train["verbose"], "none"))
+      del train["verbose"]
     if "mixed_precision" in train:  # a config.json written before --precision
       train.setdefault("precision", KERAS_POLICIES.get(train["mixed_precision"], "fp32"))
       del train["mixed_precision"]
@@ -352,11 +355,10 @@ def _kind(f: dataclasses.Field) -> str:
 
 
 def flag_fields(sections=SECTIONS):
-  """``(section, field, flag kind)`` of every field that has a flag, in order."""
+  """``(section, field, flag kind)`` of every field (each has its flag), in order."""
   for section, cls in sections:
     for f in dataclasses.fields(cls):
-      if f.metadata.get("flag", True):
-        yield section, f, _kind(f)
+      yield section, f, _kind(f)
 
 
 def define_flags(flag_values, sections=SECTIONS):

@@ -244,7 +244,7 @@ class Trainer:
 
   def say(self, text: str) -> None:
     """A progress line (chief, unless --progress=none)."""
-    if self.chief and self.config.train.verbose:
+    if self.chief and self.config.train.progress != "none":
       print(text, flush=True)
 
   def reads_test(self, final: bool) -> bool:
@@ -410,7 +410,7 @@ class Trainer:
       progbar = None
       # A bar only on a terminal: in a log file (CI, nohup) its carriage-return
       # redraws pile up, and the one line per epoch below says what it would.
-      if self.chief and t.verbose == 1 and sys.stdout.isatty():
+      if self.chief and t.progress == "bar" and sys.stdout.isatty():
         progbar = keras.utils.Progbar(spe, verbose=1, stateful_metrics=[
             "loss", "accuracy", "elbo_unlabeled", "val_err", "test_err", "min_left"])
         budget = ""
@@ -462,7 +462,7 @@ class Trainer:
            if k.endswith("_error") or k.startswith(("aux_", "validation_aux_",
                                                     "active_units_"))},
         **logs))
-    if self.chief and t.verbose:
+    if self.chief and t.progress != "none":
       print(f"epoch {self.step / self.steps_per_epoch:g}/{t.epochs}  {epoch_time:.1f}s  "
             f"loss {_fmt(logs.get('loss'), '.2f')}  "
             f"L {_fmt(logs.get('elbo_labeled'), '.2f')}  "
@@ -779,9 +779,9 @@ def _log_end(config, metrics: Dict[str, Any], chief: bool, model_dir: str,
              trainer: Trainer) -> None:
   """The result, and where everything is."""
   m, t = config.model, config.train
-  if t.verbose:
+  if t.progress != "none":
     print(f"weights sha256 {metrics['weights_sha256']}", flush=True)
-  if not (chief and t.verbose):
+  if not (chief and t.progress != "none"):
     return
   lines = [f"final: test error {_percent(metrics['test_error'])} ({m.eval_samples} samples), "
            f"validation error {_percent(metrics['validation_error'])}; "

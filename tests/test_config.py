@@ -1,10 +1,13 @@
 """Tests for config.py: validation errors name the flag, the value and the fix."""
 
 import dataclasses
+import os
 
 import pytest
 
 from adgm_tf import config as c
+
+from conftest import REPO
 
 
 def _with_model(**changes):
@@ -55,6 +58,14 @@ def test_old_configs_with_mixed_precision_still_load():
         c.Config().train, precision="fp64")).validate()
 
 
+def test_old_configs_with_a_verbose_code_still_load():
+  """config.json before TrainConfig.progress held the launcher's verbose code."""
+  for code, progress in ((1, "bar"), (2, "epoch"), (0, "none")):
+    assert c.Config.from_dict({"train": {"verbose": code}}).train.progress == progress
+  published = os.path.join(REPO, "docs", "results", "long_sdgm3", "flags.txt")
+  assert "--progress=" in open(published).read()  # flags.txt replays with the same flag
+
+
 # ---------------------------------------------------------------------------
 # One declaration per option: the flags are generated from the fields
 # ---------------------------------------------------------------------------
@@ -69,11 +80,8 @@ def _fresh_flags(sections=c.SECTIONS):
 
 def test_every_field_has_a_flag_with_its_default_and_help():
   fv, names = _fresh_flags()
-  fields = [f.name for _, cls in c.SECTIONS for f in dataclasses.fields(cls)
-            if f.metadata.get("flag", True)]
+  fields = [f.name for _, cls in c.SECTIONS for f in dataclasses.fields(cls)]
   assert names == fields and len(names) == len(set(names))
-  assert {"verbose"} == {f.name for _, cls in c.SECTIONS for f in dataclasses.fields(cls)
-                         if not f.metadata.get("flag", True)}
   fv(["prog"])
   parsed = c.sections_from_flags(fv)
   assert parsed == {"data": c.DataConfig(), "model": c.ModelConfig(), "train": c.TrainConfig()}

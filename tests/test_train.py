@@ -40,7 +40,7 @@ def tiny_config(data_dir, data=None, model=None, train_=None):
                                    eval_samples=10),
       train=config_lib.TrainConfig(epochs=2, learning_rate=1e-3,
                                    eval_samples_periodic=5, ll_samples=10,
-                                   ll_examples=100, summary_every=5, verbose=0))
+                                   ll_examples=100, summary_every=5, progress="none"))
   return c.replace(data=dataclasses.replace(c.data, **(data or {})),
                    model=dataclasses.replace(c.model, **(model or {})),
                    train=dataclasses.replace(c.train, **(train_ or {})))
