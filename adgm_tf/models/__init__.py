@@ -1,7 +1,8 @@
 """The model variants (the table is adgm_tf/variants.py)."""
 
 from adgm_tf.models.adgm import ADGM, SDGM
-from adgm_tf.models.base import Noise, SemiSupervisedModel, Wiring
+from adgm_tf.models.base import SemiSupervisedModel
+from adgm_tf.models.layout import Noise, Wiring
 from adgm_tf.models.m2 import M2
 from adgm_tf.variants import MODELS, variant
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import keras
 
-from adgm_tf.models.base import SemiSupervisedModel, Wiring
+from adgm_tf.models.base import SemiSupervisedModel
+from adgm_tf.models.layout import Wiring
 
 FORMS = ("icml", "workshop")
 ADGM_AUXILIARY = ("stochastic", "deterministic")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import keras
 
-from adgm_tf.models.base import SemiSupervisedModel, Wiring
+from adgm_tf.models.base import SemiSupervisedModel
+from adgm_tf.models.layout import Wiring
 
 M2_WIRING = Wiring(auxiliary="none", q_y=("x",), q_z=("x", "y"), p_x=("y", "z"),
                    p_a=None)
