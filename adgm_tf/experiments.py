@@ -126,11 +126,11 @@ def run_all(config: Dict[str, Any], out: str, python: str = sys.executable,
   for run in config["runs"]:
     for seed in run.get("seeds", [0]):
       model_dir = run_dir(out, run["name"], seed)
-      metrics_path = os.path.join(model_dir, "metrics.json")
-      if os.path.exists(metrics_path):
+      paths = rundir.RunDir(model_dir)
+      if os.path.exists(paths.metrics):
         log(f"[experiments] {run['name']} seed {seed}: finished, skipped")
       else:
-        resuming = os.path.isdir(os.path.join(model_dir, "checkpoints"))
+        resuming = os.path.isdir(paths.checkpoints)
         log(f"[experiments] {run['name']} seed {seed}: "
             f"{'resuming' if resuming else 'starting'} in {model_dir}")
         os.makedirs(model_dir, exist_ok=True)
@@ -138,14 +138,14 @@ def run_all(config: Dict[str, Any], out: str, python: str = sys.executable,
                 + list(config.get("common_flags", [])) + list(run.get("flags", []))
                 + [f"--seed={seed}", f"--label_seed={seed}", f"--model_dir={model_dir}",
                    "--progress=epoch"])
-        with open(os.path.join(model_dir, "launch.log"), "a") as logf:
+        with open(paths.launch_log, "a") as logf:
           logf.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args)}\n")
           logf.flush()
           proc = subprocess.run(args, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
           raise RunFailed(f"{run['name']} seed {seed} failed (exit {proc.returncode}); "
-                             f"see {model_dir}/launch.log")
-      with open(metrics_path) as f:
+                             f"see {paths.launch_log}")
+      with open(paths.metrics) as f:
         metrics = json.load(f)
       records.append(dict(name=run["name"], seed=seed, model_dir=model_dir,
                           metrics=metrics, history=read_history(model_dir)))
@@ -153,7 +153,7 @@ def run_all(config: Dict[str, Any], out: str, python: str = sys.executable,
 
 
 def read_history(model_dir: str) -> List[Dict[str, float]]:
-  path = os.path.join(model_dir, "history.csv")
+  path = rundir.RunDir(model_dir).history
   if not os.path.exists(path):
     return []
   with open(path) as f:
@@ -335,7 +335,7 @@ def _samples_text(records) -> str:
   """"S = 1 in training, 10 samples of a per evaluation", from the runs' flags.txt."""
   train, evals = set(), set()
   for r in records:
-    path = os.path.join(r.get("model_dir", ""), "flags.txt")
+    path = rundir.RunDir(r.get("model_dir", "")).flags
     if not os.path.exists(path):
       continue
     with open(path) as f:
@@ -508,12 +508,12 @@ def report(records, out: str, title: str, budget: str = "") -> Dict[str, Any]:
   plot_convergence(records, os.path.join(out, "convergence.png"), budget)
   plot_auxiliary(records, os.path.join(out, "auxiliary.png"), budget)
   plot_active_units(records, os.path.join(out, "active_units.png"))
-  if os.path.isdir(os.path.join(records[0]["model_dir"], "checkpoints")):
+  if os.path.isdir(rundir.RunDir(records[0]["model_dir"]).checkpoints):
     plot_samples(records[0]["model_dir"], os.path.join(out, "samples.png"))
   return summary
 
 
-PUBLISHED_FILES = ("history.csv", "metrics.json", "flags.txt")
+PUBLISHED_FILES = ("history", "metrics", "flags")  # RunDir's small files
 
 
 def publish(records, out: str, dest: str, flat: str = "") -> None:
@@ -530,12 +530,12 @@ def publish(records, out: str, dest: str, flat: str = "") -> None:
     target = flat or os.path.join(dest, "runs", os.path.basename(r["model_dir"]))
     os.makedirs(target, exist_ok=True)
     for name in PUBLISHED_FILES:
-      src = os.path.join(r["model_dir"], name)
+      src = getattr(rundir.RunDir(r["model_dir"]), name)
       if not os.path.exists(src):
         continue
       with open(src) as f:
         text = f.read()
-      with open(os.path.join(target, name), "w") as f:
+      with open(os.path.join(target, os.path.basename(src)), "w") as f:
         f.write(portable(text, r["model_dir"]))
 
 
@@ -598,9 +598,9 @@ def main(argv):
     for run in config["runs"]:
       for seed in run.get("seeds", [0]):
         d = run_dir(out, run["name"], seed)
-        if os.path.exists(os.path.join(d, "metrics.json")):
+        if os.path.exists(rundir.RunDir(d).metrics):
           records.append(dict(name=run["name"], seed=seed, model_dir=d,
-                              metrics=json.load(open(os.path.join(d, "metrics.json"))),
+                              metrics=json.load(open(rundir.RunDir(d).metrics)),
                               history=read_history(d)))
   else:
     records = run_all(config, out, log=lambda m: print(m, flush=True))

@@ -10,6 +10,7 @@ What ``model_dir`` holds::
   train/, eval/          TensorBoard events
   history.csv            one row per evaluated epoch (curves without TensorBoard)
   metrics.json           final results
+  launch.log             each launch's output, when the experiment runner launched it
 
 Rules kept here (the training loop and the exporter both rely on them):
 
@@ -257,6 +258,11 @@ class RunDir:
   @property
   def metrics(self) -> str:
     return self._join("metrics.json")
+
+  @property
+  def launch_log(self) -> str:
+    """The output of each launch the experiment runner made (adgm_tf.experiments)."""
+    return self._join("launch.log")
 
   @property
   def checkpoints(self) -> str:
