@@ -1,4 +1,4 @@
-"""``python -m adgm_tf.evaluate``: the final numbers of any checkpoint of a run.
+r"""``python -m adgm_tf.evaluate``: the final numbers of any checkpoint of a run.
 
 Command line::
 

@@ -1,4 +1,4 @@
-"""The paper's comparisons and figures from one command.
+r"""The experiment runner: the runs of one experiments/*.json config, their tables and figures.
 
   python -m adgm_tf.experiments --config=experiments/fig4.json \
       --out=~/adgm-results/fig4 --publish=docs/results/fig4

@@ -1,4 +1,4 @@
-"""SavedModel export for TensorFlow Serving.
+r"""SavedModel export for TensorFlow Serving.
 
 ``export_saved_model(model, export_dir)`` writes ``export_dir/<version>/``
 (TF Serving's layout; the next free integer version, an existing version is
@@ -25,9 +25,9 @@ Command line, from any checkpoint of a run::
 
 then, for example::
 
-  docker run -p 8501:8501 -v "$PWD/exports/adgm:/models/adgm" \\
+  docker run -p 8501:8501 -v "$PWD/exports/adgm:/models/adgm" \
       -e MODEL_NAME=adgm tensorflow/serving
-  curl -X POST localhost:8501/v1/models/adgm:predict \\
+  curl -X POST localhost:8501/v1/models/adgm:predict \
       -d '{"instances": [[0.0, 0.0, ..., 0.0]]}'   # 784 floats in [0, 1]
 """
 

@@ -1,4 +1,4 @@
-"""Compare finished runs of different experiments, per epoch, over seeds.
+r"""Compare finished runs of different experiments, per epoch, over seeds.
 
     python -m experiments.compare [--plot=PNG [--budget=TEXT]] LABEL=DIR_GLOB [LABEL=DIR_GLOB ...]
 
@@ -11,7 +11,7 @@ each run was given, e.g. "10 epochs each") in its title. Only epochs that every
 seed of a label reached are shown. Example (the SDGM without the warm-up
 against Fig. 4's M2, from the published files):
 
-    python -m experiments.compare "M2=docs/results/fig4/runs/m2-seed*" \\
+    python -m experiments.compare "M2=docs/results/fig4/runs/m2-seed*" \
         "SDGM, no warm-up=docs/results/sdgm_nowarmup/runs/sdgm_nowarmup-seed*"
 """
 import glob
