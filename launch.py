@@ -37,7 +37,7 @@ def define_flags():
   from adgm_tf import config as c  # light: no TensorFlow import
 
   _define("string", "model_dir", None, "Run directory: checkpoints, events, metrics. Required.")
-  _DEFINED.extend(c.define_flags(FLAGS))
+  _DEFINED.extend(c.define_flags(FLAGS, module_name=sys.argv[0]))
   _define("enum", "mixed_precision", None, list(c.KERAS_POLICIES),
           "The older name of --precision, as a Keras policy (float32, "
           "mixed_bfloat16, mixed_float16); kept so that old flags.txt replay.")

@@ -361,22 +361,25 @@ def flag_fields(sections=SECTIONS):
       yield section, f, _kind(f)
 
 
-def define_flags(flag_values, sections=SECTIONS):
+def define_flags(flag_values, sections=SECTIONS, module_name=None):
   """One absl flag per config field (its name, default, help and choices) in
   ``flag_values`` (the launcher passes absl's FLAGS); returns the names in order.
-  The library itself never reads flags: only the launcher calls this."""
+  ``module_name``: the module the flags are listed under (the launcher gives
+  its own, so that ``--helpshort`` lists them). The library itself never reads
+  flags: only the launcher calls this."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   names = []
   for _, f, kind in flag_fields(sections):
     help_text, default = f.metadata["help"], f.default
     if kind == "enum":
       flags.DEFINE_enum(f.name, default, list(f.metadata["choices"]), help_text,
-                        flag_values=flag_values)
+                        flag_values=flag_values, module_name=module_name)
     elif kind == "list":
       flags.DEFINE_list(f.name, [str(v) for v in default], help_text,
-                        flag_values=flag_values)
+                        flag_values=flag_values, module_name=module_name)
     else:
-      getattr(flags, f"DEFINE_{kind}")(f.name, default, help_text, flag_values=flag_values)
+      getattr(flags, f"DEFINE_{kind}")(f.name, default, help_text, flag_values=flag_values,
+                                       module_name=module_name)
     names.append(f.name)
   return names
 

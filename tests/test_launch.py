@@ -134,6 +134,20 @@ def test_flag_errors_are_one_line(mnist_idx_dir, tmp_path, args, message):
   assert os.listdir(tmp_path) == []  # nothing was written
 
 
+def test_helpshort_lists_every_setting_the_errors_point_to(tmp_path):
+  """Flag errors say "--helpshort lists the flags": it must list the config's
+  generated flags (defined in adgm_tf/config.py), not only the launcher's own."""
+  from adgm_tf import config as c
+  out = subprocess.run([sys.executable, os.path.join(REPO, "launch.py"), "--helpshort"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+  assert out.returncode == 1, out.stderr  # absl's --helpshort exits 1
+  listed = {line.split(":")[0].strip().lstrip("-").replace("[no]", "")
+            for line in out.stdout.splitlines() if line.startswith("  --")}
+  fields = {f.name for _, f, _ in c.flag_fields()}
+  assert fields <= listed, sorted(fields - listed)
+  assert {"model_dir", "mixed_precision", "verbose_errors", "show_tf_logs"} <= listed
+
+
 @pytest.mark.parametrize("form", ["--flagfile=FILE", "--flagfile FILE"])
 def test_nested_flagfile_outside_the_repository_says_where_to_run(mnist_idx_dir, tmp_path,
                                                                   form):
