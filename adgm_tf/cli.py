@@ -168,8 +168,8 @@ def run_absl(prog: str, main: Callable[[list], object],
     define_flags()
   for name, text in (("verbose_errors", "Show the traceback of a failure."),
                      ("show_tf_logs", "Keep TensorFlow's C++ start-up lines.")):
-    if name not in flags.FLAGS:
-      flags.DEFINE_bool(name, False, text)
+    if name not in flags.FLAGS:  # listed by --helpshort with the program's own flags
+      flags.DEFINE_bool(name, False, text, module_name=sys.argv[0])
 
   def wrapped(argv):
     run_main(prog, lambda: main(argv),

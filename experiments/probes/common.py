@@ -1,6 +1,8 @@
 """What the probes share: a run's model and its own training split, binarised
 batches drawn as training draws them, and the command line
 (``python -m experiments.probes.NAME --model_dir=MODEL_DIR [--checkpoint=PREFIX]``)."""
+import sys
+
 import numpy as np
 
 from adgm_tf import cli
@@ -43,8 +45,11 @@ def labels(split, idx):
 
 def define_flags() -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string("model_dir", None, "the run directory (config.json, checkpoints/)")
-  flags.DEFINE_string("checkpoint", None, "a checkpoint prefix; default: the newest")
+  here = sys.argv[0]  # listed by --helpshort as the probe's own flags
+  flags.DEFINE_string("model_dir", None, "the run directory (config.json, checkpoints/)",
+                      module_name=here)
+  flags.DEFINE_string("checkpoint", None, "a checkpoint prefix; default: the newest",
+                      module_name=here)
   flags.mark_flag_as_required("model_dir")
 
 
