@@ -179,3 +179,58 @@ def test_the_20_epoch_table_recomputes_from_its_runs(model, label):
     assert row[3] == _pm([m["validation_aux_alive_fraction"] for m in ms], 2)
   z = [m["active_units_z"] for m in ms]
   assert row[4] == ("0" if not any(z) else _pm(z, 1))
+
+
+@pytest.mark.parametrize("name,label,tested", [
+    ("sdgm_lr1e-3", "SDGM, learning rate 1e-3 (chosen)", True),
+    ("sdgm_lr3e-3", "SDGM, learning rate 3e-3 (the MNIST recipe's)", False),
+    ("m2", "M2", True)])
+def test_the_fashion_mnist_table_recomputes_from_its_runs(name, label, tested):
+  """RESULTS.md section 8, against docs/results/fashion_mnist: validation from
+  each run's metrics.json, test from the test_eval.json written once after the
+  choice (and only for the chosen candidate and M2)."""
+  rows = {r[0]: r for r in _table_after(
+      _results_text(), "| model (Fashion-MNIST, 100 labels, 10 epochs) |")}
+  row = [_plain(c) for c in rows[label][1:]]
+  runs = [f"fashion_mnist/runs/{name}-seed{s}" for s in (1, 2, 3)]
+  ms = [_metrics(r) for r in runs]
+  assert all(m["epochs"] == 10 and m["eval_samples"] == 100 for m in ms)
+  assert all(m["test_error"] is None for m in ms)  # the runs never read the test set
+  val = [100 * m["validation_error"] for m in ms]
+  assert row[0] == _pm(val, 2) + "% (" + ", ".join(f"{v:.2f}" for v in val) + ")"
+  test_files = [os.path.join(PUBLISHED, r, "test_eval.json") for r in runs]
+  assert all(os.path.exists(f) for f in test_files) == tested
+  if tested:
+    ts = [json.load(open(f)) for f in test_files]
+    assert all(t["eval_samples"] == 100 and t["checkpoint"] == "checkpoints/ckpt-5500"
+               for t in ts)
+    assert row[1] == _pm([100 * t["test_error"] for t in ts], 2) + "%"
+  else:
+    assert row[1] == "not read"
+  if name == "m2":
+    assert row[2:5] == ["-", "-", "-"]
+  else:
+    assert row[2] == _pm([100 * (m["validation_aux_swap_error"] - m["validation_error"])
+                          for m in ms], 2, "+")
+    assert row[3] == _pm([m["validation_aux_alive_fraction"] for m in ms], 2)
+    assert row[4] == (_pm([100 * (t["aux_swap_error"] - t["test_error"]) for t in ts], 2, "+")
+                      if tested else "not read")
+  assert row[5] == _pm([m["active_units_z"] for m in ms], 1)
+
+
+def test_the_fashion_mnist_choice_follows_the_rule():
+  """Section 8's rule: among the SDGM candidates whose mean alive fraction is
+  at least 0.5 and mean swap cost at least 0.2 points, the lower mean
+  validation error; fashion_mnist.flags carries the chosen learning rate."""
+  means = {}
+  for name in ("sdgm_lr1e-3", "sdgm_lr3e-3"):
+    ms = [_metrics(f"fashion_mnist/runs/{name}-seed{s}") for s in (1, 2, 3)]
+    alive = statistics.mean(m["validation_aux_alive_fraction"] for m in ms)
+    swap = statistics.mean(100 * (m["validation_aux_swap_error"] - m["validation_error"])
+                           for m in ms)
+    if alive >= 0.5 and swap >= 0.2:
+      means[name] = statistics.mean(m["validation_error"] for m in ms)
+  assert min(means, key=means.get) == "sdgm_lr1e-3"
+  with open(os.path.join(REPO, "fashion_mnist.flags")) as f:
+    flags = [line.strip() for line in f if line.startswith("--")]
+  assert "--learning_rate=1e-3" in flags and "--dataset=fashion_mnist" in flags
