@@ -15,6 +15,10 @@ import sys
 from absl import flags
 from absl import logging
 
+from adgm_tf import cli
+from adgm_tf import config as c  # light: TensorFlow loads only after the checks
+from adgm_tf import data as data_lib
+
 FLAGS = flags.FLAGS
 
 # Names of the flags this launcher defines, in order (flags.txt lists them).
@@ -34,7 +38,6 @@ def define_flags():
   generated from it (``config.define_flags``: name, default, help, choices);
   the launcher adds only what is not a setting of the run.
   """
-  from adgm_tf import config as c  # light: no TensorFlow import
 
   _define("string", "model_dir", None, "Run directory: checkpoints, events, metrics. Required.")
   _DEFINED.extend(c.define_flags(FLAGS, module_name=sys.argv[0]))
@@ -52,7 +55,6 @@ def define_flags():
 
 def _precision(f):
   """--precision, or the same choice made with the older --mixed_precision."""
-  from adgm_tf import config as c
   if f.mixed_precision is None:
     return f.precision
   old = c.KERAS_POLICIES[f.mixed_precision]
@@ -65,7 +67,6 @@ def _precision(f):
 def config_from_flags():
   """The run's typed config: every field from its own flag (config.py), and
   --precision also from the older --mixed_precision."""
-  from adgm_tf import config as c
   return c.config_from_flags(FLAGS, overrides={"train": dict(precision=_precision(FLAGS))})
 
 
@@ -93,23 +94,19 @@ def _log_to_stderr(name):
 
 def run(argv):
   """The program: flags -> config -> ``train.train_and_evaluate``."""
-  from adgm_tf import cli
-  from adgm_tf import config as c
   if len(argv) > 1:
     raise c.ConfigError(f"unexpected arguments {' '.join(argv[1:])}: every setting is a "
                         f"flag (--helpshort lists them).")
   _log_to_stderr("adgm_tf")
   config = config_from_flags().validate()  # stops here on bad flags
-  from adgm_tf import data as data_lib
   kind, arg = data_lib.dataset_kind(config.data.dataset)
   if kind == "npz":  # every check of the archive, before TensorFlow loads
     data_lib.load_npz(arg)
   cli.import_tensorflow(show=FLAGS.show_tf_logs or None)
   logging.set_verbosity(logging.WARNING)  # TensorFlow's and tfds's chatter
-  from adgm_tf import train
+  from adgm_tf import train  # pylint: disable=g-import-not-at-top  (after the checks)
   train.train_and_evaluate(config, FLAGS.model_dir, flagfile_text=flagfile_text())
 
 
 if __name__ == "__main__":
-  from adgm_tf import cli  # pylint: disable=g-import-not-at-top
   cli.run_absl("launch.py", run, define_flags)

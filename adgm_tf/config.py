@@ -231,10 +231,10 @@ class Config:
       raise ConfigError(f"--dataset=npz:{dataset_arg}: no such file. Give the path of a "
                         f"NumPy archive written with np.savez(PATH, x_train=..., "
                         f"y_train=...).")
-    _choice("model", m.model, MODELS)
-    _choice("strategy", t.strategy, STRATEGIES)
-    _choice("precision", t.precision, PRECISIONS)
-    _choice("test_evaluation", t.test_evaluation, TEST_EVALUATIONS)
+    rules.choice("model", m.model, MODELS)
+    rules.choice("strategy", t.strategy, STRATEGIES)
+    rules.choice("precision", t.precision, PRECISIONS)
+    rules.choice("test_evaluation", t.test_evaluation, TEST_EVALUATIONS)
     rules.check_model(
         flags=True, z_dim=m.z_dim, a_dim=m.a_dim, hidden=m.hidden,
         mc_samples=m.mc_samples, iw_samples=m.iw_samples, eval_samples=m.eval_samples,
@@ -407,5 +407,3 @@ def config_from_flags(flag_values, overrides=None) -> "Config":
   """The typed config of parsed flags (the launcher passes absl's FLAGS)."""
   return Config(**sections_from_flags(flag_values, overrides=overrides))
 
-
-_choice = rules.choice

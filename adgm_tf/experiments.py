@@ -331,16 +331,23 @@ def percent_axis(ax, lo, hi):
   ax.grid(True, which="both", alpha=0.3)
 
 
+def read_flags(model_dir: str) -> Optional[Dict[str, str]]:
+  """A run's flags.txt as ``{name: value}`` (``--name=value`` lines); None without one."""
+  path = rundir.RunDir(model_dir).flags
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return dict(line[2:].strip().split("=", 1) for line in f
+                if line.startswith("--") and "=" in line)
+
+
 def _samples_text(records) -> str:
   """"S = 1 in training, 10 samples of a per evaluation", from the runs' flags.txt."""
   train, evals = set(), set()
   for r in records:
-    path = rundir.RunDir(r.get("model_dir", "")).flags
-    if not os.path.exists(path):
+    flags = read_flags(r.get("model_dir", ""))
+    if flags is None:
       continue
-    with open(path) as f:
-      flags = dict(line[2:].strip().split("=", 1) for line in f
-                   if line.startswith("--") and "=" in line)
     train.add(flags.get("mc_samples", "?"))
     evals.add(flags.get("eval_samples_periodic", "?"))
   if not train:

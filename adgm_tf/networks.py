@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from adgm_tf import rules
-from adgm_tf.rules import ACTIVATIONS, INITS
+from adgm_tf.rules import INITS
 
 
 # Weight initialisations:
@@ -58,11 +58,6 @@ def hidden_initializers(init: str):
   if check_init(init) == "authors":
     return glorot_normal(math.sqrt(2.0)), small_normal()
   return "glorot_uniform", "zeros"
-
-
-def check_activation(activation: str) -> str:
-  rules.choice("activation", activation, ACTIVATIONS, flags=False)
-  return activation
 
 
 def _apply_activation(h, activation: str):
@@ -244,7 +239,7 @@ class MLP(keras.layers.Layer):
   Args:
     input_dims: ``{name: width}`` of the inputs (categories for labels).
     hidden: widths of the hidden layers (at least one).
-    activation: one of ``ACTIVATIONS``.
+    activation: one of ``rules.ACTIVATIONS``.
     batch_norm: dense -> batch normalization -> activation in every layer.
     categorical: names of the label inputs.
     init: "glorot" or "authors" (see ``INITS``).

@@ -47,18 +47,6 @@ SLOPE_FROM = 30        # the last 20 epochs: 30 -> 50
 FINAL_EPOCH = 50
 
 
-def _flags(model_dir: str) -> Dict[str, str]:
-  path = rundir.RunDir(model_dir).flags
-  saved = {}
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        if line.startswith("--") and "=" in line:
-          k, v = line[2:].strip().split("=", 1)
-          saved[k] = v
-  return saved
-
-
 def cpu_seconds_per_epoch(history: List[Dict[str, float]]) -> Optional[float]:
   """The median CPU seconds of one epoch, over consecutive rows one epoch
   apart within one launch (``cpu_time`` restarts with each launch)."""
@@ -72,12 +60,13 @@ def cpu_seconds_per_epoch(history: List[Dict[str, float]]) -> Optional[float]:
   return statistics.median(per_epoch) if per_epoch else None
 
 
-def candidate(name: str, seed: int, model_dir: str) -> Dict[str, Any]:
-  """What the rule reads of one run (errors and swap costs in points)."""
-  history = runner.read_history(model_dir)
+def candidate(name: str, seed: int, model_dir: str,
+              history: List[Dict[str, float]]) -> Dict[str, Any]:
+  """What the rule reads of one run, from its ``history`` (errors and swap
+  costs in points)."""
   evaluated = {h["epoch"]: h for h in history if h.get("validation_error") is not None}
   row: Dict[str, Any] = dict(name=name, seed=seed,
-                             samples=int(_flags(model_dir).get("mc_samples", 1)),
+                             samples=int((runner.read_flags(model_dir) or {}).get("mc_samples", 1)),
                              last_epoch=max(evaluated, default=0.0),
                              cpu_per_epoch=cpu_seconds_per_epoch(history))
   if not all(e in evaluated for e in MEASURE_EPOCHS):
@@ -125,8 +114,8 @@ def screen(config: Dict[str, Any], out: str) -> Dict[str, Any]:
       if not os.path.exists(rundir.RunDir(d).history):
         rows.append(dict(name=run["name"], seed=seed, status="not started"))
         continue
-      rows.append(candidate(run["name"], seed, d))
       histories[(run["name"], seed)] = runner.read_history(d)
+      rows.append(candidate(run["name"], seed, d, histories[(run["name"], seed)]))
   c1s = [r["cpu_per_epoch"] for r in rows
          if r.get("samples") == 1 and r.get("cpu_per_epoch")]
   c1 = statistics.median(c1s) if c1s else None

@@ -304,14 +304,7 @@ def plot_long_run(rows: List[Dict[str, Any]], path: str, title: str,
 
 def long_run_title(model_dir: str, rows: List[Dict[str, Any]]) -> str:
   """What a long-run figure shows: model, seed, samples, budget (from flags.txt)."""
-  saved = {}
-  path = os.path.join(model_dir, "flags.txt")
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        if line.startswith("--") and "=" in line:
-          k, v = line[2:].strip().split("=", 1)
-          saved[k] = v
+  saved = runner.read_flags(model_dir) or {}
   last = rows[-1]["epoch"]
   return (f"{os.path.basename(os.path.normpath(model_dir))}: {saved.get('model', '?')} on "
           f"MNIST, {saved.get('num_labels', '?')} labels, 1 seed (--seed="
