@@ -3,7 +3,9 @@
   python -m adgm_tf.bench            # full table
   python -m adgm_tf.bench --short    # a few steps per configuration (CI)
   python -m adgm_tf.bench --json     # machine-readable
-  python -m adgm_tf.bench --profile=/tmp/prof   # TensorBoard profile of 10 steps
+  python -m adgm_tf.bench --profile=/tmp/prof   # TensorBoard profile of 10 steps,
+                                                # and its op table grouped (op_table.py)
+  python -m adgm_tf.bench --only=0 --variants=fp32,bf16 --rounds=3   # interleaved
   python -m adgm_tf.bench --kernels   # which library runs the matmuls, per arithmetic
 
 For each configuration (model, labeled + unlabeled batch, samples S or K) it
@@ -27,7 +29,10 @@ ratio is the cost of the input pipeline and the metric updates.
 the matmul peak is then measured in bf16 as well.
 
 Ratios measured in one run are what to compare: these machines are shared and
-absolute times drift.
+absolute times drift. On a host whose speed drifts within minutes (one AMD
+EPYC host here measured the same configuration at 8.2 to 10.5 steps/s in
+consecutive runs), ``--rounds=3`` or more repeats the sweep interleaved and
+reports medians and the median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from adgm_tf import data
 from adgm_tf import devices
 from adgm_tf import export
 from adgm_tf import hardware
+from adgm_tf import op_table
 from adgm_tf import pipeline
 from adgm_tf.errors import ConfigError
 
@@ -77,6 +83,9 @@ VARIANTS = {"fp32": ("float32", False), "bf16": ("mixed_bfloat16", False),
 # quoted in the speed issue (it reruns q(a|x) for every label and recomputes
 # every input projection).
 PYTORCH_PORT_GFLOP = 21.4
+
+# Steps recorded by --profile.
+PROFILE_STEPS = 10
 
 
 # ----------------------------------------------------------------------------
@@ -236,7 +245,7 @@ def measure(cfg: Dict, short: bool, jit: bool = False,
   compute = _windows(compute_step, per_window, windows, warmup)
   if profile_dir:
     tf.profiler.experimental.start(profile_dir)
-    for _ in range(10):
+    for _ in range(PROFILE_STEPS):
       loop_step()
     tf.profiler.experimental.stop()
   med = float(np.median(loop))
@@ -369,43 +378,89 @@ def _child(kind: str, payload: Dict, short: bool) -> Dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _median_peak(peaks: List[Dict]) -> Dict:
+  """One peak record from several rounds: the median, min and max over them."""
+  if len(peaks) == 1:
+    return peaks[0]
+  values = [p["gflops"] for p in peaks]
+  return dict(peaks[0], gflops=float(np.median(values)), gflops_min=min(
+      p["gflops_min"] for p in peaks), gflops_max=max(p["gflops_max"] for p in peaks),
+              rounds=values)
+
+
 def run(short: bool = False, configs=None, profile_dir=None, jit=False,
-        variants=None) -> Dict:
+        variants=None, rounds: int = 1) -> Dict:
   """Every configuration under every variant, each in its own child process.
 
   ``variants`` (names of VARIANTS) default to fp32 alone, or xla alone when
   ``jit`` is set. Every row gets ``x_fp32``: its steps/s over the fp32 row
-  of the same configuration in this run (None when fp32 was not run).
+  of the same configuration (None when fp32 was not run).
+
+  ``rounds`` > 1 repeats the whole sweep (the matmul peaks, then every
+  configuration under every variant) that many times, interleaved, so that
+  drifts of a shared host hit every variant alike. A row then reports the
+  median over rounds of each child's steps/s (min and max over all timed
+  windows), its fraction of the peak measured in the same round (median over
+  rounds), and ``x_fp32`` as the median of the per-round ratios to fp32;
+  ``rounds_steps_per_s`` keeps each round's figure.
   """
   configs = CONFIGS if configs is None else configs
   variants = variants or (["xla"] if jit else ["fp32"])
-  peak = _child("peak", {}, short)
-  bf16_peak = (_child("peak", {"dtype": "bfloat16"}, short)
-               if any(VARIANTS[v][0] != "float32" for v in variants) else None)
+  if rounds < 1:
+    raise ValueError(f"rounds must be at least 1, got {rounds}")
+  need_bf16 = any(VARIANTS[v][0] != "float32" for v in variants)
+  peaks, bf16_peaks = [], []
+  timed = {(i, v): [] for i in range(len(configs)) for v in variants}
+  for round_ in range(rounds):
+    peaks.append(_child("peak", {}, short))
+    if need_bf16:
+      bf16_peaks.append(_child("peak", {"dtype": "bfloat16"}, short))
+    for i, cfg in enumerate(configs):
+      for variant in variants:
+        precision, xla = VARIANTS[variant]
+        profile = (profile_dir if (profile_dir and round_ == 0 and i == 0
+                                   and variant == variants[0]) else None)
+        r = _child("config", dict(cfg=cfg, jit=xla, precision=precision,
+                                  profile=profile), short)
+        r["variant"] = variant
+        r["fraction_of_peak"] = r["gflops"] / peaks[-1]["gflops"]
+        r["compute_fraction_of_peak"] = r["compute_gflops"] / peaks[-1]["gflops"]
+        r["loop_overhead"] = 1.0 - r["steps_per_s"] / r["compute_steps_per_s"]
+        timed[(i, variant)].append(r)
   rows = []
-  for cfg in configs:
-    timed = []
+  for i in range(len(configs)):
+    base = timed.get((i, "fp32"))
     for variant in variants:
-      precision, xla = VARIANTS[variant]
-      payload = dict(cfg=cfg, jit=xla, precision=precision,
-                     profile=profile_dir if (profile_dir and cfg is configs[0]
-                                             and variant == variants[0]) else None)
-      r = _child("config", payload, short)
-      r["variant"] = variant
-      r["fraction_of_peak"] = r["gflops"] / peak["gflops"]
-      r["compute_fraction_of_peak"] = r["compute_gflops"] / peak["gflops"]
-      r["loop_overhead"] = 1.0 - r["steps_per_s"] / r["compute_steps_per_s"]
-      timed.append(r)
-    base = next((r["steps_per_s"] for r in timed if r["variant"] == "fp32"), None)
-    for r in timed:
-      r["x_fp32"] = r["steps_per_s"] / base if base else None
-    rows += timed
+      runs = timed[(i, variant)]
+      row = dict(runs[0])
+      if rounds > 1:
+        for key in ("steps_per_s", "examples_per_s", "compute_steps_per_s", "gflops",
+                    "compute_gflops", "fraction_of_peak", "compute_fraction_of_peak",
+                    "loop_overhead"):
+          row[key] = float(np.median([r[key] for r in runs]))
+        row["steps_per_s_min"] = min(r["steps_per_s_min"] for r in runs)
+        row["steps_per_s_max"] = max(r["steps_per_s_max"] for r in runs)
+        row["peak_rss_gib"] = max(r["peak_rss_gib"] for r in runs)
+        row["rounds_steps_per_s"] = [r["steps_per_s"] for r in runs]
+      row["x_fp32"] = (float(np.median([r["steps_per_s"] / b["steps_per_s"]
+                                        for r, b in zip(runs, base)]))
+                       if base else None)
+      rows.append(row)
   exported = _child("export", {}, short)
-  return dict(date=time.strftime("%Y-%m-%d"), cpus=os.cpu_count(), short=short,
-              cpu=hardware.describe_cpu(),
-              matmul_peak=peak, bf16_matmul_peak=bf16_peak, configs=rows,
-              exported_classifier=exported,
-              pytorch_port_gflop_per_step=PYTORCH_PORT_GFLOP)
+  result = dict(date=time.strftime("%Y-%m-%d"), cpus=os.cpu_count(), short=short,
+                rounds=rounds, cpu=hardware.describe_cpu(),
+                matmul_peak=_median_peak(peaks),
+                bf16_matmul_peak=_median_peak(bf16_peaks) if bf16_peaks else None,
+                configs=rows, exported_classifier=exported,
+                pytorch_port_gflop_per_step=PYTORCH_PORT_GFLOP)
+  if profile_dir:
+    rows_ = op_table.op_rows(op_table.find_xplane(profile_dir))
+    result["profile"] = dict(dir=profile_dir, steps=PROFILE_STEPS,
+                             groups=op_table.grouped(rows_, PROFILE_STEPS),
+                             table=op_table.format_grouped(
+                                 op_table.grouped(rows_, PROFILE_STEPS), rows_,
+                                 PROFILE_STEPS))
+  return result
 
 
 def format_table(result: Dict) -> str:
@@ -413,7 +468,9 @@ def format_table(result: Dict) -> str:
   lines = [
       f"adgm_tf benchmark, {result['date']}, {result['cpus']} CPUs: "
       f"{result.get('cpu', 'CPU not recorded')}"
-      + (" (short mode: too few steps for stable figures)" if result["short"] else ""),
+      + (" (short mode: too few steps for stable figures)" if result["short"] else "")
+      + (f"; {result['rounds']} interleaved rounds: medians, x fp32 = median of the "
+         f"per-round ratios" if result.get("rounds", 1) > 1 else ""),
       f"fp32 matmul peak ({p['n']}^3): {p['gflops']:.1f} GFLOP/s "
       f"(min {p['gflops_min']:.1f}, max {p['gflops_max']:.1f})",
   ]
@@ -448,6 +505,9 @@ def format_table(result: Dict) -> str:
       f"reference: a PyTorch ADGM port does {result['pytorch_port_gflop_per_step']} GFLOP "
       f"per step at adgm 100+100 S=1 (the speed issue's figure)",
   ]
+  if result.get("profile"):
+    lines += ["", f"profile of the first row in {result['profile']['dir']}; "
+              + result["profile"]["table"]]
   return "\n".join(lines)
 
 
@@ -507,7 +567,10 @@ def main(argv):
     raise ConfigError("--variants was given without a value; name at least one of "
                       f"{', '.join(VARIANTS)}.")
   configs = None if only is None else [CONFIGS[i] for i in only]
-  result = run(f.short, configs, f.profile, f.jit_compile, variants)
+  if f.rounds < 1:
+    raise ConfigError(f"--rounds={f.rounds}: give 1 or more (each round repeats every "
+                      f"configuration under every variant).")
+  result = run(f.short, configs, f.profile, f.jit_compile, variants, f.rounds)
   print(json.dumps(result, indent=2) if f.json else format_table(result))
 
 
@@ -524,6 +587,9 @@ def define_flags() -> None:
   flags.DEFINE_list("variants", None, "arithmetics to time side by side, ratios to fp32 in "
                     f"the same run, comma-separated: any of {', '.join(VARIANTS)} "
                     "(default: fp32, or xla with --jit_compile)")
+  flags.DEFINE_integer("rounds", 1, "repeat the whole sweep this many times, interleaved "
+                       "(medians, and x fp32 as the median of per-round ratios): on a "
+                       "host whose speed drifts, 3 or more")
   flags.DEFINE_list("only", None, "numbers of the configurations to run, comma-separated "
                     "(default: all)")
   flags.DEFINE_enum("child", None, ["peak", "config", "kernels", "export"],

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from adgm_tf import bench
@@ -85,6 +86,8 @@ def test_kernels_names_what_runs_each_arithmetic():
      "variant; it takes no --only. Run it alone (with --short or --json if wanted)."),
     (["--only", "0", "2"], "unexpected arguments 2: lists take commas, e.g. --only=0,2 "
                            "--variants=fp32,bf16."),
+    (["--rounds=0"], "--rounds=0: give 1 or more (each round repeats every configuration "
+                     "under every variant)."),
     (["--bogus"], "Unknown command line flag 'bogus' (--helpshort lists the flags)"),
 ])
 def test_bad_arguments_are_one_line_before_any_measurement(argv, message):
@@ -92,3 +95,44 @@ def test_bad_arguments_are_one_line_before_any_measurement(argv, message):
                        capture_output=True, text=True, timeout=120)
   assert (out.returncode, out.stderr.strip()) == (2, f"adgm_tf.bench: error: {message}")
   assert out.stdout == ""
+
+
+def test_rounds_interleave_and_report_medians_and_paired_ratios(monkeypatch):
+  """--rounds: every round measures the peak then each variant; a row's steps/s is
+  the median over rounds and x_fp32 the median of the per-round ratios."""
+  calls = []
+  speeds = {"fp32": [10.0, 6.0, 9.0], "bf16": [13.0, 9.0, 9.9]}  # ratios 1.3, 1.5, 1.1
+
+  def fake_child(kind, payload, short):
+    calls.append((kind, payload.get("precision", payload.get("dtype"))))
+    if kind == "peak":
+      return dict(n=2048, gflops=100.0 + len(calls), gflops_min=90.0, gflops_max=110.0)
+    if kind == "export":
+      return dict(samples=100, p50_ms=1.0, p99_ms=2.0, batch1024_images_per_s=1.0)
+    variant = "fp32" if payload["precision"] == "float32" else "bf16"
+    v = speeds[variant][sum(1 for k, p in calls if k == "config" and
+                            (p == "float32") == (variant == "fp32")) - 1]
+    return dict(payload["cfg"], samples=1, real_mnist=True, jit=False,
+                precision=payload["precision"], steps_per_s=v, steps_per_s_min=v - 1,
+                steps_per_s_max=v + 1, examples_per_s=200 * v, compute_steps_per_s=v,
+                gflop_per_step=12.0, gflops=12.0 * v, compute_gflops=12.0 * v,
+                peak_rss_gib=1.0)
+
+  monkeypatch.setattr(bench, "_child", fake_child)
+  result = bench.run(short=True, configs=[bench.CONFIGS[0]], variants=["fp32", "bf16"],
+                     rounds=3)
+  # Interleaved: peak, bf16 peak, fp32, bf16, then the same again, twice more.
+  assert [k for k, _ in calls] == ["peak", "peak", "config", "config"] * 3 + ["export"]
+  fp32, bf16 = result["configs"]
+  assert fp32["steps_per_s"] == 9.0 and bf16["steps_per_s"] == 9.9
+  assert bf16["rounds_steps_per_s"] == [13.0, 9.0, 9.9]
+  assert bf16["x_fp32"] == pytest.approx(1.3)  # median of 1.3, 1.5, 1.1
+  assert fp32["x_fp32"] == 1.0
+  assert (bf16["steps_per_s_min"], bf16["steps_per_s_max"]) == (8.0, 14.0)
+  # % of peak: each round's against that round's fp32 peak (101, 105, 109).
+  assert fp32["fraction_of_peak"] == pytest.approx(np.median(
+      [12 * 10 / 101, 12 * 6 / 105, 12 * 9 / 109]))
+  assert result["matmul_peak"]["gflops"] == 105.0
+  assert "3 interleaved rounds" in bench.format_table(result)
+  with pytest.raises(ValueError, match="rounds"):
+    bench.run(short=True, rounds=0)

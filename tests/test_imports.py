@@ -25,7 +25,8 @@ PACKAGE = os.path.join(REPO, "adgm_tf")
 LIGHT = ("adgm_tf.cli", "adgm_tf.errors", "adgm_tf.config", "adgm_tf.rules",
          "adgm_tf.variants", "adgm_tf.hardware", "adgm_tf.evaluate", "adgm_tf.export",
          "adgm_tf.experiments", "adgm_tf.rundir", "adgm_tf.data", "adgm_tf.builders",
-         "adgm_tf.devices", "adgm_tf.pipeline", "adgm_tf.train", "adgm_tf.bench")
+         "adgm_tf.devices", "adgm_tf.pipeline", "adgm_tf.train", "adgm_tf.bench",
+         "adgm_tf.op_table")
 
 
 def _modules():

@@ -109,6 +109,77 @@ def test_split_batch_norm_normalises_each_pass_and_learns_from_the_unlabeled_one
   np.testing.assert_array_equal(bn(x, training=False, split=5), bn(x, training=False))
 
 
+def _keras_batch_norm(x, momentum=0.9, epsilon=1e-3, seed=0):
+  """Keras's own BatchNormalization (autodiff through its moments), gamma and
+  beta set away from 1 and 0 so that their gradients are checked."""
+  import keras  # pylint: disable=g-import-not-at-top
+  layer = keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon)
+  layer.build((None, x.shape[-1]))
+  rng = np.random.default_rng(seed)
+  layer.gamma.assign(rng.uniform(0.5, 2.0, x.shape[-1]).astype(np.float32))
+  layer.beta.assign(rng.normal(0.0, 1.0, x.shape[-1]).astype(np.float32))
+  return layer
+
+
+@pytest.mark.parametrize("split", [None, 7])
+def test_batch_norm_matches_keras_values_gradients_and_moving_statistics(split):
+  """One replica: our one-pass moments (and, with split, the per-pass path)
+  give Keras's outputs, gradients for x, gamma and beta, and moving statistics."""
+  rng = np.random.default_rng(1)
+  x = tf.constant(rng.normal(3.0, 2.0, size=(19, 5)).astype(np.float32))
+  upstream = tf.constant(rng.normal(size=(19, 5)).astype(np.float32))
+  ours = networks.BatchNormalization(momentum=0.8, epsilon=1e-4)
+  ours.build((None, 5))
+  ref = _keras_batch_norm(x, momentum=0.8, epsilon=1e-4)
+  ours.gamma.assign(ref.gamma.numpy())
+  ours.beta.assign(ref.beta.numpy())
+  results = []
+  for layer in (ours, ref):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      if layer is ours:
+        y = layer(x, training=True, split=split)
+      elif split is None:
+        y = layer(x, training=True)
+      else:  # the reference: Keras's layer on each pass, moving stats from the last
+        y = tf.concat([layer(x[:split], training=True), layer(x[split:], training=True)], 0)
+      loss = tf.reduce_sum(y * upstream)
+    grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+    results.append([y] + grads)
+  for a, b in zip(*results):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-5, atol=2e-5)
+  if split is None:  # (the reference's two calls moved its averages twice)
+    np.testing.assert_allclose(ours.moving_mean.numpy(), ref.moving_mean.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.moving_variance.numpy(), ref.moving_variance.numpy(),
+                               rtol=1e-6)
+  # The gradient is not the trivial one: it differs from treating the moments
+  # as constants.
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    m, v = tf.stop_gradient(tf.reduce_mean(x, 0)), tf.stop_gradient(tf.math.reduce_variance(x, 0))
+    y = tf.nn.batch_normalization(x, m, v, ours.beta, ours.gamma, 1e-4)
+    naive = tape.gradient(tf.reduce_sum(y * upstream), x)
+  assert np.abs(naive.numpy() - results[0][1].numpy()).max() > 0.1
+
+
+def test_batch_norm_keeps_float32_statistics_under_bfloat16():
+  """Rows 8192 + 64 k (k = 0..7) are exact in bfloat16, their mean 8416 is not
+  (bfloat16's spacing there is 64): float32 statistics keep it exactly."""
+  layer = networks.BatchNormalization(dtype="mixed_bfloat16")
+  layer.build((None, 4))
+  x = tf.cast(tf.constant(8192.0 + 64.0 * np.repeat(np.arange(8.0), 4).reshape(8, 4),
+                          tf.float32), tf.bfloat16)
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = layer(x, training=True)
+    loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.range(8.0)[:, None])
+  assert y.dtype == tf.bfloat16
+  assert tape.gradient(loss, x).dtype == tf.bfloat16
+  assert layer.moving_mean.dtype == "float32"
+  momentum = layer.momentum  # Keras's default 0.99 for this class
+  np.testing.assert_allclose(layer.moving_mean.numpy(), (1 - momentum) * 8416.0, rtol=1e-6)
+
+
 def test_batch_norm_momentum_is_the_authors_rate_by_default():
   mlp = networks.MLP({"x": 5}, hidden=(4,), batch_norm=True)
   assert mlp.norms[0].momentum == 0.9
