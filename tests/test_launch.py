@@ -252,7 +252,8 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
           "  out[name] = dict(model=c.model.model, init=c.model.init, epochs=c.train.epochs,\n"
           "                   weighting=c.model.unlabeled_weighting,\n"
           "                   warmup=c.model.aux_warmup_epochs,\n"
-          "                   validation=c.data.validation_size)\n"
+          "                   validation=c.data.validation_size,\n"
+          "                   precision=c.train.precision)\n"
           "  if name == 'mnist100_sdgm_authors.flags':\n"
           "    out['authors'] = c.to_dict()\n"
           "  if name.startswith('fashion_mnist'):\n"
@@ -270,7 +271,19 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
   assert len([k for k in got if ".json:" in k]) >= 15
   # The authors' recipe (issue 11, part 2) and the models the flagfiles name.
   assert got["mnist100.flags"] == dict(model="adgm", init="authors", epochs=1000,
-                                       weighting="mean", validation=0, warmup=0)
+                                       weighting="mean", validation=0, warmup=0,
+                                       precision="fp32")
+  # Arithmetic (RESULTS.md, section 9): the CPU recipe takes bfloat16 where the
+  # CPU has it; everything measured in float32 before that check pins fp32, so
+  # it reruns as it ran; only the 60-minute rerun of issue 31 asks for auto.
+  assert got["mnist100_cpu.flags"]["precision"] == "auto"
+  for name, c in got.items():
+    if name.startswith("precision_check.json"):
+      assert c["precision"] == name.split(":")[1], name
+    elif name.startswith("time_to_accuracy_auto.json"):
+      assert c["precision"] == "auto", name
+    elif ".json:" in name or name in ("mnist100_long.flags", "fashion_mnist.flags"):
+      assert c["precision"] == "fp32", name
   # The CPU recipe (RESULTS.md, section 5): the SDGM without the warm-up; the
   # experiments run on the earlier recipe keep its 10-epoch warm-up.
   assert got["mnist100_cpu.flags"]["model"] == "sdgm"

@@ -234,3 +234,21 @@ def test_the_fashion_mnist_choice_follows_the_rule():
   with open(os.path.join(REPO, "fashion_mnist.flags")) as f:
     flags = [line.strip() for line in f if line.startswith("--")]
   assert "--learning_rate=1e-3" in flags and "--dataset=fashion_mnist" in flags
+
+
+def test_precision_check_verdict_recomputes_from_its_files():
+  """RESULTS.md section 9's table and verdict, from docs/results/precision_check."""
+  from experiments import precision_check as pc
+  rows = pc.read(os.path.join(PUBLISHED, "precision_check"))
+  result = pc.check(rows)
+  assert result["passes"]
+  assert round(result["fp32_mean"], 2) == 10.30 and round(result["fp32_std"], 2) == 2.40
+  assert round(result["bf16_mean"], 2) == 9.57 and round(result["bf16_std"], 2) == 1.62
+  assert [round(d, 2) for d in result["differences"]] == [-1.46, 0.10, -0.82]
+  assert [round(rows["bf16"][s]["swap"], 2) for s in pc.SEEDS] == [5.32, 4.24, 5.72]
+  assert [round(rows[p][s]["cpu_per_epoch"]) for p in ("fp32", "bf16") for s in pc.SEEDS] == [
+      105, 98, 98, 68, 69, 70]
+  with open(os.path.join(PUBLISHED, "precision_check", "verdict.md")) as f:
+    assert f.read() == pc.markdown(rows, result)
+  text = _results_text()
+  assert "| bf16 | 2 | 7.78 | 1.00 | +4.24 | 0.026 | 69 | 454 |" in text
