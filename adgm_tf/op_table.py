@@ -84,13 +84,19 @@ def find_xplane(profile_dir: str) -> str:
 def op_rows(xplane: str) -> List[Dict]:
   """TensorFlow's framework op table of a profile: one dict per op (type,
   name, self time in microseconds, occurrences), idle time left out."""
+  cli.import_tensorflow()  # quietly: no C++ start-up lines
   # pylint: disable=g-import-not-at-top
   from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
   data, ok = _pywrap_profiler_plugin.xspace_to_tools_data(
       [xplane], "framework_op_stats", {})
-  if not ok:
-    raise RuntimeError(f"TensorFlow could not read the profile {xplane}")
-  tables = json.loads(data.decode() if isinstance(data, bytes) else data)
+  try:
+    tables = json.loads(data.decode() if isinstance(data, bytes) else data) if ok else None
+  except ValueError:
+    tables = None
+  if not tables:
+    raise ConfigError(f"TensorFlow could not read the profile {xplane} (cut short or "
+                      f"not a profile): record it again with python -m adgm_tf.bench "
+                      f"--only=0 --profile=DIR")
   table = tables[-1]  # the second table leaves out IDLE
   cols = [c["label"] for c in table["cols"]]
   ix = {k: cols.index(k) for k in ("Operation Type", "Operation Name",
@@ -159,9 +165,11 @@ def main(argv):
   if not f.profile_dir:
     raise ConfigError("--profile_dir is required: the directory given to "
                       "python -m adgm_tf.bench --profile=DIR.")
-  if f.steps < 1 or f.top < 0:
-    raise ConfigError(f"--steps={f.steps} --top={f.top}: steps must be at least 1 "
-                      f"and top at least 0.")
+  if f.steps < 1:
+    raise ConfigError(f"--steps={f.steps}: give the number of steps the profile "
+                      f"recorded, at least 1 (bench records 10).")
+  if f.top < 0:
+    raise ConfigError(f"--top={f.top}: give 0 (no list) or more ops to list.")
   print(report(f.profile_dir, f.steps, f.top))
 
 

@@ -53,3 +53,17 @@ def test_a_directory_without_a_profile_is_one_line(tmp_path):
   assert (out.returncode, out.stderr.strip()) == (
       2, f"adgm_tf.op_table: error: no *.xplane.pb under {tmp_path}: record one with "
          f"python -m adgm_tf.bench --only=0 --profile={tmp_path}")
+
+
+def test_a_file_that_is_not_a_profile_is_one_line(tmp_path):
+  (tmp_path / "x").mkdir()
+  (tmp_path / "x" / "host.xplane.pb").write_bytes(b"not a profile")
+  out = subprocess.run([sys.executable, "-m", "adgm_tf.op_table",
+                        f"--profile_dir={tmp_path}"], cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
+  path = tmp_path / "x" / "host.xplane.pb"
+  assert out.returncode == 2, out.stderr
+  assert out.stderr.strip().splitlines()[-1] == (
+      f"adgm_tf.op_table: error: TensorFlow could not read the profile {path} (cut short "
+      f"or not a profile): record it again with python -m adgm_tf.bench --only=0 "
+      f"--profile=DIR")
