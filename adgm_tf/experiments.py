@@ -46,6 +46,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from typing import Any, Dict, List, Optional
 
@@ -356,6 +357,25 @@ def _samples_text(records) -> str:
           f"of a per evaluation")
 
 
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+
+def _data_text(records) -> str:
+  """"MNIST, 100 labels", from the runs' flags.txt (their --dataset and --num_labels)."""
+  seen = set()
+  for r in records:
+    flags = read_flags(r.get("model_dir", "")) or {}
+    name = flags.get("dataset", "mnist")
+    seen.add(f"{DATASET_NAMES.get(name, name)}, {flags.get('num_labels', '100')} labels")
+  return " / ".join(sorted(seen)) or "MNIST, 100 labels"
+
+
+def _suptitle(fig, text: str) -> None:
+  """A figure title wrapped to the figure's width (long ones were cut at the edges)."""
+  width = max(60, int(fig.get_figwidth() * 9))  # about 9 characters an inch at 10 pt
+  fig.suptitle("\n".join(textwrap.wrap(text, width)), fontsize=10)
+
+
 def _seeds_text(curves) -> str:
   counts = sorted({c[4] for c in curves.values()})
   return "/".join(map(str, counts)) + (" seed" if counts == [1] else " seeds")
@@ -406,9 +426,9 @@ def plot_convergence(records, path: str, budget: str = "") -> None:
     for ax in axes:
       percent_axis(ax, lo, hi)
   samples = _samples_text(records)
-  fig.suptitle(f"MNIST, 100 labels: mean over {seeds or 'the seeds'}, band = range "
-               f"over seeds{'; ' + samples if samples else ''}"
-               f"{'; ' + budget if budget else ''}", fontsize=10)
+  _suptitle(fig, f"{_data_text(records)}: mean over {seeds or 'the seeds'}, band = range "
+                 f"over seeds{'; ' + samples if samples else ''}"
+                 f"{'; ' + budget if budget else ''}")
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
@@ -451,10 +471,9 @@ def plot_auxiliary(records, path: str, budget: str = "") -> None:
     if curves:
       ax.legend(fontsize=8)
   samples = _samples_text(records)
-  fig.suptitle(f"The auxiliary variable on the validation split (MNIST, 100 labels): "
-               f"mean over {seeds or 'the seeds'}, band = range"
-               f"{'; ' + samples if samples else ''}{'; ' + budget if budget else ''}",
-               fontsize=10)
+  _suptitle(fig, f"The auxiliary variable on the validation split ({_data_text(records)}): "
+                 f"mean over {seeds or 'the seeds'}, band = range"
+                 f"{'; ' + samples if samples else ''}{'; ' + budget if budget else ''}")
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)

@@ -311,3 +311,22 @@ def test_seeds_option_keeps_only_the_listed_seeds():
     experiments.only_seeds(config, "7", "x.json")
   with pytest.raises(experiments.ConfigError, match="give seeds as integers"):
     experiments.only_seeds(config, "three")
+
+
+def test_figure_titles_name_the_data_set_and_wrap(tmp_path):
+  """The convergence and auxiliary figures name the runs' data set (they said
+  MNIST for Fashion-MNIST runs) and wrap a long title instead of cutting it."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  run = tmp_path / "r"
+  run.mkdir()
+  (run / "flags.txt").write_text("--dataset=fashion_mnist\n--num_labels=100\n")
+  records = [dict(model_dir=str(run))]
+  assert experiments._data_text(records) == "Fashion-MNIST, 100 labels"
+  assert experiments._data_text([dict(model_dir=str(tmp_path / "none"))]) == "MNIST, 100 labels"
+  fig = plt.figure(figsize=(6, 3))
+  experiments._suptitle(fig, "word " * 40)
+  lines = fig._suptitle.get_text().splitlines()
+  assert len(lines) > 1 and all(len(line) <= 60 for line in lines)
+  plt.close(fig)
