@@ -30,7 +30,7 @@ the matmul peak is then measured in bf16 as well.
 
 Ratios measured in one run are what to compare: these machines are shared and
 absolute times drift. On a host whose speed drifts within minutes (one AMD
-EPYC host here measured the same configuration at 8.2 to 10.5 steps/s in
+EPYC host here measured the same configuration at 8.2 to 10.2 steps/s in
 consecutive runs), ``--rounds=3`` or more repeats the sweep interleaved and
 reports medians and the median of the per-round ratios.
 """
