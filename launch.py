@@ -38,7 +38,6 @@ def define_flags():
   generated from it (``config.define_flags``: name, default, help, choices);
   the launcher adds only what is not a setting of the run.
   """
-
   _define("string", "model_dir", None, "Run directory: checkpoints, events, metrics. Required.")
   _DEFINED.extend(c.define_flags(FLAGS, module_name=sys.argv[0]))
   _define("enum", "mixed_precision", None, list(c.KERAS_POLICIES),

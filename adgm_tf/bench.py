@@ -368,14 +368,22 @@ def measure_export(short: bool) -> Dict:
 # ----------------------------------------------------------------------------
 
 
-def _child(kind: str, payload: Dict, short: bool) -> Dict:
+def _child(kind: str, payload: Dict, short: bool, env: Optional[Dict[str, str]] = None,
+           cwd: Optional[str] = None) -> Dict:
+  """One measurement in a fresh process; ``env`` adds environment variables and
+  ``cwd`` runs it from another checkout (``experiments/speed_ab.py``)."""
   args = [sys.executable, "-m", "adgm_tf.bench", f"--child={kind}",
           f"--child_payload={json.dumps(payload)}"] + (["--short"] if short else [])
-  out = subprocess.run(args, capture_output=True, text=True,
-                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  out = subprocess.run(args, capture_output=True, text=True, cwd=cwd,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})))
   if out.returncode != 0:
     raise RuntimeError(f"benchmark child {kind} {payload} failed:\n{out.stderr[-3000:]}")
   return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def paired_ratio(values: List[float], base: List[float]) -> float:
+  """The median of the per-round ratios ``values[r] / base[r]``."""
+  return float(np.median([v / b for v, b in zip(values, base)]))
 
 
 def _median_peak(peaks: List[Dict]) -> Dict:
@@ -442,8 +450,8 @@ def run(short: bool = False, configs=None, profile_dir=None, jit=False,
         row["steps_per_s_max"] = max(r["steps_per_s_max"] for r in runs)
         row["peak_rss_gib"] = max(r["peak_rss_gib"] for r in runs)
         row["rounds_steps_per_s"] = [r["steps_per_s"] for r in runs]
-      row["x_fp32"] = (float(np.median([r["steps_per_s"] / b["steps_per_s"]
-                                        for r, b in zip(runs, base)]))
+      row["x_fp32"] = (paired_ratio([r["steps_per_s"] for r in runs],
+                                    [b["steps_per_s"] for b in base])
                        if base else None)
       rows.append(row)
   exported = _child("export", {}, short)
@@ -454,12 +462,10 @@ def run(short: bool = False, configs=None, profile_dir=None, jit=False,
                 configs=rows, exported_classifier=exported,
                 pytorch_port_gflop_per_step=PYTORCH_PORT_GFLOP)
   if profile_dir:
-    rows_ = op_table.op_rows(op_table.find_xplane(profile_dir))
-    result["profile"] = dict(dir=profile_dir, steps=PROFILE_STEPS,
-                             groups=op_table.grouped(rows_, PROFILE_STEPS),
-                             table=op_table.format_grouped(
-                                 op_table.grouped(rows_, PROFILE_STEPS), rows_,
-                                 PROFILE_STEPS))
+    ops = op_table.op_rows(op_table.find_xplane(profile_dir))
+    groups = op_table.grouped(ops, PROFILE_STEPS)
+    result["profile"] = dict(dir=profile_dir, steps=PROFILE_STEPS, groups=groups,
+                             table=op_table.format_grouped(groups, ops, PROFILE_STEPS))
   return result
 
 

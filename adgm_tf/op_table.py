@@ -53,7 +53,7 @@ def group_of(op_type: str, op_name: str) -> str:
   """The group an op's self time counts in (``GROUPS``)."""
   if "MatMul" in op_type or op_type in ("Einsum", "_MklEinsum", "BatchMatMulV2"):
     return "matmul"
-  if "BatchNorm" in op_type or any(k in op_name for k in ("BatchNorm", "/bn_", "bn_", "moments")):
+  if "BatchNorm" in op_type or any(k in op_name for k in ("BatchNorm", "bn_", "moments")):
     return "batch norm"
   if op_type.startswith("ResourceApplyAdam") or op_type.startswith("ApplyAdam"):
     return "Adam update"

@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
 from typing import Dict, List
 
 from adgm_tf import bench
@@ -51,21 +49,15 @@ def parse_conditions(text: str) -> Dict[str, Dict[str, str]]:
 def summarize(results: Dict[str, List[float]]) -> Dict[str, Dict[str, float]]:
   """Per condition: median steps/s and the median of its per-round ratios to the first."""
   base = next(iter(results.values()))
-  return {name: dict(median=statistics.median(v),
-                     x_first=statistics.median([a / b for a, b in zip(v, base)]))
+  return {name: dict(median=statistics.median(v), x_first=bench.paired_ratio(v, base))
           for name, v in results.items()}
 
 
 def run_child(cfg: Dict, precision: str, env: Dict[str, str]) -> Dict:
-  cwd = env.get("CWD", os.getcwd())
-  child_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
-                   **{k: v for k, v in env.items() if k != "CWD"})
-  out = subprocess.run([sys.executable, "-m", "adgm_tf.bench", "--child=config",
-                        "--child_payload=" + json.dumps(dict(cfg=cfg, precision=precision))],
-                       capture_output=True, text=True, env=child_env, cwd=cwd)
-  if out.returncode != 0:
-    raise RuntimeError(f"benchmark child failed:\n{out.stderr[-2000:]}")
-  return json.loads(out.stdout.strip().splitlines()[-1])
+  """One benchmark child under ``env`` (``CWD``: from that checkout)."""
+  return bench._child(  # pylint: disable=protected-access
+      "config", dict(cfg=cfg, precision=precision), short=False,
+      env={k: v for k, v in env.items() if k != "CWD"}, cwd=env.get("CWD"))
 
 
 def main(argv):
