@@ -67,3 +67,36 @@ def test_same_history_compares_two_histories(tmp_path):
   missing = _probe("same_history", f"--first={src}", "--second=nothing.csv")
   assert missing.returncode == 2 and "Traceback" not in missing.stderr
   assert missing.stderr.startswith("experiments.probes.same_history: error: cannot compare")
+
+
+def test_bn_stats_evaluates_as_the_run_did_and_changes_nothing(mnist_data_dir, mnist_idx_dir,
+                                                               tmp_path):
+  """On a one-epoch run with batch norm and a validation split: the error with
+  the checkpoint's own averages is the run's own final validation error, the
+  refreshes and the population statistics print one error each, and the run
+  directory is byte-for-byte what it was."""
+  import json
+  from adgm_tf import train
+  from test_train import dir_digest, tiny_config
+  cfg = tiny_config(mnist_data_dir, data=dict(validation_size=500),
+                    train_=dict(epochs=1, ll_examples=0))
+  d = str(tmp_path / "run")
+  train.train_and_evaluate(cfg, d)
+  before = dir_digest(d)
+  out = _probe("bn_stats", f"--model_dir={d}", "--refreshes=3", "--population_batches=4",
+               env=run_env(mnist_idx_dir))
+  assert out.returncode == 0, out.stderr[-2000:]
+  lines = out.stdout.splitlines()
+  own = json.load(open(os.path.join(d, "metrics.json")))["validation_error"]
+  assert lines[1] == f"  own moving averages: {100 * own:.2f}%", out.stdout
+  refreshed = _numbers(lines[2].split(":", 1)[1])
+  assert len(refreshed) == 3 and all(0 <= e <= 100 for e in refreshed), out.stdout
+  assert lines[-1].startswith("  population statistics (4 batches): "), out.stdout
+  assert dir_digest(d) == before
+
+
+def test_bn_stats_with_bad_flags_says_so_in_one_line():
+  out = _probe("bn_stats", "--model_dir=x", "--refreshes=-1")
+  assert (out.returncode, out.stderr.strip()) == (
+      2, "experiments.probes.bn_stats: error: --refreshes and --population_batches "
+         "must be >= 0.")

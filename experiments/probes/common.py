@@ -23,6 +23,13 @@ def load(model_dir, checkpoint=None):
   return model, path, split, images
 
 
+def config_of(model_dir):
+  """The run's ``Config`` (from its config.json)."""
+  from adgm_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  _, saved = rundir.read_run(model_dir)
+  return config_lib.Config.from_dict(saved["config"])
+
+
 def load_with_a(model_dir, checkpoint=None):
   """:func:`load` for a model with a stochastic a, plus the warm-up weight of
   the a-terms at the checkpoint's step: ``(model, path, split, images, w)``."""
