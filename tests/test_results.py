@@ -113,6 +113,39 @@ def test_the_sixty_minute_table_recomputes_from_its_runs():
       _pm(cols["z"], 1), _pm(cols["ll"], 2)]
 
 
+def test_the_bfloat16_hour_recomputes_from_its_runs():
+  """RESULTS.md section 4's bfloat16 table against
+  docs/results/time_to_accuracy_auto/runs/*: one row per published seed, and
+  the mean row once all three are in."""
+  rows = _table_after(_results_text(), "| seed, bfloat16 | epochs in 60 min |")
+  runs = os.path.join(PUBLISHED, "time_to_accuracy_auto", "runs")
+  seeds = sorted(int(d.rsplit("seed", 1)[1]) for d in os.listdir(runs))
+  seed_rows = [r for r in rows if not r[0].startswith("mean")]
+  assert [int(r[0]) for r in seed_rows] == seeds
+  cols = {k: [] for k in ("epochs", "val", "test", "swap_val", "swap_test", "alive", "ll")}
+  for seed, row in zip(seeds, seed_rows):
+    m = _metrics(f"time_to_accuracy_auto/runs/sdgm_cpu_auto-seed{seed}")
+    assert "--precision=auto" in open(os.path.join(
+        runs, f"sdgm_cpu_auto-seed{seed}", "flags.txt")).read()
+    values = dict(
+        epochs=m["epochs"], val=100 * m["validation_error"], test=100 * m["test_error"],
+        swap_val=100 * (m["validation_aux_swap_error"] - m["validation_error"]),
+        swap_test=100 * (m["aux_swap_error"] - m["test_error"]),
+        alive=m["validation_aux_alive_fraction"], ll=m["test_log_likelihood"])
+    for k, v in values.items():
+      cols[k].append(v)
+    assert [_plain(c) for c in row[1:]] == [
+        f"{values['epochs']:.2f}", f"{values['val']:.2f}%", f"{values['test']:.2f}%",
+        f"{values['swap_val']:+.2f}", f"{values['swap_test']:+.2f}",
+        f"{values['alive']:.3f}", f"{values['ll']:.2f}"], f"seed {seed}"
+  if len(rows) > len(seed_rows):
+    assert len(seeds) == 3
+    assert [_plain(c) for c in rows[-1][1:]] == [
+        _pm(cols["epochs"], 1), _pm(cols["val"], 2) + "%", _pm(cols["test"], 2) + "%",
+        _pm(cols["swap_val"], 2, "+"), _pm(cols["swap_test"], 2, "+"),
+        _pm(cols["alive"], 3), _pm(cols["ll"], 2)]
+
+
 @pytest.mark.parametrize("model,label", [
     ("m2", "M2"), ("adgm", "ADGM (ICML form)"), ("adgm_det", "ADGM, deterministic a"),
     ("adgm_workshop", "ADGM (workshop form)"), ("sdgm", "SDGM")])
