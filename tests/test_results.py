@@ -83,6 +83,18 @@ def test_the_path_check_catches_what_it_is_for():
     assert not MACHINE_PATH.search(fine), fine
 
 
+def _hour_values(m):
+  """A 60-minute run's final figures as the hour tables of RESULTS section 4 give
+  them (errors and swap costs in percent points, a-diagnostics on validation)."""
+  return dict(
+      epochs=m["epochs"], val=100 * m["validation_error"], test=100 * m["test_error"],
+      swap_val=100 * (m["validation_aux_swap_error"] - m["validation_error"]),
+      swap_test=100 * (m["aux_swap_error"] - m["test_error"]),
+      alive=m["validation_aux_alive_fraction"], spread=m["validation_aux_mean_spread"],
+      info=m["validation_aux_information"], z=m["active_units_z"],
+      ll=m["test_log_likelihood"])
+
+
 def test_the_sixty_minute_table_recomputes_from_its_runs():
   """RESULTS.md section 4 against docs/results/time_to_accuracy/runs/*."""
   rows = _table_after(_results_text(), "| seed | epochs in 60 min |")
@@ -90,14 +102,7 @@ def test_the_sixty_minute_table_recomputes_from_its_runs():
   cols = {k: [] for k in ("epochs", "val", "test", "swap_val", "swap_test", "alive",
                           "spread", "info", "z", "ll")}
   for seed, row in zip((1, 2, 3), rows):
-    m = _metrics(f"time_to_accuracy/runs/sdgm_cpu-seed{seed}")
-    values = dict(
-        epochs=m["epochs"], val=100 * m["validation_error"], test=100 * m["test_error"],
-        swap_val=100 * (m["validation_aux_swap_error"] - m["validation_error"]),
-        swap_test=100 * (m["aux_swap_error"] - m["test_error"]),
-        alive=m["validation_aux_alive_fraction"], spread=m["validation_aux_mean_spread"],
-        info=m["validation_aux_information"], z=m["active_units_z"],
-        ll=m["test_log_likelihood"])
+    values = _hour_values(_metrics(f"time_to_accuracy/runs/sdgm_cpu-seed{seed}"))
     for k, v in values.items():
       cols[k].append(v)
     assert [_plain(c) for c in row[1:]] == [
@@ -124,16 +129,11 @@ def test_the_bfloat16_hour_recomputes_from_its_runs():
   assert [int(r[0]) for r in seed_rows] == seeds
   cols = {k: [] for k in ("epochs", "val", "test", "swap_val", "swap_test", "alive", "ll")}
   for seed, row in zip(seeds, seed_rows):
-    m = _metrics(f"time_to_accuracy_auto/runs/sdgm_cpu_auto-seed{seed}")
     assert "--precision=auto" in open(os.path.join(
         runs, f"sdgm_cpu_auto-seed{seed}", "flags.txt")).read()
-    values = dict(
-        epochs=m["epochs"], val=100 * m["validation_error"], test=100 * m["test_error"],
-        swap_val=100 * (m["validation_aux_swap_error"] - m["validation_error"]),
-        swap_test=100 * (m["aux_swap_error"] - m["test_error"]),
-        alive=m["validation_aux_alive_fraction"], ll=m["test_log_likelihood"])
-    for k, v in values.items():
-      cols[k].append(v)
+    values = _hour_values(_metrics(f"time_to_accuracy_auto/runs/sdgm_cpu_auto-seed{seed}"))
+    for k in cols:
+      cols[k].append(values[k])
     assert [_plain(c) for c in row[1:]] == [
         f"{values['epochs']:.2f}", f"{values['val']:.2f}%", f"{values['test']:.2f}%",
         f"{values['swap_val']:+.2f}", f"{values['swap_test']:+.2f}",

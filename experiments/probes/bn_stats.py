@@ -28,12 +28,12 @@ from experiments.probes import common
 from experiments.probes.common import tf
 
 from adgm_tf import evaluation  # noqa: E402  (after TensorFlow's quiet import)
+from adgm_tf import networks  # noqa: E402
 
 
 def _bn_layers(model):
   layers = [bn for bn in model._flatten_layers(include_self=False, recursive=True)  # noqa: SLF001
-            if isinstance(bn, tf.keras.layers.BatchNormalization)
-            or type(bn).__name__ == "BatchNormalization"]
+            if isinstance(bn, networks.BatchNormalization)]
   if not layers:
     raise common.ConfigError("this run has no batch norm (--nobatch_norm): nothing to probe.")
   return layers
@@ -46,8 +46,7 @@ def main(model_dir, checkpoint=None, refreshes=None, population_batches=None):
                         else flags.FLAGS.population_batches)
   if refreshes < 0 or population_batches < 0:
     raise common.ConfigError("--refreshes and --population_batches must be >= 0.")
-  model, path, split, images = common.load(model_dir, checkpoint)
-  config = common.config_of(model_dir)
+  config, model, path, split, images = common.load_with_config(model_dir, checkpoint)
   samples = int(config.model.eval_samples)
   layers = _bn_layers(model)
   saved = [(bn.moving_mean.numpy(), bn.moving_variance.numpy(), bn.momentum) for bn in layers]
@@ -65,8 +64,11 @@ def main(model_dir, checkpoint=None, refreshes=None, population_batches=None):
   n_l, n_u = config.data.labeled_batch_size, config.data.unlabeled_batch_size
   x_l = images[split.labeled]
   y_l = common.labels(split, split.labeled)
-  forward = tf.function(lambda a, b, c, noise: model.compute_loss_terms(
-      a, b, c, noise, training=True)[0])
+  def traced_forward():  # a training-mode pass; traced anew to read bn.momentum
+    return tf.function(lambda a, b, c, noise: model.compute_loss_terms(
+        a, b, c, noise, training=True)[0])
+
+  forward = traced_forward()
 
   def batch_pass(k):
     take = rng.choice(len(split.labeled), min(n_l, len(split.labeled)), replace=False)
@@ -93,8 +95,7 @@ def main(model_dir, checkpoint=None, refreshes=None, population_batches=None):
     # is traced) a pass leaves each average at that batch's statistics.
     for bn in layers:
       bn.momentum = 0.0
-    forward = tf.function(lambda a, b, c, noise: model.compute_loss_terms(
-        a, b, c, noise, training=True)[0])
+    forward = traced_forward()
     sums = [[np.zeros_like(m), np.zeros_like(v)] for m, v, _ in saved]
     for k in range(population_batches):
       batch_pass(10 ** 6 + k)

@@ -17,17 +17,15 @@ from adgm_tf.errors import ConfigError  # noqa: E402
 def load(model_dir, checkpoint=None):
   """``(model, checkpoint path, split, images [N, 784] uint8)``: the run's model
   and the labeled/unlabeled/validation split it trained on (``pipeline.build_data``)."""
+  return load_with_config(model_dir, checkpoint)[1:]
+
+
+def load_with_config(model_dir, checkpoint=None):
+  """:func:`load` with the run's ``Config`` first: ``(config, model, path, split, images)``."""
   config, model, path = rundir.load_run(model_dir, checkpoint)
   split = pipeline.build_data(config).split
   images = split.arrays.train_images.reshape(len(split.arrays.train_images), -1)
-  return model, path, split, images
-
-
-def config_of(model_dir):
-  """The run's ``Config`` (from its config.json)."""
-  from adgm_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  _, saved = rundir.read_run(model_dir)
-  return config_lib.Config.from_dict(saved["config"])
+  return config, model, path, split, images
 
 
 def load_with_a(model_dir, checkpoint=None):
