@@ -116,6 +116,19 @@ def only_seeds(config: Dict[str, Any], seeds: str, path: str = "") -> Dict[str, 
   return dict(config, runs=runs)
 
 
+def only_runs(config: Dict[str, Any], names: str, path: str = "") -> Dict[str, Any]:
+  """The config cut to the runs named in ``names`` ("long,authors"), in the
+  config's order: two runners given disjoint names can share one --out (each
+  pinned to its own core, BUILD.md "Two runs at once")."""
+  wanted = [n.strip() for n in names.split(",") if n.strip()]
+  have = [r["name"] for r in config["runs"]]
+  unknown = [n for n in wanted if n not in have]
+  if unknown or not wanted:
+    raise ConfigError(f"--runs={names}: {path or 'the config'} has no run named "
+                      f"{', '.join(unknown) or '(none given)'} (its runs: {', '.join(have)}).")
+  return dict(config, runs=[r for r in config["runs"] if r["name"] in wanted])
+
+
 def run_dir(out: str, name: str, seed: int) -> str:
   return os.path.join(out, "runs", f"{name}-seed{seed}")
 
@@ -615,6 +628,8 @@ def main(argv):
     raise ConfigError("give --config=FILE.json (the runs) and --out=DIR (where they run); "
                       "a long run's report is python -m experiments.long_run.")
   config = read_config(f.config)
+  if f.runs:
+    config = only_runs(config, f.runs, f.config)
   if f.seeds:
     config = only_seeds(config, f.seeds, f.config)
   out = os.path.abspath(os.path.expanduser(f.out))
@@ -653,6 +668,8 @@ def define_flags() -> None:
                       "history.csv, metrics.json and flags.txt here (e.g. docs/results/fig4)")
   flags.DEFINE_string("seeds", None, "run only these of the config's seeds, e.g. 3 or 2,3 "
                       "(the report still covers every finished run)")
+  flags.DEFINE_string("runs", None, "run only the config's runs with these names, e.g. "
+                      "long,authors (two runners with disjoint --runs can share --out)")
 
 
 if __name__ == "__main__":

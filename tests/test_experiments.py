@@ -290,6 +290,11 @@ def test_replay_probe_replays_a_finished_run_from_its_newest_checkpoint(
          "run's report is python -m experiments.long_run."),
     (["--config=nothing.json", "--out=x"], "--config=nothing.json: No such file or "
                                            "directory."),
+    ([f"--config={os.path.join(REPO, 'experiments', 'endpoint_screen.json')}", "--out=x",
+      "--runs=lnog"],
+     f"--runs=lnog: {os.path.join(REPO, 'experiments', 'endpoint_screen.json')} has no run "
+     f"named lnog (its runs: long_lr_authors, long, long_split_bn, long_authors_init, "
+     f"authors, long_s5, adgm_authors)."),
     (["--long_run=x"], "Unknown command line flag 'long_run' (--helpshort lists the "
                        "flags)")])
 def test_usage_errors_are_one_line(args, message, tmp_path):
@@ -311,6 +316,20 @@ def test_seeds_option_keeps_only_the_listed_seeds():
     experiments.only_seeds(config, "7", "x.json")
   with pytest.raises(experiments.ConfigError, match="give seeds as integers"):
     experiments.only_seeds(config, "three")
+
+
+def test_runs_option_keeps_only_the_named_runs_in_config_order():
+  config = experiments.read_config(os.path.join(REPO, "experiments", "endpoint_screen.json"))
+  cut = experiments.only_runs(config, "adgm_authors, long")
+  assert [r["name"] for r in cut["runs"]] == ["long", "adgm_authors"]
+  assert cut["common_flags"] == config["common_flags"]
+  assert cut["runs"][1]["flags"] == ["--model=adgm"]
+  with pytest.raises(experiments.ConfigError,
+                     match=r"--runs=long,lnog: x.json has no run named lnog \(its runs: "
+                           r"long_lr_authors, long, "):
+    experiments.only_runs(config, "long,lnog", "x.json")
+  with pytest.raises(experiments.ConfigError, match=r"no run named \(none given\)"):
+    experiments.only_runs(config, ",")
 
 
 def test_figure_titles_name_the_data_set_and_wrap(tmp_path):
