@@ -18,8 +18,10 @@ candidate, what the rule reads, in the rule's order:
 4. **Equal CPU-hours**, reported beside it, never used to choose: for each
    candidate with more Monte Carlo samples than the cheapest, its validation
    error at the evaluation nearest below epoch 50 x c1 / cS, where c1 and cS
-   are the median CPU seconds per epoch of the 1-sample candidates and of its
-   own sample count.
+   are the median CPU seconds per epoch of the 1-sample candidates and of the
+   candidates with its sample count (seed 1 only). The config's
+   ``"rule4_c1_runs"`` names the 1-sample candidates c1 comes from when not
+   all of them ran alike (RESULTS.md section 7: only the single-thread one).
 5. The slope of the last 20 epochs (error at 50 minus error at 30), so that a
    late reversal can be seen, not used.
 
@@ -92,11 +94,11 @@ def candidate(name: str, seed: int, model_dir: str,
 
 
 def equal_cpu_error(row: Dict[str, Any], history: List[Dict[str, float]],
-                    c1: Optional[float]) -> Optional[Dict[str, float]]:
+                    c1: Optional[float], cs: Optional[float]) -> Optional[Dict[str, float]]:
   """Rule 4: the error at the evaluation nearest below epoch 50 x c1 / cS."""
-  if row["samples"] == 1 or not c1 or not row.get("cpu_per_epoch"):
+  if row["samples"] == 1 or not c1 or not cs:
     return None
-  target = FINAL_EPOCH * c1 / row["cpu_per_epoch"]
+  target = FINAL_EPOCH * c1 / cs
   below = [h for h in history
            if h.get("validation_error") is not None and h["epoch"] <= target]
   if not below:
@@ -116,13 +118,20 @@ def screen(config: Dict[str, Any], out: str) -> Dict[str, Any]:
         continue
       histories[(run["name"], seed)] = runner.read_history(d)
       rows.append(candidate(run["name"], seed, d, histories[(run["name"], seed)]))
-  c1s = [r["cpu_per_epoch"] for r in rows
-         if r.get("samples") == 1 and r.get("cpu_per_epoch")]
-  c1 = statistics.median(c1s) if c1s else None
+  c1_runs = config.get("rule4_c1_runs")
+  costs = {}   # S -> median CPU seconds per epoch of the seed-1 candidates with S samples
+  for samples in sorted({r["samples"] for r in rows if "samples" in r}):
+    per = [r["cpu_per_epoch"] for r in rows
+           if r.get("samples") == samples and r["seed"] == 1 and r.get("cpu_per_epoch")
+           and (samples != 1 or c1_runs is None or r["name"] in c1_runs)]
+    if per:
+      costs[samples] = statistics.median(per)
+  c1 = costs.get(1)
   for r in rows:
     if r.get("status") not in (None, "not started", "running"):
-      r["equal_cpu"] = equal_cpu_error(r, histories[(r["name"], r["seed"])], c1)
-  return dict(rows=rows, c1=c1, verdict=verdict(rows))
+      r["equal_cpu"] = equal_cpu_error(r, histories[(r["name"], r["seed"])], c1,
+                                       costs.get(r["samples"]))
+  return dict(rows=rows, c1=c1, costs=costs, c1_runs=c1_runs, verdict=verdict(rows))
 
 
 def verdict(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -169,6 +178,12 @@ def markdown(result: Dict[str, Any]) -> str:
         f"{' / '.join(f'{e:.2f}' for e in r['errors'])} | {r['measure']:.2f} | "
         f"{_cell(r['min_alive'], '.2f')} | {_cell(r['swap'], '+.2f')} | {r['status']} | "
         f"{_cell(r['slope'], '+.2f')} | {_cell(r['cpu_per_epoch'], '.0f')} | {eq_text} |")
+  if result.get("costs"):
+    lines.append("")
+    lines.append("Rule 4's costs (median CPU seconds per epoch, seed-1 candidates): " + ", ".join(
+        f"S = {k}: {c:.0f}" + (f" (from {', '.join(result['c1_runs'])})"
+                               if k == 1 and result.get("c1_runs") else "")
+        for k, c in sorted(result["costs"].items())) + ".")
   v = result["verdict"]
   if v["stage"] == "screening":
     tail = (f"Screening: {', '.join(v['pending'])} still to run or running; leading so "

@@ -92,6 +92,32 @@ def test_the_two_best_go_on_to_three_seeds_and_the_lower_mean_wins(screen_dir):
   assert v["winner"] == "a"   # seed 1 led with b; three seeds decide
 
 
+def test_rule_4_takes_c1_from_the_named_runs_and_cs_from_its_sample_count(tmp_path):
+  """c1: the median over the 1-sample candidates the config names (the others
+  ran with two threads); cS: the median over every seed-1 candidate with S
+  samples, not the row's own cost (RESULTS.md section 7, rule 4)."""
+  out = tmp_path / "screen"
+  _run(out, "two_threads", 1, _history({}, cpu=180.0))
+  _run(out, "one_thread", 1, _history({}, cpu=120.0))
+  _run(out, "one_thread", 2, _history({}, cpu=60.0))   # seed 2: not a candidate's cost
+  errors = {e: e / 1000 for e in range(5, 51, 5)}       # epoch 10: 1.0%, 15: 1.5%, ...
+  _run(out, "s5_cheap", 1, _history(errors, cpu=400.0), samples=5)
+  _run(out, "s5_dear", 1, _history(errors, cpu=560.0), samples=5)
+  config = {"runs": [{"name": "two_threads", "seeds": [1]},
+                     {"name": "one_thread", "seeds": [1, 2]},
+                     {"name": "s5_cheap", "seeds": [1]}, {"name": "s5_dear", "seeds": [1]}],
+            "rule4_c1_runs": ["one_thread"]}
+  result = es.screen(config, str(out))
+  assert result["c1"] == 120.0 and result["costs"] == {1: 120.0, 5: 480.0}
+  rows = {r["name"]: r for r in result["rows"]}
+  for name in ("s5_cheap", "s5_dear"):       # both: 50 x 120 / 480 = 12.5 -> epoch 10
+    assert rows[name]["equal_cpu"] == dict(target_epoch=12.5, epoch=10.0,
+                                           error=pytest.approx(1.0))
+  assert "S = 1: 120 (from one_thread), S = 5: 480." in es.markdown(result)
+  del config["rule4_c1_runs"]                 # without it: every seed-1 1-sample candidate
+  assert es.screen(config, str(out))["c1"] == 150.0
+
+
 def test_cpu_seconds_per_epoch_skips_the_restart_of_a_launch():
   history = [dict(epoch=1, cpu_time=100), dict(epoch=2, cpu_time=205),
              dict(epoch=3, cpu_time=30),    # a new launch: cpu_time restarted
@@ -122,4 +148,5 @@ def test_the_screen_config_is_the_one_section_7_names():
   assert [r["name"] for r in config["runs"]] == [
       "long_lr_authors", "long", "long_split_bn", "long_authors_init", "authors",
       "long_s5", "adgm_authors"]
+  assert config["rule4_c1_runs"] == ["long_authors_init"]   # the single-thread S = 1 run
   assert es.MEASURE_EPOCHS == (40, 45, 50) and es.SWAP_FLOOR == 0.2
