@@ -628,7 +628,7 @@ def main(argv):
     raise ConfigError("give --config=FILE.json (the runs) and --out=DIR (where they run); "
                       "a long run's report is python -m experiments.long_run.")
   config = read_config(f.config)
-  if f.runs:
+  if f.runs is not None:
     config = only_runs(config, f.runs, f.config)
   if f.seeds:
     config = only_seeds(config, f.seeds, f.config)

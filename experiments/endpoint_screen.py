@@ -119,6 +119,10 @@ def screen(config: Dict[str, Any], out: str) -> Dict[str, Any]:
       histories[(run["name"], seed)] = runner.read_history(d)
       rows.append(candidate(run["name"], seed, d, histories[(run["name"], seed)]))
   c1_runs = config.get("rule4_c1_runs")
+  names = [r["name"] for r in config["runs"]]
+  if c1_runs is not None and (not c1_runs or set(c1_runs) - set(names)):
+    raise ConfigError(f"rule4_c1_runs {c1_runs} must name runs of the config "
+                      f"(its runs: {', '.join(names)}).")
   costs = {}   # S -> median CPU seconds per epoch of the seed-1 candidates with S samples
   for samples in sorted({r["samples"] for r in rows if "samples" in r}):
     per = [r["cpu_per_epoch"] for r in rows

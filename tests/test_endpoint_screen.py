@@ -116,6 +116,9 @@ def test_rule_4_takes_c1_from_the_named_runs_and_cs_from_its_sample_count(tmp_pa
   assert "S = 1: 120 (from one_thread), S = 5: 480." in es.markdown(result)
   del config["rule4_c1_runs"]                 # without it: every seed-1 1-sample candidate
   assert es.screen(config, str(out))["c1"] == 150.0
+  with pytest.raises(es.ConfigError, match=r"rule4_c1_runs \['one_thred'\] must name runs "
+                                           r"of the config \(its runs: two_threads, one_thread, "):
+    es.screen(dict(config, rule4_c1_runs=["one_thred"]), str(out))
 
 
 def test_cpu_seconds_per_epoch_skips_the_restart_of_a_launch():
