@@ -295,6 +295,9 @@ def test_replay_probe_replays_a_finished_run_from_its_newest_checkpoint(
      f"--runs=lnog: {os.path.join(REPO, 'experiments', 'endpoint_screen.json')} has no run "
      f"named lnog (its runs: long_lr_authors, long, long_split_bn, long_authors_init, "
      f"authors, long_s5, adgm_authors)."),
+    ([f"--config={os.path.join(REPO, 'experiments', 'fig4.json')}", "--out=x", "--runs="],
+     f"--runs=: {os.path.join(REPO, 'experiments', 'fig4.json')} has no run named "
+     f"(none given) (its runs: adgm, adgm_workshop, adgm_det, m2, sdgm)."),
     (["--long_run=x"], "Unknown command line flag 'long_run' (--helpshort lists the "
                        "flags)")])
 def test_usage_errors_are_one_line(args, message, tmp_path):
