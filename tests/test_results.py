@@ -95,6 +95,23 @@ def _hour_values(m):
       ll=m["test_log_likelihood"])
 
 
+# How the hour tables print each column: one seed's cell, and the mean row's.
+_HOUR_CELL = dict(epochs="{:.2f}", val="{:.2f}%", test="{:.2f}%", swap_val="{:+.2f}",
+                  swap_test="{:+.2f}", alive="{:.3f}", spread="{:.3f}", info="{:.3f}",
+                  z="{}", ll="{:.2f}")
+_HOUR_MEAN = dict(epochs=(1, "", ""), val=(2, "", "%"), test=(2, "", "%"),
+                  swap_val=(2, "+", ""), swap_test=(2, "+", ""), alive=(3, "", ""),
+                  spread=(3, "", ""), info=(3, "", ""), z=(1, "", ""), ll=(2, "", ""))
+
+
+def _hour_cells(values, keys):
+  return [_HOUR_CELL[k].format(values[k]) for k in keys]
+
+
+def _hour_mean_cells(cols, keys):
+  return [_pm(cols[k], _HOUR_MEAN[k][0], _HOUR_MEAN[k][1]) + _HOUR_MEAN[k][2] for k in keys]
+
+
 def test_the_sixty_minute_table_recomputes_from_its_runs():
   """RESULTS.md section 4 against docs/results/time_to_accuracy/runs/*."""
   rows = _table_after(_results_text(), "| seed | epochs in 60 min |")
@@ -105,17 +122,8 @@ def test_the_sixty_minute_table_recomputes_from_its_runs():
     values = _hour_values(_metrics(f"time_to_accuracy/runs/sdgm_cpu-seed{seed}"))
     for k, v in values.items():
       cols[k].append(v)
-    assert [_plain(c) for c in row[1:]] == [
-        f"{values['epochs']:.2f}", f"{values['val']:.2f}%", f"{values['test']:.2f}%",
-        f"{values['swap_val']:+.2f}", f"{values['swap_test']:+.2f}",
-        f"{values['alive']:.3f}", f"{values['spread']:.3f}", f"{values['info']:.3f}",
-        f"{values['z']}", f"{values['ll']:.2f}"], f"seed {seed}"
-  mean_row = [_plain(c) for c in rows[3][1:]]
-  assert mean_row == [
-      _pm(cols["epochs"], 1), _pm(cols["val"], 2) + "%", _pm(cols["test"], 2) + "%",
-      _pm(cols["swap_val"], 2, "+"), _pm(cols["swap_test"], 2, "+"),
-      _pm(cols["alive"], 3), _pm(cols["spread"], 3), _pm(cols["info"], 3),
-      _pm(cols["z"], 1), _pm(cols["ll"], 2)]
+    assert [_plain(c) for c in row[1:]] == _hour_cells(values, cols), f"seed {seed}"
+  assert [_plain(c) for c in rows[3][1:]] == _hour_mean_cells(cols, cols)
 
 
 def test_the_bfloat16_hour_recomputes_from_its_runs():
@@ -134,16 +142,17 @@ def test_the_bfloat16_hour_recomputes_from_its_runs():
     values = _hour_values(_metrics(f"time_to_accuracy_auto/runs/sdgm_cpu_auto-seed{seed}"))
     for k in cols:
       cols[k].append(values[k])
-    assert [_plain(c) for c in row[1:]] == [
-        f"{values['epochs']:.2f}", f"{values['val']:.2f}%", f"{values['test']:.2f}%",
-        f"{values['swap_val']:+.2f}", f"{values['swap_test']:+.2f}",
-        f"{values['alive']:.3f}", f"{values['ll']:.2f}"], f"seed {seed}"
+    assert [_plain(c) for c in row[1:]] == _hour_cells(values, cols), f"seed {seed}"
   assert (len(rows) > len(seed_rows)) == (len(seeds) == 3)  # the mean row, once all are in
   if len(seeds) == 3:
-    assert [_plain(c) for c in rows[-1][1:]] == [
-        _pm(cols["epochs"], 1), _pm(cols["val"], 2) + "%", _pm(cols["test"], 2) + "%",
-        _pm(cols["swap_val"], 2, "+"), _pm(cols["swap_test"], 2, "+"),
-        _pm(cols["alive"], 3), _pm(cols["ll"], 2)]
+    assert [_plain(c) for c in rows[-1][1:]] == _hour_mean_cells(cols, cols)
+    # BUILD.md's Speed section repeats the hour's main columns.
+    keys = ("epochs", "val", "test", "swap_test")
+    build = _table_after(open(os.path.join(REPO, "BUILD.md")).read(),
+                         "| seed | epochs in 60 min | validation error | test error | swap cost, test")
+    per_seed = [{k: cols[k][i] for k in keys} for i in range(3)]
+    assert [[_plain(c) for c in r[1:]] for r in build] == (
+        [_hour_cells(v, keys) for v in per_seed] + [_hour_mean_cells(cols, keys)])
 
 
 @pytest.mark.parametrize("model,label", [
