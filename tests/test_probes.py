@@ -2,6 +2,7 @@
 checkpoint through the model's public methods, and prints its numbers; a
 model without what a probe reads gets one line."""
 
+import json
 import os
 import re
 import subprocess
@@ -69,26 +70,35 @@ def test_same_history_compares_two_histories(tmp_path):
   assert missing.stderr.startswith("experiments.probes.same_history: error: cannot compare")
 
 
-def test_bn_stats_evaluates_as_the_run_did_and_changes_nothing(mnist_data_dir, mnist_idx_dir,
-                                                               tmp_path):
+@pytest.fixture(scope="module")
+def validation_run(mnist_data_dir, tmp_path_factory):
+  """A one-epoch tiny run with batch norm and 500 validation images."""
+  from adgm_tf import train
+  from test_train import tiny_config
+  cfg = tiny_config(mnist_data_dir, data=dict(validation_size=500),
+                    train_=dict(epochs=1, ll_examples=0))
+  d = str(tmp_path_factory.mktemp("validation_run") / "run")
+  train.train_and_evaluate(cfg, d)
+  return d
+
+
+def _validation_error(d):
+  return json.load(open(os.path.join(d, "metrics.json")))["validation_error"]
+
+
+def test_bn_stats_evaluates_as_the_run_did_and_changes_nothing(validation_run, mnist_idx_dir):
   """On a one-epoch run with batch norm and a validation split: the error with
   the checkpoint's own averages is the run's own final validation error, the
   refreshes and the population statistics print one error each, and the run
   directory is byte-for-byte what it was."""
-  import json
-  from adgm_tf import train
-  from test_train import dir_digest, tiny_config
-  cfg = tiny_config(mnist_data_dir, data=dict(validation_size=500),
-                    train_=dict(epochs=1, ll_examples=0))
-  d = str(tmp_path / "run")
-  train.train_and_evaluate(cfg, d)
+  from test_train import dir_digest
+  d = validation_run
   before = dir_digest(d)
   out = _probe("bn_stats", f"--model_dir={d}", "--refreshes=3", "--population_batches=4",
                env=run_env(mnist_idx_dir))
   assert out.returncode == 0, out.stderr[-2000:]
   lines = out.stdout.splitlines()
-  own = json.load(open(os.path.join(d, "metrics.json")))["validation_error"]
-  assert lines[1] == f"  own moving averages: {100 * own:.2f}%", out.stdout
+  assert lines[1] == f"  own moving averages: {100 * _validation_error(d):.2f}%", out.stdout
   refreshed = _numbers(lines[2].split(":", 1)[1])
   assert len(refreshed) == 3 and all(0 <= e <= 100 for e in refreshed), out.stdout
   assert lines[-1].startswith("  population statistics (4 batches): "), out.stdout
@@ -100,3 +110,57 @@ def test_bn_stats_with_bad_flags_says_so_in_one_line():
   assert (out.returncode, out.stderr.strip()) == (
       2, "experiments.probes.bn_stats: error: --refreshes and --population_batches "
          "must be >= 0.")
+
+
+def test_confusion_summary_of_a_hand_made_matrix():
+  from experiments.probes import confusion
+  labels = [0, 0, 0, 1, 1, 2, 2, 2, 2]
+  predicted = [0, 1, 2, 1, 1, 1, 1, 2, 0]
+  c = confusion.confusion_matrix(labels, predicted, 3)
+  assert c.tolist() == [[1, 1, 1], [0, 2, 0], [1, 2, 1]]
+  s = confusion.summarise(c, top=2)
+  assert (s["images"], s["errors"]) == (9, 5) and s["error"] == pytest.approx(5 / 9)
+  assert s["per_class_error"] == pytest.approx([2 / 3, 0.0, 3 / 4])
+  # 2 -> 1 (2 images) first; of the three cells with one image, the lowest (true, predicted).
+  assert [(k["true"], k["predicted"], k["images"]) for k in s["confusions"]] == [(2, 1, 2),
+                                                                                 (0, 1, 1)]
+  assert s["confusions"][0]["of_class"] == pytest.approx(0.5)
+  assert s["confusions"][0]["of_errors"] == pytest.approx(0.4)
+
+
+def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx_dir, tmp_path):
+  """The probe's error is the run's own final validation error, its matrix
+  covers the 500 validation images, the figures it prints are the matrix's,
+  and the run directory is unchanged; --write makes a new file only."""
+  from test_train import dir_digest
+  d = validation_run
+  before = dir_digest(d)
+  target = tmp_path / "confusion.json"
+  out = _probe("confusion", f"--model_dir={d}", "--top=3", f"--write={target}",
+               env=run_env(mnist_idx_dir))
+  assert out.returncode == 0, out.stderr[-2000:]
+  lines = out.stdout.splitlines()
+  saved = json.load(open(target))
+  c = saved["matrix"]
+  assert sum(map(sum, c)) == saved["images"] == 500
+  errors = 500 - sum(c[k][k] for k in range(10))
+  assert saved["errors"] == errors and saved["error"] == _validation_error(d)
+  assert f"validation error {100 * _validation_error(d):.2f}% ({errors} of 500 images" in lines[0]
+  off = sorted((c[i][j] for i in range(10) for j in range(10) if i != j), reverse=True)[:3]
+  assert [k["images"] for k in saved["confusions"]] == [v for v in off if v]
+  for line, k in zip(lines[3:], saved["confusions"]):
+    assert line.startswith(f"    {k['true']} -> {k['predicted']}: {k['images']} "), out.stdout
+  assert dir_digest(d) == before
+  again = _probe("confusion", f"--model_dir={d}", f"--write={target}",
+                 env=run_env(mnist_idx_dir))
+  assert (again.returncode, again.stderr.strip()) == (
+      2, f"experiments.probes.confusion: error: --write={target} exists; it is not "
+         f"overwritten: give a new file name.")
+  assert json.load(open(target)) == saved
+
+
+def test_confusion_with_bad_flags_says_so_in_one_line():
+  out = _probe("confusion", "--model_dir=x", "--top=0")
+  assert (out.returncode, out.stderr.strip()) == (
+      2, "experiments.probes.confusion: error: --top=0: give how many confusions to list, "
+         "at least 1.")
