@@ -294,3 +294,29 @@ def test_precision_check_verdict_recomputes_from_its_files():
     assert f.read() == pc.markdown(rows, result)
   text = _results_text()
   assert "| bf16 | 2 | 7.78 | 1.00 | +4.24 | 0.026 | 69 | 454 |" in text
+
+
+_CONFUSION_RUNS = {"long": "long-seed1", "long_lr_authors": "long_lr_authors-seed1",
+                   "long_split_bn": "long_split_bn-seed1",
+                   "long_authors_init": "long_authors_init-seed1",
+                   "section 4's bfloat16 hour, seed 1": "bf16_hour-seed1",
+                   "section 4's bfloat16 hour, seed 2": "bf16_hour-seed2",
+                   "section 4's bfloat16 hour, seed 3": "bf16_hour-seed3"}
+
+
+def test_the_confusion_table_recomputes_from_its_matrices():
+  """RESULTS.md section 7, "Where the errors are": every cell but the label
+  and checkpoint columns from docs/results/endpoint_screen/confusion/*.json."""
+  rows = _table_after(_results_text(), "| run | label seed | checkpoint | validation error |")
+  assert [r[0] for r in rows] == list(_CONFUSION_RUNS)
+  for row in rows:
+    with open(os.path.join(PUBLISHED, "endpoint_screen", "confusion",
+                           _CONFUSION_RUNS[row[0]] + ".json")) as f:
+      s = json.load(f)
+    c, n, errors = s["matrix"], s["images"], s["errors"]
+    assert sum(map(sum, c)) == n and n - sum(c[k][k] for k in range(10)) == errors
+    k = c[5][3]
+    other = next(x for x in s["confusions"] if (x["true"], x["predicted"]) != (5, 3))
+    assert row[3:] == [f"{100 * errors / n:.2f}%", f"{k} ({100 * k / sum(c[5]):.1f}%)",
+                       f"{100 * k / n:.2f}", f"{100 * (errors - k) / n:.2f}%",
+                       f"{other['true']} → {other['predicted']}: {other['images']}"], row
