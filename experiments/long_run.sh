@@ -18,6 +18,12 @@
 #
 # Run it again at any time (after a stop, a kill or a reboot): it resumes the
 # run, or redoes only the missing final evaluation, or says the run is done.
+#
+# To go on past the end of a finished run, give a larger --epochs=N among the
+# flags: the finished run's metrics.json and final/ are kept as
+# metrics-epochs<E>.json and final-epochs<E>/ (E: the epochs it had; nothing
+# is overwritten), and the run continues from its last checkpoint to N, then
+# best/ (chosen over all its evaluations) is evaluated again into final/.
 # It stops at the first launch that fails or is interrupted or killed (Ctrl-C,
 # the OOM killer: it names the signal; run it again), at a launch that ends without a new
 # checkpoint, and when launch.py's guard stops the run because a died (exit 3). The output of every launch is appended to RUN_DIR.log.
@@ -46,17 +52,43 @@ PYTHON="$(command -v "$PYTHON")"
 cd "$REPO" || die "cannot enter the repository $REPO"
 [ -f "$FLAGFILE" ] || die "FLAGFILE=$FLAGFILE not found in $REPO; give a flagfile relative to the repository."
 [ -d "$(dirname "$RUN")" ] || die "the parent of $RUN does not exist; create it first (mkdir -p $(dirname "$RUN"))."
-touch "$LOG" 2> /dev/null || die "cannot write the log $LOG; choose a writable place for RUN_DIR."
 
-# The forwarded flags that tell evaluate where the data is.
+# The forwarded flags that tell evaluate where the data is, and the last --epochs.
 DATA_FLAGS=()
+EPOCHS=""
 for arg in "$@"; do
-  case "$arg" in --idx_dir=*|--data_dir=*) DATA_FLAGS+=("$arg") ;; esac
+  case "$arg" in
+    --idx_dir=*|--data_dir=*) DATA_FLAGS+=("$arg") ;;
+    --epochs=*) EPOCHS="${arg#--epochs=}" ;;
+  esac
 done
+[ -z "$EPOCHS" ] || [[ "$EPOCHS" =~ ^[1-9][0-9]*$ ]] || die "--epochs=$EPOCHS: give a whole number of epochs, e.g. --epochs=1000."
+touch "$LOG" 2> /dev/null || die "cannot write the log $LOG; choose a writable place for RUN_DIR."
 
 newest_checkpoint() {
   ls "$RUN/checkpoints/" 2> /dev/null | sed -n 's/^\(ckpt-[0-9]*\)\.index$/\1/p' | sort -t- -k2 -n | tail -1
 }
+
+# 0. A finished run that --epochs asks to go on: keep what it has, then continue.
+# metrics.json is written by launch.py with indent 2: its top-level "epochs" is
+# the line with two spaces of indent.
+if [ -f "$RUN/metrics.json" ] && [ -n "$EPOCHS" ]; then
+  DONE="$(sed -n 's/^  "epochs": \([0-9.]*\),\{0,1\}$/\1/p' "$RUN/metrics.json")"
+  [[ "$DONE" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$RUN/metrics.json gives no number of epochs: it is damaged or not launch.py's; restore it from the run's publication, or move it away only if the run did not end."
+  [[ "$DONE" =~ ^[0-9]+(\.0+)?$ ]] || die "the run ended at epoch $DONE, at its time budget, not at its --epochs: long_run.sh goes on only from a run that reached its --epochs, so it leaves this one as it is."
+  DONE="${DONE%%.*}"
+  if [ "$EPOCHS" -gt "$DONE" ]; then
+    for kept in "$RUN/metrics-epochs$DONE.json" "$RUN/final-epochs$DONE"; do
+      [ -e "$kept" ] && die "$kept exists already; move it away and run the same command again."
+    done
+    [ -e "$RUN/final.partial" ] && die "$RUN/final.partial exists: the final evaluation at epoch $DONE is unfinished; run without --epochs=$EPOCHS to finish it first, or move it away."
+    if [ -e "$RUN/final" ]; then
+      mv "$RUN/final" "$RUN/final-epochs$DONE" || die "cannot rename $RUN/final"
+    fi
+    mv "$RUN/metrics.json" "$RUN/metrics-epochs$DONE.json" || die "cannot rename $RUN/metrics.json"
+    echo "$(date -Is) $PROG: the run ended at epoch $DONE; going on to --epochs=$EPOCHS (kept: metrics-epochs$DONE.json$([ -e "$RUN/final-epochs$DONE" ] && echo ", final-epochs$DONE/"))" | tee -a "$LOG"
+  fi
+fi
 
 # 1. The run, chunk by chunk.
 while [ ! -f "$RUN/metrics.json" ]; do

@@ -36,7 +36,8 @@ if [ "$1" = launch.py ]; then
   case "$(sed -n "${n}p" "$FAKE_LAUNCHES")" in
     chunk) touch "$run/checkpoints/ckpt-$((n * 5)).index"
            echo "chunk over: 150 minutes of this launch used" ;;
-    end)   touch "$run/checkpoints/ckpt-$((n * 5)).index"; echo '{}' > "$run/metrics.json"
+    end)   touch "$run/checkpoints/ckpt-$((n * 5)).index"
+           ep="$(arg epochs "$@")"; printf '{\n  "epochs": %s.0\n}\n' "${ep:-2}" > "$run/metrics.json"
            echo "final: test error 3.00%" ;;
     stall) echo "chunk over: 150 minutes of this launch used" ;;
     fail)  echo "launch.py: error: --epochs=-1: must be positive" >&2; exit 2 ;;
@@ -105,6 +106,53 @@ def test_chunks_are_relaunched_until_the_run_ends_then_best_is_evaluated_once(fa
   assert out.returncode == 0 and calls == []
   assert "the run is done" in out.stdout
   assert (final / "best_eval.json").stat().st_mtime_ns == before
+
+
+def test_a_larger_epochs_goes_on_past_a_finished_run_and_keeps_what_it_had(fake):
+  """A run finished at 2 epochs, given --epochs=6: its metrics.json and final/
+  are kept under their epoch, the run goes on (--epochs forwarded), and best/
+  is evaluated again; then the same command says the run is done."""
+  out, _ = fake(["end"])
+  assert out.returncode == 0, out.stderr
+  first = (fake.dir / "final" / "best_eval.json").read_text()
+  # The stand-in numbers checkpoints by its launches in one call: make room.
+  (fake.dir / "checkpoints" / "ckpt-5.index").rename(fake.dir / "checkpoints" / "ckpt-1.index")
+  out, calls = fake(["chunk", "end"], args=["--epochs=6"])
+  assert out.returncode == 0, out.stderr
+  assert json.loads((fake.dir / "metrics-epochs2.json").read_text()) == {"epochs": 2.0}
+  assert (fake.dir / "final-epochs2" / "best_eval.json").read_text() == first
+  assert json.loads((fake.dir / "metrics.json").read_text()) == {"epochs": 6.0}
+  assert (fake.dir / "final" / "best_eval.json").exists()
+  launches = [c for c in calls if c.startswith("launch.py")]
+  assert len(launches) == 2 and all(c.endswith("--epochs=6") for c in launches)
+  assert sum(c.startswith("-m adgm_tf.evaluate") for c in calls) == 1
+  log = (fake.dir.parent / "run.log").read_text()
+  assert "the run ended at epoch 2; going on to --epochs=6 (kept: metrics-epochs2.json, " \
+         "final-epochs2/)" in log
+  # Done at 6: the same command, or a smaller --epochs, changes nothing.
+  for args in (["--epochs=6"], ["--epochs=3"], []):
+    out, calls = fake(["fail"], args=args)
+    assert out.returncode == 0 and calls == [] and "the run is done" in out.stdout, args
+
+
+@pytest.mark.parametrize("metrics, kept, message", [
+    ('{\n  "epochs": 2.0\n}\n', "metrics-epochs2.json",
+     "metrics-epochs2.json exists already; move it away"),
+    ('{\n  "epochs": 82.06\n}\n', None,
+     "the run ended at epoch 82.06, at its time budget, not at its --epochs"),
+    ("{}", None, "metrics.json gives no number of epochs"),
+])
+def test_going_on_refuses_what_would_overwrite_or_guess(fake, metrics, kept, message):
+  fake.dir.mkdir()
+  (fake.dir / "metrics.json").write_text(metrics)
+  if kept:
+    (fake.dir / kept).write_text("earlier")
+  out, calls = fake(["end"], args=["--epochs=6"])
+  assert out.returncode == 2 and calls == []
+  assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
+  assert (fake.dir / "metrics.json").read_text() == metrics
+  if kept:
+    assert (fake.dir / kept).read_text() == "earlier"
 
 
 def test_a_relative_run_dir_is_taken_from_where_the_command_runs(fake):
@@ -206,6 +254,7 @@ def test_a_failed_final_evaluation_leaves_no_final_dir_and_is_redone_alone(fake)
     (["RUN"], {"PYTHON": "no-such-python"}, "PYTHON=no-such-python is not a command"),
     (["RUN"], {"FLAGFILE": "nope.flags"}, "FLAGFILE=nope.flags not found"),
     (["missing/RUN"], {}, "the parent of"),
+    (["RUN", "--epochs=1e3"], {}, "--epochs=1e3: give a whole number of epochs"),
 ])
 def test_bad_usage_is_one_line(tmp_path, args, env, message):
   args = [str(tmp_path / a) if a.endswith("RUN") else a for a in args]
@@ -248,6 +297,20 @@ def test_the_real_programs_on_the_tiny_recipe(mnist_idx_dir, mnist_data_dir, tmp
     assert kept["log_likelihood"].shape == (100,)
     assert np.mean(kept["log_likelihood"]) == pytest.approx(best["test_log_likelihood"])
   assert "the run is done" in out.stdout
+  # Going on to 3 epochs: launch.py resumes the finished run, the epoch-2
+  # results are kept, and best/ is evaluated again over all three epochs.
+  before = (run / "final" / "best_eval.json").read_text()
+  out = subprocess.run(["bash", SCRIPT, str(run), *flags, "--epochs=3"], env=env,
+                       capture_output=True, text=True, timeout=1800)
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+  assert json.loads((run / "metrics-epochs2.json").read_text()) == metrics
+  assert (run / "final-epochs2" / "best_eval.json").read_text() == before
+  again = json.loads((run / "final" / "best_eval.json").read_text())
+  assert again["epoch"] in (1.0, 2.0, 3.0) and again["eval_samples"] == 5
+  with open(run / "history.csv") as f:
+    epochs = [float(r.split(",")[0]) for r in f.read().splitlines()[1:]]
+  assert epochs == sorted(set(epochs)) and epochs[-3:] == [1.0, 2.0, 3.0]   # (and the cut's row)
 
 
 # -- experiments/long_run.py: the report --------------------------------------
