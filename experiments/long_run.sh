@@ -69,15 +69,17 @@ newest_checkpoint() {
   ls "$RUN/checkpoints/" 2> /dev/null | sed -n 's/^\(ckpt-[0-9]*\)\.index$/\1/p' | sort -t- -k2 -n | tail -1
 }
 
-# 0. A finished run that --epochs asks to go on: keep what it has, then continue.
-# metrics.json is written by launch.py with indent 2: its top-level "epochs" is
-# the line with two spaces of indent.
+# 0. A run that reached its --epochs, given a larger one: keep what it has, then go on.
+# metrics.json is written by launch.py with indent 2: its top-level keys
+# ("epochs", "stopped_by_time_budget") are the lines with two spaces of indent.
 if [ -f "$RUN/metrics.json" ] && [ -n "$EPOCHS" ]; then
   DONE="$(sed -n 's/^  "epochs": \([0-9.]*\),\{0,1\}$/\1/p' "$RUN/metrics.json")"
-  [[ "$DONE" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$RUN/metrics.json gives no number of epochs: it is damaged or not launch.py's; restore it from the run's publication, or move it away only if the run did not end."
-  [[ "$DONE" =~ ^[0-9]+(\.0+)?$ ]] || die "the run ended at epoch $DONE, at its time budget, not at its --epochs: long_run.sh goes on only from a run that reached its --epochs, so it leaves this one as it is."
-  DONE="${DONE%%.*}"
-  if [ "$EPOCHS" -gt "$DONE" ]; then
+  if grep -q '^  "stopped_by_time_budget": true' "$RUN/metrics.json"; then
+    echo "$PROG: the run ended at epoch $DONE, at its time budget, not at its --epochs; it is not extended."
+  elif ! [[ "$DONE" =~ ^[0-9]+(\.0+)?$ ]]; then
+    die "$RUN/metrics.json gives no whole number of epochs (\"$DONE\") for a run that reached its --epochs: it is damaged or not launch.py's; restore it from the run's publication."
+  elif [ "$EPOCHS" -gt "${DONE%%.*}" ]; then
+    DONE="${DONE%%.*}"
     for kept in "$RUN/metrics-epochs$DONE.json" "$RUN/final-epochs$DONE"; do
       [ -e "$kept" ] && die "$kept exists already; move it away and run the same command again."
     done

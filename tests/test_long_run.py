@@ -138,9 +138,9 @@ def test_a_larger_epochs_goes_on_past_a_finished_run_and_keeps_what_it_had(fake)
 @pytest.mark.parametrize("metrics, kept, message", [
     ('{\n  "epochs": 2.0\n}\n', "metrics-epochs2.json",
      "metrics-epochs2.json exists already; move it away"),
-    ('{\n  "epochs": 82.06\n}\n', None,
-     "the run ended at epoch 82.06, at its time budget, not at its --epochs"),
-    ("{}", None, "metrics.json gives no number of epochs"),
+    ("{}", None, 'metrics.json gives no whole number of epochs ("")'),
+    ('{\n  "epochs": 2.5,\n  "stopped_by_time_budget": false\n}\n', None,
+     'metrics.json gives no whole number of epochs ("2.5")'),
 ])
 def test_going_on_refuses_what_would_overwrite_or_guess(fake, metrics, kept, message):
   fake.dir.mkdir()
@@ -153,6 +153,22 @@ def test_going_on_refuses_what_would_overwrite_or_guess(fake, metrics, kept, mes
   assert (fake.dir / "metrics.json").read_text() == metrics
   if kept:
     assert (fake.dir / kept).read_text() == "earlier"
+
+
+def test_a_run_ended_by_its_time_budget_is_not_extended(fake):
+  fake.dir.mkdir()
+  (fake.dir / "metrics.json").write_text(
+      '{\n  "epochs": 82.06,\n  "stopped_by_time_budget": true\n}\n')
+  (fake.dir / "final").mkdir()
+  (fake.dir / "final" / "best_eval.json").write_text("{}")
+  out, calls = fake(["end"], args=["--epochs=200"])
+  assert out.returncode == 0 and calls == [], out.stderr
+  assert out.stdout.splitlines() == [
+      "long_run.sh: the run ended at epoch 82.06, at its time budget, not at its --epochs; "
+      "it is not extended.",
+      f"long_run.sh: the run is done: {fake.dir}/metrics.json, and best/'s final evaluation "
+      f"in {fake.dir}/final/"]
+  assert sorted(os.listdir(fake.dir)) == ["final", "metrics.json"]
 
 
 def test_a_relative_run_dir_is_taken_from_where_the_command_runs(fake):
