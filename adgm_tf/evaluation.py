@@ -78,10 +78,16 @@ class Evaluator:
            for (b,) in self._batches(x)]
     return np.concatenate(out) if out else np.zeros((0, self.model.num_classes))
 
+  def predict(self, images, samples: int, binarize: bool = False,
+              seed: int = 0) -> np.ndarray:
+    """argmax_y qbar(y|x) ``[N]``, on the images as evaluation sees them
+    (grey, or one fixed binarisation with ``seed``)."""
+    x = fixed_binarization(images, seed) if binarize else as_grey(images)
+    return np.argmax(self.log_proba(x, samples), axis=1)
+
   def error(self, images, labels, samples: int, binarize: bool = False,
             seed: int = 0) -> float:
-    x = fixed_binarization(images, seed) if binarize else as_grey(images)
-    pred = np.argmax(self.log_proba(x, samples), axis=1)
+    pred = self.predict(images, samples, binarize=binarize, seed=seed)
     return float(np.mean(pred != np.asarray(labels)))
 
   def classify(self, images, labels, samples: int, binarize: bool = False,

@@ -66,11 +66,9 @@ def main(model_dir, checkpoint=None, top=None, write=None):
     raise common.ConfigError(f"{model_dir}: the run has no validation images "
                              f"(--validation_size=0).")
   samples = int(config.model.eval_samples)
-  seed = config.train.seed
-  x = (evaluation.fixed_binarization(val_x, seed) if config.data.binarize_eval
-       else evaluation.as_grey(val_x))
   ev = evaluation.Evaluator(model, config.data.eval_batch_size)
-  predicted = np.argmax(ev.log_proba(x, samples), axis=1)
+  predicted = ev.predict(val_x, samples, binarize=config.data.binarize_eval,
+                         seed=config.train.seed)
   s = summarise(confusion_matrix(val_y, predicted, model.num_classes), top)
   print(f"{path}: validation error {100 * s['error']:.2f}% ({s['errors']} of {s['images']} "
         f"images, {samples} samples of a)")
