@@ -33,15 +33,19 @@ TEST_EVALUATIONS = ("every", "end", "never")
 PROGRESS = ("bar", "epoch", "none")
 
 
-def option(default, help: str, choices=None):  # pylint: disable=redefined-builtin
+def option(default, help: str, choices=None, items: str = "widths",  # pylint: disable=redefined-builtin
+           example: Optional[str] = None):
   """A config field and its command-line flag in one declaration.
 
   The flag has the field's name, default and ``help``; ``choices`` makes it an
-  enum. ``define_flags`` and ``sections_from_flags`` read these, so an option
-  is declared here and used where it acts, nowhere else.
+  enum; ``items`` names what a list flag's entries are and ``example`` is a
+  valid value (both for its error message; default: the default value).
+  ``define_flags`` and ``sections_from_flags`` read these, so an option is
+  declared here and used where it acts, nowhere else.
   """
   return dataclasses.field(default=default, metadata=dict(
-      help=help, choices=None if choices is None else tuple(choices)))
+      help=help, choices=None if choices is None else tuple(choices), items=items,
+      example=example))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +138,12 @@ class TrainConfig:
   cpu_replicas: int = option(1, "Without GPUs: split the CPU into this many replicas.")
   checkpoint_every: int = option(1, "Checkpoint every this many epochs (and at the end).")
   keep_checkpoints: int = option(3, "Checkpoints kept.")
+  keep_epochs: Tuple[int, ...] = option(
+      (), "Epochs whose checkpoint, and the best one by validation error so far, are "
+      "kept for good in <model_dir>/kept/epoch-<E>/{last,best} (e.g. 50,100,200; "
+      "evaluate one afterwards with python -m adgm_tf.evaluate "
+      "--checkpoint=<model_dir>/kept/epoch-<E>/best).", items="epochs",
+      example="50,100,200")
   eval_every: int = option(1, "Evaluate every this many epochs.")
   eval_samples_periodic: int = option(
       10, "Samples of a in the evaluations during training.")
@@ -208,6 +218,8 @@ class Config:
     if "hidden" in model:
       model["hidden"] = tuple(model["hidden"])
     train = dict(d.get("train", {}))
+    if "keep_epochs" in train:
+      train["keep_epochs"] = tuple(train["keep_epochs"])
     if "verbose" in train:  # a config.json written before TrainConfig.progress
       train.setdefault("progress", {1: "bar", 2: "epoch"}.get(train["verbose"], "none"))
       del train["verbose"]
@@ -273,6 +285,10 @@ class Config:
         raise ConfigError(f"--{name}={value}: seeds must be >= 0 (e.g. --{name}=1).")
     if d.validation_size < 0:
       raise ConfigError(f"--validation_size={d.validation_size}: must be >= 0.")
+    bad_epochs = [e for e in t.keep_epochs if e < 1]
+    if bad_epochs:
+      raise ConfigError(f"--keep_epochs={','.join(map(str, t.keep_epochs))}: epochs "
+                        f"must be at least 1 (e.g. --keep_epochs=50,100,200).")
     n_train = (data_lib.get_spec(d.dataset).train_labels.count
                if dataset_kind == "builtin" else None)  # others: checked at load time
     if n_train is not None and d.validation_size > n_train - d.num_labels:
@@ -395,8 +411,9 @@ def sections_from_flags(flag_values, sections=SECTIONS,
       try:
         value = tuple(int(v) for v in value)
       except ValueError:
-        raise ConfigError(f"--{f.name}={','.join(value)}: widths must be integers, "
-                          f"e.g. --{f.name}=500,500.") from None
+        example = f.metadata["example"] or ",".join(str(v) for v in f.default)
+        raise ConfigError(f"--{f.name}={','.join(value)}: {f.metadata['items']} must be "
+                          f"integers, e.g. --{f.name}={example}.") from None
     values[section][f.name] = value
   for section, fields in (overrides or {}).items():
     values[section].update(fields)

@@ -7,6 +7,8 @@ What ``model_dir`` holds::
   flags.txt              the launcher's flags, a flagfile that replays the run
   checkpoints/           tf.train.CheckpointManager (model, optimizer, wall time)
   best/                  the checkpoint with the lowest validation error
+  kept/epoch-<E>/        with --keep_epochs: the checkpoint of epoch E (last/) and
+                         best/ as it was then (best/), kept for good; kept.json
   train/, eval/          TensorBoard events
   history.csv            one row per evaluated epoch (curves without TensorBoard)
   metrics.json           final results
@@ -277,6 +279,10 @@ class RunDir:
     """The epoch, step and errors of the checkpoint in best/."""
     return self._join("best", "best.json")
 
+  def kept(self, epoch: int) -> str:
+    """Where --keep_epochs keeps epoch ``epoch``'s checkpoint and best/ of then."""
+    return self._join("kept", f"epoch-{epoch}")
+
   def events(self, which: str) -> str:
     """TensorBoard event directory: "train" or "eval"."""
     return self._join(which)
@@ -372,6 +378,59 @@ def _set_aside(prefix: str) -> List[str]:
     os.rename(path, f"{path}.damaged-{n}")
     moved.append(f"{path}.damaged-{n}")
   return moved
+
+
+def _checkpoint_files(prefix: str) -> List[str]:
+  """The index and data shards of the checkpoint at ``prefix`` (no set-aside copies)."""
+  return sorted(p for p in glob.glob(glob.escape(prefix) + ".*")
+                if p == prefix + ".index" or re.fullmatch(
+                    re.escape(prefix) + r"\.data-\d+-of-\d+", p))
+
+
+def copy_checkpoint(prefix: str, directory: str) -> str:
+  """Copies the checkpoint at ``prefix`` into ``directory`` (created), with a
+  state file naming it; returns its prefix there. The copy is read back in
+  full (:func:`checkpoint_problem`) before it counts."""
+  os.makedirs(directory, exist_ok=True)
+  for path in _checkpoint_files(prefix):
+    shutil.copyfile(path, os.path.join(directory, os.path.basename(path)))
+  name = os.path.basename(prefix)
+  with open(os.path.join(directory, "checkpoint"), "w") as f:
+    f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+  copy = os.path.join(directory, name)
+  problem = checkpoint_problem(copy)
+  if problem:
+    raise OSError(f"the copy of {prefix} in {directory} does not read back: {problem}")
+  return copy
+
+
+def keep_epoch(run: "RunDir", epoch: int, step: int, last_prefix: str) -> str:
+  """``run.kept(epoch)``: the checkpoint of that epoch (last/) and best/ as it is
+  now (best/, with its best.json), with kept.json saying what each is.
+
+  Written to ``<dir>.partial`` and renamed when complete, so a kept epoch is
+  whole or absent; an existing one is never changed. Returns its directory.
+  """
+  final = run.kept(epoch)
+  if os.path.isdir(final):
+    return final
+  partial = final + ".partial"
+  shutil.rmtree(partial, ignore_errors=True)
+  os.makedirs(partial)
+  last = copy_checkpoint(last_prefix, os.path.join(partial, "last"))
+  info: Dict[str, Any] = dict(epoch=epoch, step=step,
+                              last=os.path.relpath(last, partial), best=None)
+  best = intact_checkpoint(run.best, repair=False) if os.path.isdir(run.best) else None
+  if best is not None:
+    copy = copy_checkpoint(best, os.path.join(partial, "best"))
+    info["best"] = os.path.relpath(copy, partial)
+    if os.path.exists(run.best_json):
+      shutil.copyfile(run.best_json, os.path.join(partial, "best", "best.json"))
+      with open(run.best_json) as f:
+        info["best_of_then"] = json.load(f)
+  atomic_write(os.path.join(partial, "kept.json"), json.dumps(info, indent=2))
+  os.replace(partial, final)
+  return final
 
 
 def remove_temporaries(directory: str) -> List[str]:
@@ -508,9 +567,10 @@ def read_run(model_dir: str) -> Tuple[str, Dict[str, Any]]:
 def load_run(model_dir: str, checkpoint: Optional[str] = None):
   """Rebuilds a run's model from ``config.json`` and restores a checkpoint.
 
-  Returns ``(config, model, checkpoint path)``. ``checkpoint``: a prefix, or
-  "best" for the one with the lowest validation error (``model_dir/best``); by
-  default the newest intact one in ``model_dir/checkpoints``.
+  Returns ``(config, model, checkpoint path)``. ``checkpoint``: a prefix, a
+  directory (its newest intact checkpoint, e.g. ``model_dir/kept/epoch-100/best``),
+  or "best" for the one with the lowest validation error (``model_dir/best``);
+  by default the newest intact one in ``model_dir/checkpoints``.
   """
   model_dir, saved = read_run(model_dir)
   config = config_lib.Config.from_dict(saved["config"])
@@ -524,6 +584,13 @@ def load_run(model_dir: str, checkpoint: Optional[str] = None):
           f"{model_dir}/best holds no checkpoint: the best checkpoint by validation "
           f"error is kept only by runs with a validation split (--validation_size) "
           f"after their first evaluation. Leave --checkpoint out for the newest.")
+  elif checkpoint is not None and os.path.isdir(checkpoint):
+    directory, checkpoint = checkpoint, intact_checkpoint(checkpoint, repair=False)
+    if checkpoint is None:
+      raise CheckpointError(
+          f"--checkpoint={directory} is a directory that holds no checkpoint. Give a "
+          f"checkpoint prefix ({model_dir}/checkpoints/ckpt-<step>), a directory of "
+          f"checkpoints such as {model_dir}/kept/epoch-<E>/best, or 'best'.")
   if checkpoint is None:
     path = intact_checkpoint(os.path.join(model_dir, "checkpoints"), repair=False)
     if path is None:

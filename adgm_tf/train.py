@@ -299,6 +299,37 @@ class Trainer:
              f"no earlier checkpoint exists, so relaunching after {advice} starts "
              f"from the beginning.")) from None
 
+  def keep_epoch(self) -> None:
+    """--keep_epochs: this epoch's checkpoint (just saved) and best/ of now, for good."""
+    # CheckpointManager names each checkpoint by its number, here the step.
+    prefix = os.path.join(self.trainee.manager.directory, f"ckpt-{self.step}")
+    try:
+      where = rundir.keep_epoch(self.run, self.epoch, self.step, prefix)
+    except OSError as e:
+      raise DiskFull(
+          f"could not keep epoch {self.epoch}'s checkpoint in "
+          f"{self.run.kept(self.epoch)}: {e}. The run's own checkpoints are intact "
+          f"(the newest is {self.newest_checkpoint()}); relaunching the same command "
+          f"once that is fixed (e.g. space freed) keeps it and goes on.") from None
+    logger.info("kept epoch %d's checkpoint and best/ of now in %s", self.epoch, where)
+
+  def keep_missed_epoch(self) -> None:
+    """At a resume: the kept copy of the restored epoch, if a stop came between
+    its checkpoint and the copy; epochs already past without one are named."""
+    t = self.config.train
+    if not (self.chief and t.keep_epochs):
+      return
+    spe = self.steps_per_epoch
+    if (self.step and self.step % spe == 0 and self.epoch in t.keep_epochs
+        and not os.path.isdir(self.run.kept(self.epoch))):
+      self.keep_epoch()
+    missed = sorted(e for e in t.keep_epochs
+                    if e * spe < self.step and not os.path.isdir(self.run.kept(e)))
+    if missed:
+      logger.warning("--keep_epochs: epoch(s) %s passed before this launch without a "
+                     "kept copy; from now on the others are kept.",
+                     ", ".join(map(str, missed)))
+
   def newest_checkpoint(self) -> Optional[str]:
     return self._tf.train.latest_checkpoint(self.trainee.manager.directory)
 
@@ -401,6 +432,7 @@ class Trainer:
     train_step = devices.make_train_step(self.strategy, self.model)
     if self.step >= t.epochs * spe:
       logger.info("already trained for %d epochs; evaluating", t.epochs)
+    self.keep_missed_epoch()
     while self.epoch < t.epochs and not (self.stopped_by_budget or self.stopped_by_chunk):
       epoch_start, skip = time.time(), self.step - self.epoch * spe
       for tracker in self.model.metrics:
@@ -451,7 +483,8 @@ class Trainer:
       if self.budget is not None and not last:
         self._estimate_final_evaluation()
     aux_problems = self._auxiliary_problems(results)
-    if (last or self.stopped_by_chunk or aux_problems
+    keep = epoch_done and self.epoch in t.keep_epochs
+    if (last or self.stopped_by_chunk or aux_problems or keep
         or (epoch_done and self.epoch % t.checkpoint_every == 0)):
       self.save(self.trainee.manager)
     self.history.append(dict(
@@ -472,6 +505,8 @@ class Trainer:
             f"test_err {_fmt(results.get('test_error'))}"
             + ("  [time budget reached]" if self.stopped_by_budget else "")
             + ("  [chunk over]" if self.stopped_by_chunk else ""), flush=True)
+    if keep and self.chief:  # after the history row: a failed copy loses no row
+      self.keep_epoch()
     if aux_problems:
       raise AuxDied(
           f"the auxiliary variable is dead or unused at epoch "
@@ -757,6 +792,11 @@ def _log_start(config, data: pipeline.Data, trainer: Trainer, strategy) -> None:
       f"  strategy: {devices.strategy_name(strategy)}, {strategy.num_replicas_in_sync} replica(s)",
       f"  run directory: {trainer.model_dir} ({state})",
       f"  stops: {stops}",
+  ]
+  if t.keep_epochs:
+    lines.append(f"  keeps: the checkpoints of epoch(s) {', '.join(map(str, t.keep_epochs))} "
+                 f"and best/ of then, in {trainer.run.kept('<E>')}")
+  lines += [
       f"  evaluation: every {t.eval_every} epoch(s) with {t.eval_samples_periodic} "
       f"samples of a; at the end with {m.eval_samples}"
       + (f", and the test log-likelihood (K = {t.ll_samples}, {n_ll} images)" if n_ll else ""),

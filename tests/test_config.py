@@ -1,6 +1,7 @@
 """Tests for config.py: validation errors name the flag, the value and the fix."""
 
 import dataclasses
+import json
 import os
 
 import pytest
@@ -139,3 +140,20 @@ def test_a_bad_list_value_names_the_flag():
   fv(["prog", "--hidden=500,big"])
   with pytest.raises(c.ConfigError, match=r"--hidden=500,big: widths must be integers"):
     c.sections_from_flags(fv)
+  fv, _ = _fresh_flags()
+  fv(["prog", "--keep_epochs=50,x"])
+  with pytest.raises(c.ConfigError, match=r"--keep_epochs=50,x: epochs must be integers, "
+                     r"e.g. --keep_epochs=50,100,200"):
+    c.sections_from_flags(fv)
+
+
+def test_keep_epochs_parse_validate_and_survive_config_json():
+  fv, _ = _fresh_flags()
+  fv(["prog", "--keep_epochs=100,50"])
+  config = c.Config(**c.sections_from_flags(fv)).validate()
+  assert config.train.keep_epochs == (100, 50)
+  # config.json stores lists; read back, the run's config is the same.
+  back = c.Config.from_dict(json.loads(json.dumps(config.to_dict())))
+  assert back == config
+  with pytest.raises(c.ConfigError, match=r"--keep_epochs=50,0: epochs must be at least 1"):
+    config.replace(train=dataclasses.replace(config.train, keep_epochs=(50, 0))).validate()

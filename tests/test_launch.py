@@ -88,6 +88,7 @@ def test_flags_txt_replays_the_run(tiny_run, mnist_idx_dir, tmp_path):
      "--iw_samples=5 with --model=adgm_det: importance weighting over a is undefined"),
     (["--mc_samples=2", "--iw_samples=3"], "Set --mc_samples=1"),
     (["--hidden=500,abc"], "--hidden=500,abc: widths must be integers"),
+    (["--keep_epochs=0,2"], "--keep_epochs=0,2: epochs must be at least 1"),
     (["--learning_rate=2"], "--learning_rate=2.0: must be in (0, 1)"),
     (["--chunk_minutes=-5"], "--chunk_minutes=-5.0: must be positive"),
     (["--lr_min=0.1"], "--lr_min=0.1 must be in [0, --learning_rate=0.0003]"),

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -309,6 +310,62 @@ def test_selection_uses_validation_never_the_test_set(mnist_data_dir, tmp_path,
   assert b["best_validation"]["step"] == a["best_validation"]["step"]
   assert b["best_validation"]["validation_error"] == a["best_validation"]["validation_error"]
   assert b["test_error"] != a["test_error"]  # the test set did change
+
+
+def test_kept_epochs_hold_that_epochs_checkpoint_and_best_of_then(mnist_data_dir, tmp_path,
+                                                                   caplog):
+  """--keep_epochs copies epoch E's checkpoint and best/ of then to kept/epoch-E/,
+  beyond --keep_checkpoints; a stop between the checkpoint and the copy is
+  made good at the resume, and an epoch passed without one is named."""
+  d = str(tmp_path / "run")
+  cfg = tiny_config(mnist_data_dir, data=dict(validation_size=500),
+                    train_=dict(epochs=2, keep_epochs=(2,), keep_checkpoints=1,
+                                test_evaluation="never", ll_examples=0))
+  train.train_and_evaluate(cfg, d)
+  kept2 = os.path.join(d, "kept", "epoch-2")
+  first = dir_digest(kept2)
+  assert sorted(first) == ["best/best.json", "best/checkpoint", "best/ckpt-20.data-00000-of-00001",
+                           "best/ckpt-20.index", "kept.json", "last/checkpoint",
+                           "last/ckpt-20.data-00000-of-00001", "last/ckpt-20.index"]
+  # As if the process died after epoch 2's checkpoint, before its copy.
+  shutil.rmtree(kept2)
+  cfg3 = cfg.replace(train=dataclasses.replace(cfg.train, epochs=3, keep_epochs=(1, 2, 3)))
+  with caplog.at_level("WARNING", logger="adgm_tf"):
+    train.train_and_evaluate(cfg3, d)
+  assert dir_digest(kept2) == first  # made again at the resume, the same bytes
+  assert "epoch(s) 1 passed before this launch without a kept copy" in caplog.text
+  assert not os.path.exists(os.path.join(d, "kept", "epoch-1"))
+  assert sorted(os.listdir(os.path.join(d, "kept"))) == ["epoch-2", "epoch-3"]
+  assert [p for _, p in rundir.checkpoint_prefixes(os.path.join(d, "checkpoints"))] == [
+      os.path.join(d, "checkpoints", "ckpt-30")]  # keep_checkpoints=1 kept one
+  # last/ is the epoch's checkpoint: epoch 3's equals the run's newest.
+  _, newest = checkpoint_weights(d)
+  _, last3 = checkpoint_weights(d, "kept/epoch-3/last")
+  _, last2 = checkpoint_weights(d, "kept/epoch-2/last")
+  assert_same_weights(newest, last3, atol=0)
+  assert any(not np.array_equal(last2[k], last3[k]) for k in last2)
+  # best/ of then: the lowest validation error of the evaluations up to that epoch.
+  with open(os.path.join(d, "history.csv")) as f:
+    rows = [r for r in csv.DictReader(f) if r["validation_error"]]
+  for epoch in (2, 3):
+    info = json.load(open(os.path.join(d, "kept", f"epoch-{epoch}", "kept.json")))
+    assert info["epoch"] == epoch and info["step"] == 10 * epoch
+    assert info["last"] == f"last/ckpt-{10 * epoch}"
+    then = [r for r in rows if int(r["step"]) <= 10 * epoch]
+    best = min(then, key=lambda r: float(r["validation_error"]))
+    assert info["best_of_then"]["step"] == int(best["step"])
+    assert info["best"] == f"best/ckpt-{best['step']}"
+    assert info["best_of_then"]["validation_error"] == pytest.approx(
+        float(best["validation_error"]))
+  # evaluate and the probes take the kept directory as --checkpoint.
+  out = evaluate.evaluate_checkpoint(d, checkpoint=os.path.join(kept2, "best"),
+                                     splits=("validation",), ll_examples=0,
+                                     samples=cfg.train.eval_samples_periodic)
+  info2 = json.load(open(os.path.join(kept2, "kept.json")))
+  assert out["checkpoint"] == os.path.join(kept2, info2["best"])
+  assert out["validation_error"] == pytest.approx(info2["best_of_then"]["validation_error"])
+  with pytest.raises(rundir.CheckpointError, match="is a directory that holds no checkpoint"):
+    rundir.load_run(d, str(tmp_path))
 
 
 def test_time_budget_stops_training_and_still_evaluates(mnist_data_dir, tmp_path):
