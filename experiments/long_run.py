@@ -5,7 +5,8 @@
 writes to the ``--publish`` directory ``summary.md`` (every evaluation: error,
 swap cost and a-diagnostics on the validation split; the run's clock in wall
 and CPU hours; RESULTS.md section 6's rule for going on past 200 epochs, and
-its verdict once the run has the evaluations the rule reads), ``long.png``
+its verdict once the run has the evaluations the rule reads; with
+``--keep_epochs``, the run at each kept length), ``long.png``
 (error against epochs beside the paper's figures and the authors' log) and
 the run's small files (history.csv, metrics.json, flags.txt; never
 checkpoints), and, once ``experiments/long_run.sh`` has written the final
@@ -20,8 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -188,15 +190,62 @@ def final_markdown(final: Dict[str, Any]) -> List[str]:
   return lines + [""]
 
 
+def kept_markdown(kept: List[Tuple[int, Dict[str, Any]]]) -> List[str]:
+  """The run at shorter lengths: each ``kept/epoch-<E>/best`` (what a run
+  stopped at epoch E would have chosen by validation error), evaluated by
+  experiments/long_run.sh with the final settings (``kept-epoch-<E>.json``)."""
+  def pct(e, key):
+    return "-" if e.get(key) is None else f"{100 * e[key]:.2f}%"
+
+  def swap(e, prefix):
+    cost = e.get(f"{prefix}aux_swap_cost")
+    return "-" if cost is None else f"{100 * cost:+.2f}"
+  lines = ["**At each kept length** (`--keep_epochs`): the checkpoint a run stopped at "
+           "epoch E would have chosen by validation error, evaluated at the end like "
+           "best/ (`kept-epoch-<E>.json` beside this file; no log-likelihood):", "",
+           "| stopped at epoch | chosen epoch | samples of a | validation error | test error "
+           "| swap cost val. (points) | swap cost test (points) | alive (val.) |",
+           "|---|---|---|---|---|---|---|---|"]
+  for epoch, e in kept:
+    e = runner.with_swap_cost(e)
+    alive = e.get("validation_aux_alive_fraction")
+    lines.append(f"| {epoch} | {e['epoch']:g} | {e['eval_samples']} "
+                 f"| {pct(e, 'validation_error')} | {pct(e, 'test_error')} "
+                 f"| {swap(e, 'validation_')} | {swap(e, '')} "
+                 f"| {'-' if alive is None else format(alive, '.2f')} |")
+  return lines + [""]
+
+
+def read_kept(final_dir: str) -> List[Tuple[int, Dict[str, Any], str]]:
+  """``(E, numbers, text)`` of each ``kept-epoch-<E>.json`` in ``final_dir``, by E."""
+  found = []
+  for name in os.listdir(final_dir) if os.path.isdir(final_dir) else []:
+    match = re.fullmatch(r"kept-epoch-(\d+)\.json", name)
+    if not match:
+      continue
+    with open(os.path.join(final_dir, name)) as f:
+      text = f.read()
+    try:
+      found.append((int(match[1]), json.loads(text), text))
+    except json.JSONDecodeError as e:
+      raise ConfigError(f"{final_dir}/{name} is not JSON ({e}); move it away and run "
+                        f"experiments/long_run.sh again (it redoes only that "
+                        f"evaluation).") from None
+  return sorted(found, key=lambda k: k[0])
+
+
 def long_run_markdown(rows: List[Dict[str, Any]], title: str,
                       clock: Optional[Dict[str, float]] = None,
-                      final: Optional[Dict[str, Any]] = None) -> str:
+                      final: Optional[Dict[str, Any]] = None,
+                      kept: Optional[List[Tuple[int, Dict[str, Any]]]] = None) -> str:
   def f(v, fmt):
     return "-" if v is None else format(v, fmt)
   best = min(rows, key=lambda r: r["validation_error"]) if rows else None
   lines = [f"# {title}", ""]
   if final:
     lines += final_markdown(final)
+  if kept:
+    lines += kept_markdown(kept)
   verdict = continue_verdict(rows)
   if verdict:
     lines += verdict_markdown(verdict)
@@ -336,9 +385,11 @@ def report_long_run(model_dir: str, dest: str, title: str) -> List[Dict[str, Any
       raise ConfigError(f"{final_dir}/best_eval.json is not JSON ({e}); redo the final "
                         f"evaluation: move {final_dir} away and run "
                         f"experiments/long_run.sh again.") from None
+  kept = read_kept(final_dir)
   os.makedirs(dest, exist_ok=True)
   with open(os.path.join(dest, "summary.md"), "w") as f:
-    f.write(long_run_markdown(rows, title, run_clock(history), final))
+    f.write(long_run_markdown(rows, title, run_clock(history), final,
+                              [(epoch, numbers) for epoch, numbers, _ in kept]))
   plot_long_run(rows, os.path.join(dest, "long.png"), long_run_title(model_dir, rows),
                 final)
   if os.path.abspath(dest) != model_dir:
@@ -350,6 +401,10 @@ def report_long_run(model_dir: str, dest: str, title: str) -> List[Dict[str, Any
     if (os.path.exists(os.path.join(final_dir, "samples.png"))
         and os.path.abspath(dest) != final_dir):
       shutil.copy(os.path.join(final_dir, "samples.png"), os.path.join(dest, "samples.png"))
+  if os.path.abspath(dest) != final_dir:
+    for epoch, _, text in kept:
+      with open(os.path.join(dest, f"kept-epoch-{epoch}.json"), "w") as f:
+        f.write(runner.portable(text, model_dir))
   return rows
 
 

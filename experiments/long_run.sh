@@ -15,6 +15,10 @@
 #    ll_per_image.npz: the estimate per test image). It is written to
 #    RUN_DIR/final.partial/ and renamed when complete; cut, it continues from
 #    the log-likelihoods already in final.partial/ when run again.
+# 3. With --keep_epochs (launch.py), evaluates each RUN_DIR/kept/epoch-<E>/best
+#    the same way but without the log-likelihood, into
+#    RUN_DIR/final/kept-epoch-<E>.json: the run's figures at shorter lengths,
+#    the test set read with the final one.
 #
 # Run it again at any time (after a stop, a kill or a reboot): it resumes the
 # run, or redoes only the missing final evaluation, or says the run is done.
@@ -113,10 +117,35 @@ while [ ! -f "$RUN/metrics.json" ]; do
   [ "$(newest_checkpoint)" != "$before" ] || die "the launch ended without a new checkpoint (newest: ${before:-none}); CHUNK_MINUTES=$CHUNK_MINUTES may be too short for one checkpoint interval."
 done
 
-# 2. The final evaluation of best/.
+# 3. (after 2) The kept epochs (--keep_epochs): what a run stopped at each
+# would have chosen, kept/epoch-<E>/best, on the same images with the same
+# samples of a as best/ (no log-likelihood), into final/kept-epoch-<E>.json.
 FINAL="$RUN/final"
+kept_evaluations() {
+  local kept epoch out rc
+  for epoch in $(ls "$RUN/kept" 2> /dev/null | sed -n 's/^epoch-\([0-9]*\)$/\1/p' | sort -n); do
+    kept="$RUN/kept/epoch-$epoch"
+    out="$FINAL/kept-epoch-$epoch.json"
+    [ -f "$out" ] && continue
+    [ -d "$kept/best" ] || { echo "$PROG: $kept has no best/ (no evaluation before epoch $epoch): skipped" | tee -a "$LOG"; continue; }
+    echo "$(date -Is) $PROG: evaluation of kept/epoch-$epoch/best into $out" | tee -a "$LOG"
+    { "$PYTHON" -m adgm_tf.evaluate --model_dir="$RUN" --checkpoint="$kept/best" \
+        --samples="${FINAL_SAMPLES:-100}" --ll_examples=0 "${DATA_FLAGS[@]}" \
+        --output="$out" 2>&1 | tee -a "$LOG"; } 2> /dev/null
+    rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 0 ] || die "the evaluation of $kept/best failed (exit $rc; its message is above and in $LOG). Fix what it says and run the same command again: it redoes only the missing evaluations."
+  done
+}
+done_line() {
+  local kept
+  kept="$(ls "$FINAL" 2> /dev/null | sed -n 's/^kept-epoch-\([0-9]*\)\.json$/\1/p' | sort -n | paste -sd, -)"
+  echo "$PROG: the run is done: $RUN/metrics.json, and best/'s final evaluation in $FINAL/$([ -n "$kept" ] && echo " (and the kept epochs $kept: kept-epoch-<E>.json)")"
+}
+
+# 2. The final evaluation of best/.
 if [ -f "$FINAL/best_eval.json" ]; then
-  echo "$PROG: the run is done: $RUN/metrics.json, and best/'s final evaluation in $FINAL/"
+  kept_evaluations
+  done_line
   exit 0
 fi
 [ -e "$FINAL" ] && die "$FINAL exists without best_eval.json; move it away and run the same command again."
@@ -135,6 +164,7 @@ echo "$(date -Is) $PROG: final evaluation of best/ into $FINAL" | tee -a "$LOG"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || die "the final evaluation failed (exit $rc; its message is above and in $PARTIAL/log). Fix what it says and run the same command again: it redoes the evaluation, continuing from $PARTIAL/ll_per_image.npz if that is kept."
 mv "$PARTIAL" "$FINAL" || die "cannot rename $PARTIAL to $FINAL"
-echo "$PROG: the run is done: $RUN/metrics.json, and best/'s final evaluation in $FINAL/"
+kept_evaluations
+done_line
 exit 0
 }

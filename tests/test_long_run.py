@@ -47,13 +47,13 @@ if [ "$1" = launch.py ]; then
     kill)  kill -9 $$ ;;
   esac
 elif [ "$1 $2" = "-m adgm_tf.evaluate" ]; then
-  ll="$(arg ll_resume_file "$@")"
-  echo "ll progress before: $(cat "$ll" 2> /dev/null)"
-  echo png > "$(arg samples_png "$@")"   # an evaluation cut after its samples
-  echo "images 1-50" >> "$ll"
+  ll="$(arg ll_resume_file "$@")" png="$(arg samples_png "$@")"
+  if [ -n "$ll" ]; then echo "ll progress before: $(cat "$ll" 2> /dev/null)"; fi
+  if [ -n "$png" ]; then echo png > "$png"; fi  # an evaluation cut after its samples
+  if [ -n "$ll" ]; then echo "images 1-50" >> "$ll"; fi
   [ "$(cat "$FAKE_EVAL")" = ok ] || { echo "adgm_tf.evaluate: error: damaged" >&2; exit 2; }
   echo '{"test_error": 0.03}' > "$(arg output "$@")"
-  echo png > "$(arg samples_png "$@")"
+  if [ -n "$png" ]; then echo png > "$png"; fi
 fi
 """
 
@@ -106,6 +106,41 @@ def test_chunks_are_relaunched_until_the_run_ends_then_best_is_evaluated_once(fa
   assert out.returncode == 0 and calls == []
   assert "the run is done" in out.stdout
   assert (final / "best_eval.json").stat().st_mtime_ns == before
+
+
+def test_kept_epochs_are_evaluated_after_best_and_only_once(fake):
+  """--keep_epochs's kept/epoch-<E>/best, each evaluated like best/ but without
+  the log-likelihood, into final/kept-epoch-<E>.json, after best/'s own."""
+  run = fake.dir
+  for epoch in (10, 2):
+    (run / "kept" / f"epoch-{epoch}" / "best").mkdir(parents=True)
+  (run / "kept" / "epoch-5").mkdir()            # kept before any evaluation
+  (run / "kept" / "epoch-7.partial" / "best").mkdir(parents=True)  # a cut copy
+  out, calls = fake(["end"], args=["--idx_dir=/data"])
+  assert out.returncode == 0, out.stderr
+  evaluations = [c for c in calls if c.startswith("-m adgm_tf.evaluate")]
+  assert len(evaluations) == 3 and "--checkpoint=best" in evaluations[0]
+  for call, epoch in zip(evaluations[1:], (2, 10)):  # in epoch order
+    assert f"--checkpoint={run}/kept/epoch-{epoch}/best" in call
+    assert "--ll_examples=0" in call and "--samples=100" in call and "--idx_dir=/data" in call
+    assert f"--output={run}/final/kept-epoch-{epoch}.json" in call
+  assert sorted(os.listdir(run / "final")) == [
+      "best_eval.json", "kept-epoch-10.json", "kept-epoch-2.json", "ll_per_image.npz", "log",
+      "samples.png"]
+  assert "epoch-5 has no best/ (no evaluation before epoch 5): skipped" in out.stdout
+  assert "the kept epochs 2,10" in out.stdout.splitlines()[-1]
+  # Run again: nothing to do. A lost one is redone alone; a failure is one line.
+  out, calls = fake([])
+  assert out.returncode == 0 and calls == []
+  os.remove(run / "final" / "kept-epoch-2.json")
+  out, calls = fake([], evaluation="fail")
+  assert out.returncode == 2 and len(calls) == 1 and "epoch-2/best" in calls[0]
+  assert out.stderr.splitlines()[-1].startswith(
+      f"long_run.sh: error: the evaluation of {run}/kept/epoch-2/best failed (exit 2")
+  assert not (run / "final" / "kept-epoch-2.json").exists()
+  assert (run / "final" / "best_eval.json").exists()
+  out, calls = fake([])
+  assert out.returncode == 0 and len(calls) == 1 and "epoch-2/best" in calls[0]
 
 
 def test_a_larger_epochs_goes_on_past_a_finished_run_and_keeps_what_it_had(fake):
@@ -315,8 +350,11 @@ def test_the_real_programs_on_the_tiny_recipe(mnist_idx_dir, mnist_data_dir, tmp
   assert "the run is done" in out.stdout
   # Going on to 3 epochs: launch.py resumes the finished run, the epoch-2
   # results are kept, and best/ is evaluated again over all three epochs.
+  # --keep_epochs=2,3: epoch 2 is kept at the resume (the run is at its end),
+  # epoch 3 at its end, and each kept best/ is evaluated like best/.
   before = (run / "final" / "best_eval.json").read_text()
-  out = subprocess.run(["bash", SCRIPT, str(run), *flags, "--epochs=3"], env=env,
+  out = subprocess.run(["bash", SCRIPT, str(run), *flags, "--epochs=3", "--keep_epochs=2,3"],
+                       env=env,
                        capture_output=True, text=True, timeout=1800)
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
   assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
@@ -324,6 +362,14 @@ def test_the_real_programs_on_the_tiny_recipe(mnist_idx_dir, mnist_data_dir, tmp
   assert (run / "final-epochs2" / "best_eval.json").read_text() == before
   again = json.loads((run / "final" / "best_eval.json").read_text())
   assert again["epoch"] in (1.0, 2.0, 3.0) and again["eval_samples"] == 5
+  # What a run stopped at epoch 2 chose, and at 3: the same numbers as best/ then.
+  at2 = json.loads((run / "final" / "kept-epoch-2.json").read_text())
+  at3 = json.loads((run / "final" / "kept-epoch-3.json").read_text())
+  for kept, final in ((at2, json.loads(before)), (at3, again)):
+    assert kept["step"] == final["step"] and kept["eval_samples"] == 5
+    assert kept["test_error"] == final["test_error"]
+    assert kept["validation_error"] == final["validation_error"]
+  assert "the kept epochs 2,3" in out.stdout
   with open(run / "history.csv") as f:
     epochs = [float(r.split(",")[0]) for r in f.read().splitlines()[1:]]
   assert epochs == sorted(set(epochs)) and epochs[-3:] == [1.0, 2.0, 3.0]   # (and the cut's row)
@@ -377,6 +423,26 @@ def test_long_run_report_marks_the_best_validation_row_and_copies_small_files(tm
   published = json.loads((dest / "best_eval.json").read_text())
   assert published["test_error"] == 0.0316
   assert published["checkpoint"] == "best/ckpt-5500"  # relative to the run
+  # With --keep_epochs, the run at each kept length, in epoch order.
+  for epoch, chosen, val, test in ((15, 10.0, 0.0332, 0.0316), (5, 5.0, 0.2, 0.1)):
+    (run / "final" / f"kept-epoch-{epoch}.json").write_text(json.dumps(dict(
+        checkpoint=str(run / "kept" / f"epoch-{epoch}" / "best" / "ckpt-1"), epoch=chosen,
+        eval_samples=100, validation_error=val, test_error=test,
+        validation_aux_swap_error=val + 0.01, aux_swap_error=test + 0.02,
+        validation_aux_alive_fraction=0.9)))
+  long_run.report_long_run(str(run), str(dest), "long: every evaluation")
+  text = (dest / "summary.md").read_text()
+  assert ("| 5 | 5 | 100 | 20.00% | 10.00% | +1.00 | +2.00 | 0.90 |\n"
+          "| 15 | 10 | 100 | 3.32% | 3.16% | +1.00 | +2.00 | 0.90 |") in text
+  assert json.loads((dest / "kept-epoch-5.json").read_text())["checkpoint"] == (
+      "kept/epoch-5/best/ckpt-1")
+  again = tmp_path / "again"   # the published copy reports the same
+  long_run.report_long_run(str(dest), str(again), "long: every evaluation")
+  assert (again / "summary.md").read_text() == text
+  (run / "final" / "kept-epoch-5.json").write_text("{cut")
+  with pytest.raises(ConfigError, match=r"kept-epoch-5.json is not JSON .*redoes only that"):
+    long_run.report_long_run(str(run), str(dest), "long: every evaluation")
+  os.remove(run / "final" / "kept-epoch-5.json")
   (run / "final" / "best_eval.json").write_text("{cut")
   with pytest.raises(ConfigError, match="best_eval.json is not JSON"):
     long_run.report_long_run(str(run), str(dest), "long: every evaluation")
