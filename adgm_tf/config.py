@@ -285,8 +285,7 @@ class Config:
         raise ConfigError(f"--{name}={value}: seeds must be >= 0 (e.g. --{name}=1).")
     if d.validation_size < 0:
       raise ConfigError(f"--validation_size={d.validation_size}: must be >= 0.")
-    bad_epochs = [e for e in t.keep_epochs if e < 1]
-    if bad_epochs:
+    if any(e < 1 for e in t.keep_epochs):
       raise ConfigError(f"--keep_epochs={','.join(map(str, t.keep_epochs))}: epochs "
                         f"must be at least 1 (e.g. --keep_epochs=50,100,200).")
     n_train = (data_lib.get_spec(d.dataset).train_labels.count

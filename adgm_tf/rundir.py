@@ -387,6 +387,14 @@ def _checkpoint_files(prefix: str) -> List[str]:
                     re.escape(prefix) + r"\.data-\d+-of-\d+", p))
 
 
+def write_checkpoint_state(directory: str, newest: str, names: Sequence[str]) -> None:
+  """The state file CheckpointManager reads (a text proto): the newest
+  checkpoint and every one listed, by basename, oldest first."""
+  atomic_write(os.path.join(directory, "checkpoint"),
+               f'model_checkpoint_path: "{newest}"\n'
+               + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in names))
+
+
 def copy_checkpoint(prefix: str, directory: str) -> str:
   """Copies the checkpoint at ``prefix`` into ``directory`` (created), with a
   state file naming it; returns its prefix there. The copy is read back in
@@ -395,8 +403,7 @@ def copy_checkpoint(prefix: str, directory: str) -> str:
   for path in _checkpoint_files(prefix):
     shutil.copyfile(path, os.path.join(directory, os.path.basename(path)))
   name = os.path.basename(prefix)
-  with open(os.path.join(directory, "checkpoint"), "w") as f:
-    f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+  write_checkpoint_state(directory, name, [name])
   copy = os.path.join(directory, name)
   problem = checkpoint_problem(copy)
   if problem:
@@ -498,12 +505,9 @@ def intact_checkpoint(directory: str, repair: bool = True,
       logger.warning("checkpoint %s is damaged (%s); using %s instead.",
                      bad, problem, prefix)
   if repair and (damaged or tf.train.latest_checkpoint(directory) != prefix):
-    # The state file CheckpointManager reads (a text proto), listing the intact ones.
+    # The state file, listing the intact ones.
     intact = [os.path.basename(p) for _, p in candidates if p not in dict(damaged)]
-    atomic_write(os.path.join(directory, "checkpoint"),
-                 f'model_checkpoint_path: "{os.path.basename(prefix)}"\n'
-                 + "".join(f'all_model_checkpoint_paths: "{p}"\n'
-                           for p in reversed(intact)))
+    write_checkpoint_state(directory, os.path.basename(prefix), list(reversed(intact)))
   return prefix
 
 

@@ -164,16 +164,42 @@ def verdict_markdown(verdict: Dict[str, Any]) -> List[str]:
           f"(validation); so {end}.", ""]
 
 
+def _pct(e: Dict[str, Any], key: str) -> str:
+  """An evaluation's error ``key`` in %, or "-"."""
+  return "-" if e.get(key) is None else f"{100 * e[key]:.2f}%"
+
+
+def _swap(e: Dict[str, Any], prefix: str) -> Optional[str]:
+  """An evaluation's swap cost (``with_swap_cost``'s) in signed points, or None."""
+  cost = e.get(f"{prefix}aux_swap_cost")
+  return None if cost is None else f"{100 * cost:+.2f}"
+
+
+def _alive(e: Dict[str, Any]) -> str:
+  alive = e.get("validation_aux_alive_fraction")
+  return "-" if alive is None else format(alive, ".2f")
+
+
+def _read_json(path: str, fix: str) -> Tuple[Dict[str, Any], str]:
+  """``(numbers, text)`` of an evaluation's JSON; a damaged one is one line ending in ``fix``."""
+  with open(path) as f:
+    text = f.read()
+  try:
+    return json.loads(text), text
+  except json.JSONDecodeError as e:
+    raise ConfigError(f"{path} is not JSON ({e}); {fix}") from None
+
+
 def final_markdown(final: Dict[str, Any]) -> List[str]:
   """The final evaluation of best/ (``python -m adgm_tf.evaluate --checkpoint=best``)."""
   final = runner.with_swap_cost(final)
 
   def pct(key):
-    return "-" if final.get(key) is None else f"{100 * final[key]:.2f}%"
+    return _pct(final, key)
 
   def swap(prefix):
-    cost = final.get(f"{prefix}aux_swap_cost")
-    return "-" if cost is None else f"{100 * cost:+.2f} points"
+    cost = _swap(final, prefix)
+    return "-" if cost is None else f"{cost} points"
   lines = [f"**The checkpoint chosen by validation error** (best/, epoch {final['epoch']:g}), "
            f"evaluated at the end with {final['eval_samples']} samples of a "
            f"(`best_eval.json` beside this file):", "",
@@ -181,10 +207,9 @@ def final_markdown(final: Dict[str, Any]) -> List[str]:
            "| alive fraction (val.) | test log-likelihood |",
            "|---|---|---|---|---|---|"]
   ll = final.get("test_log_likelihood")
-  alive = final.get("validation_aux_alive_fraction")
   lines.append(
       f"| {pct('validation_error')} | {pct('test_error')} | {swap('validation_')} "
-      f"| {swap('')} | {'-' if alive is None else format(alive, '.2f')} | "
+      f"| {swap('')} | {_alive(final)} | "
       + ("-" if ll is None else
          f"{ll:.2f} nats (K = {final['ll_samples']}, {final['ll_examples']} images)") + " |")
   return lines + [""]
@@ -194,12 +219,6 @@ def kept_markdown(kept: List[Tuple[int, Dict[str, Any]]]) -> List[str]:
   """The run at shorter lengths: each ``kept/epoch-<E>/best`` (what a run
   stopped at epoch E would have chosen by validation error), evaluated by
   experiments/long_run.sh with the final settings (``kept-epoch-<E>.json``)."""
-  def pct(e, key):
-    return "-" if e.get(key) is None else f"{100 * e[key]:.2f}%"
-
-  def swap(e, prefix):
-    cost = e.get(f"{prefix}aux_swap_cost")
-    return "-" if cost is None else f"{100 * cost:+.2f}"
   lines = ["**At each kept length** (`--keep_epochs`): the checkpoint a run stopped at "
            "epoch E would have chosen by validation error, evaluated at the end like "
            "best/ (`kept-epoch-<E>.json` beside this file; no log-likelihood):", "",
@@ -208,11 +227,10 @@ def kept_markdown(kept: List[Tuple[int, Dict[str, Any]]]) -> List[str]:
            "|---|---|---|---|---|---|---|---|"]
   for epoch, e in kept:
     e = runner.with_swap_cost(e)
-    alive = e.get("validation_aux_alive_fraction")
     lines.append(f"| {epoch} | {e['epoch']:g} | {e['eval_samples']} "
-                 f"| {pct(e, 'validation_error')} | {pct(e, 'test_error')} "
-                 f"| {swap(e, 'validation_')} | {swap(e, '')} "
-                 f"| {'-' if alive is None else format(alive, '.2f')} |")
+                 f"| {_pct(e, 'validation_error')} | {_pct(e, 'test_error')} "
+                 f"| {_swap(e, 'validation_') or '-'} | {_swap(e, '') or '-'} "
+                 f"| {_alive(e)} |")
   return lines + [""]
 
 
@@ -221,16 +239,11 @@ def read_kept(final_dir: str) -> List[Tuple[int, Dict[str, Any], str]]:
   found = []
   for name in os.listdir(final_dir) if os.path.isdir(final_dir) else []:
     match = re.fullmatch(r"kept-epoch-(\d+)\.json", name)
-    if not match:
-      continue
-    with open(os.path.join(final_dir, name)) as f:
-      text = f.read()
-    try:
-      found.append((int(match[1]), json.loads(text), text))
-    except json.JSONDecodeError as e:
-      raise ConfigError(f"{final_dir}/{name} is not JSON ({e}); move it away and run "
-                        f"experiments/long_run.sh again (it redoes only that "
-                        f"evaluation).") from None
+    if match:
+      numbers, text = _read_json(os.path.join(final_dir, name), (
+          "move it away and run experiments/long_run.sh again (it redoes only that "
+          "evaluation)."))
+      found.append((int(match[1]), numbers, text))
   return sorted(found, key=lambda k: k[0])
 
 
@@ -377,14 +390,9 @@ def report_long_run(model_dir: str, dest: str, title: str) -> List[Dict[str, Any
       and os.path.exists(os.path.join(model_dir, "best_eval.json"))):
     final_dir = model_dir  # a published copy: best_eval.json beside history.csv
   if os.path.exists(os.path.join(final_dir, "best_eval.json")):
-    with open(os.path.join(final_dir, "best_eval.json")) as f:
-      text = f.read()
-    try:
-      final = json.loads(text)
-    except json.JSONDecodeError as e:
-      raise ConfigError(f"{final_dir}/best_eval.json is not JSON ({e}); redo the final "
-                        f"evaluation: move {final_dir} away and run "
-                        f"experiments/long_run.sh again.") from None
+    final, text = _read_json(os.path.join(final_dir, "best_eval.json"), (
+        f"redo the final evaluation: move {final_dir} away and run "
+        f"experiments/long_run.sh again."))
   kept = read_kept(final_dir)
   os.makedirs(dest, exist_ok=True)
   with open(os.path.join(dest, "summary.md"), "w") as f:
