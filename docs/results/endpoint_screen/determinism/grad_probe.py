@@ -6,8 +6,9 @@ Run it from the repository root in several fresh processes and compare:
     python docs/results/endpoint_screen/determinism/grad_probe.py S CALLS REF.json
 The first process writes REF.json; later ones list the variables whose
 gradient differs from it. CALLS repeats the step inside the process. One intra- and one inter-op
-thread are set here. PROBE_GRAPPLER=arithmetic_optimization (or
-disable_meta_optimizer) turns that Grappler pass (or all of Grappler) off;
+thread are set here. PROBE_GRAPPLER=arithmetic_optimization,remapping (a
+comma-separated list) turns those Grappler passes off, and
+PROBE_GRAPPLER=disable_meta_optimizer all of Grappler;
 PROBE_OP_DETERMINISM=1 calls tf.config.experimental.enable_op_determinism().
 """
 import dataclasses
@@ -27,9 +28,9 @@ from adgm_tf import config as config_lib  # noqa: E402
 S, CALLS, REF = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
-if os.environ.get("PROBE_GRAPPLER"):  # e.g. disable_meta_optimizer or arithmetic_optimization
-  tf.config.optimizer.set_experimental_options({os.environ["PROBE_GRAPPLER"]: (
-      os.environ["PROBE_GRAPPLER"] == "disable_meta_optimizer")})
+if os.environ.get("PROBE_GRAPPLER"):  # e.g. disable_meta_optimizer, or passes to turn off
+  tf.config.optimizer.set_experimental_options({
+      k: k == "disable_meta_optimizer" for k in os.environ["PROBE_GRAPPLER"].split(",")})
   print("grappler:", tf.config.optimizer.get_experimental_options())
 if os.environ.get("PROBE_OP_DETERMINISM"):
   tf.config.experimental.enable_op_determinism()
