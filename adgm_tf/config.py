@@ -156,6 +156,12 @@ class TrainConfig:
   ll_samples: int = option(100, "Importance samples K of the final test log-likelihood.")
   ll_examples: int = option(500, "Test images in the log-likelihood estimate (0: skip).")
   jit_compile: bool = option(False, "Compile the loss and gradients with XLA.")
+  grappler: bool = option(
+      True, "TensorFlow's Grappler graph optimizer (TensorFlow's default: on). With "
+      "--mc_samples>1 it sums some gradient terms in an order that varies from process "
+      "to process, so a relaunch or a resume differs in the last bits; --nograppler "
+      "makes such a step repeat bit for bit (docs/RESULTS.md section 7), at a speed "
+      "cost to measure with your model.")
   # auto: bf16 where the CPU has bf16 instructions, else fp32 (hardware.py).
   precision: str = option(
       "fp32", "Arithmetic of the networks' matmuls: fp32, bf16 (mixed_bfloat16), fp16 "

@@ -23,9 +23,12 @@ logger = logging.getLogger("adgm_tf")
 
 
 def configure_devices(train_config: config_lib.TrainConfig) -> None:
-  """Logical CPU replicas and the mixed-precision policy; before any TF op."""
+  """Logical CPU replicas, the mixed-precision policy and Grappler; before any TF op."""
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not train_config.grappler:
+    # Set only when off, so that a default run's graph is TensorFlow's own.
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
   if train_config.cpu_replicas > 1 and not tf.config.list_physical_devices("GPU"):
     cpu = tf.config.list_physical_devices("CPU")[0]
     wanted = [tf.config.LogicalDeviceConfiguration()] * train_config.cpu_replicas
