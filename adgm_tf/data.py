@@ -38,6 +38,7 @@ never stopped would have seen.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -511,7 +512,46 @@ def resolve_source(dataset: str = "mnist",
   spec = get_spec(dataset)
   data_dir = os.path.abspath(os.path.expanduser(data_dir or default_data_dir()))
   idx_dir = idx_dir or os.environ.get(spec.env_var) or None
+  with _prepare_lock(data_dir, dataset):
+    return _resolve_source(spec, dataset, idx_dir, data_dir, allow_npm, allow_download)
 
+
+@contextlib.contextmanager
+def _prepare_lock(data_dir: str, dataset: str):
+  """Holds ``<data_dir>/.adgm_tf-<dataset>.lock`` while a source is resolved.
+
+  Two runs started together on a fresh machine would otherwise both find
+  nothing prepared and both let tfds prepare the dataset; the second rename
+  of tfds's temporary directory then fails ("Destination ... already
+  exists"). With the lock the second waits, then finds the first's dataset.
+  A data_dir where the lock file cannot be created (read-only: nothing is
+  prepared there) or a platform without fcntl goes without the lock. A
+  data_dir created here for the lock is removed again if it stays empty.
+  """
+  created = not os.path.isdir(data_dir)
+  lock = os.path.join(data_dir, f".adgm_tf-{dataset}.lock")
+  try:
+    import fcntl  # pylint: disable=g-import-not-at-top
+    os.makedirs(data_dir, exist_ok=True)
+    handle = open(lock, "a")
+  except (ImportError, OSError):
+    yield
+    return
+  try:
+    with handle:
+      fcntl.flock(handle, fcntl.LOCK_EX)
+      try:
+        yield
+      finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+  finally:
+    if created and os.listdir(data_dir) == [os.path.basename(lock)]:
+      shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _resolve_source(spec: DatasetSpec, dataset: str, idx_dir: Optional[str],
+                    data_dir: str, allow_npm: bool, allow_download: bool) -> Source:
+  """:func:`resolve_source`'s body, under :func:`_prepare_lock`."""
   prepared = prepared_version_dir(dataset, data_dir)
   damage = damaged_record_file(prepared) if prepared else None
   if idx_dir:

@@ -183,6 +183,56 @@ def test_no_source_fails_fast_with_every_option(tmp_path, monkeypatch):
     assert needle in msg
 
 
+def test_runs_started_together_prepare_the_dataset_once(tmp_path, monkeypatch):
+  # Two runs on a fresh machine resolve the source at the same moment; tfds's
+  # prepare (stood in for by a slow fake that writes the prepared directory)
+  # must run once, the other run waiting and then finding it prepared.
+  import threading
+  data_dir = str(tmp_path / "tfds")
+  calls, inside, overlaps = [], [], []
+
+  def fake_prepare(spec, arrays, directory):
+    if data.prepared_version_dir(spec.name, directory):
+      return None
+    inside.append(1)
+    overlaps.append(len(inside) > 1)
+    calls.append(threading.current_thread().name)
+    time.sleep(0.5)
+    version = os.path.join(directory, spec.name, "3.0.1")
+    os.makedirs(version)
+    with open(os.path.join(version, "dataset_info.json"), "w") as f:
+      f.write("{}")
+    inside.pop()
+
+  monkeypatch.setattr(data, "read_idx_dir", lambda directory, spec: None)
+  monkeypatch.setattr(data, "damaged_record_file", lambda prepared: None)
+  monkeypatch.setattr(data, "prepare_from_arrays", fake_prepare)
+  errors = []
+
+  def run():
+    try:
+      data.resolve_source("mnist", idx_dir=str(tmp_path), data_dir=data_dir,
+                          allow_npm=False, allow_download=False)
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(e)
+
+  threads = [threading.Thread(target=run, name=f"run{i}") for i in range(2)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert not errors
+  assert len(calls) == 1 and overlaps == [False]
+
+
+def test_no_source_leaves_no_data_dir_behind(tmp_path, monkeypatch):
+  monkeypatch.delenv("ADGM_MNIST_DIR", raising=False)
+  monkeypatch.setitem(data.TFDS_DOWNLOAD_HOSTS, "mnist", ("127.0.0.1", 9))
+  with pytest.raises(data.DataError):
+    data.resolve_source("mnist", data_dir=str(tmp_path / "typo"), allow_npm=False)
+  assert os.listdir(tmp_path) == []
+
+
 def test_failed_prepare_leaves_the_prepared_dataset_alone(mnist_idx_dir,
                                                            mnist_data_dir,
                                                            tmp_path):
