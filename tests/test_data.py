@@ -432,6 +432,23 @@ def test_replica_slices_reassemble_the_global_batch(mnist_arrays):
     np.testing.assert_array_equal(np.concatenate([a_u, c_u]), x_u)
 
 
+def test_pipelines_run_without_the_autotuner_and_yield_the_same_batches(mnist_arrays):
+  # The autotuner's thread held every epoch's end up to 60 s (data.without_autotune);
+  # both pipelines go without it, and the training batches are what they were.
+  import tensorflow as tf
+  split = data.split_semi_supervised(mnist_arrays, 100, 1, 0, max_unlabeled=300)
+  ds = data.train_dataset(split, labeled_batch_size=100, unlabeled_batch_size=100, seed=5)
+  evals = data.eval_dataset(mnist_arrays.test_images[:10], mnist_arrays.test_labels[:10], 5)
+  assert ds.options().autotune.enabled is False
+  assert evals.options().autotune.enabled is False
+  options = tf.data.Options()
+  options.autotune.enabled = True
+  for ((x_l, y_l), x_u), ((x_l2, y_l2), x_u2) in zip(ds, ds.with_options(options)):
+    np.testing.assert_array_equal(x_l, x_l2)
+    np.testing.assert_array_equal(y_l, y_l2)
+    np.testing.assert_array_equal(x_u, x_u2)
+
+
 def test_eval_inputs_stay_grey_unless_asked(mnist_arrays):
   x, y = mnist_arrays.test_images[:64], mnist_arrays.test_labels[:64]
   (xb, yb), = list(data.eval_dataset(x, y, batch_size=64))
