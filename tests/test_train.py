@@ -175,6 +175,37 @@ def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(mnist_idx_dir, mnist
   assert_same_weights(checkpoint_weights(straight)[1], checkpoint_weights(killed)[1])
 
 
+@pytest.mark.large  # about 3 minutes on a 2-core machine: run with --run_large
+def test_s5_with_grappler_off_resumes_in_a_new_process_bit_for_bit(mnist_idx_dir,
+                                                                   mnist_data_dir, tmp_path):
+  """The long recipe's network at S = 5 (RESULTS.md section 7: with Grappler
+  on, such runs vary between processes): with --nograppler a run cut by
+  --chunk_minutes and continued by a second process ends with the weights of
+  a run that went straight through."""
+  args = [sys.executable, "launch.py", "--flagfile=mnist100_long.flags",
+          f"--data_dir={mnist_data_dir}", "--mc_samples=5", "--unlabeled_weighting=mean",
+          "--nograppler", "--max_unlabeled=1000", "--validation_size=500",
+          "--test_evaluation=never", "--epochs=2", "--eval_every=2", "--eval_samples=2",
+          "--eval_samples_periodic=2", "--ll_examples=0", "--progress=none"]
+  env = dict(run_env(mnist_idx_dir), TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
+  straight, chunked = str(tmp_path / "straight"), str(tmp_path / "chunked")
+  out = subprocess.run(args + [f"--model_dir={straight}"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  out = subprocess.run(args + [f"--model_dir={chunked}", "--chunk_minutes=0.01"], cwd=REPO,
+                       env=env, capture_output=True, text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert not os.path.exists(os.path.join(chunked, "metrics.json"))  # cut short, to go on
+  out = subprocess.run(args + [f"--model_dir={chunked}"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  a = json.load(open(os.path.join(straight, "metrics.json")))
+  b = json.load(open(os.path.join(chunked, "metrics.json")))
+  assert a["steps"] == b["steps"] == 20
+  assert a["weights_sha256"] == b["weights_sha256"]
+  assert a["validation_error"] == b["validation_error"]
+
+
 # ---------------------------------------------------------------------------
 # Replicas and workers
 # ---------------------------------------------------------------------------
