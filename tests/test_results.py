@@ -301,6 +301,7 @@ _CONFUSION_RUNS = {"long": "long-seed1", "long_lr_authors": "long_lr_authors-see
                    "long_authors_init": "long_authors_init-seed1",
                    "authors": "authors-seed1",
                    "long_s5": "long_s5-seed1",
+                   "long_split_bn, seed 2": "long_split_bn-seed2",
                    "section 4's bfloat16 hour, seed 1": "bf16_hour-seed1",
                    "section 4's bfloat16 hour, seed 2": "bf16_hour-seed2",
                    "section 4's bfloat16 hour, seed 3": "bf16_hour-seed3"}
