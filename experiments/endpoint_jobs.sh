@@ -45,15 +45,17 @@ for job in "$@"; do
     long:*)
       name=${job#long:}
       # The candidate's flagfile and flags, from the screen's config.
-      mapfile -t spec < <("$PYTHON" - "$CONFIG" "$name" <<'PY'
+      lines=$("$PYTHON" - "$CONFIG" "$name" 2>&1 <<'PY'
 import json, sys
 runs = {r["name"]: r for r in json.load(open(sys.argv[1]))["runs"]}
 if sys.argv[2] not in runs:
   sys.exit(f"no candidate {sys.argv[2]!r} in {sys.argv[1]} (its candidates: {', '.join(runs)})")
 print(runs[sys.argv[2]]["flagfile"])
-print("\n".join(runs[sys.argv[2]]["flags"]))
+for flag in runs[sys.argv[2]]["flags"]:
+  print(flag)
 PY
-) || die "$job: see the line above"
+) || die "$job: $lines"
+      mapfile -t spec <<< "$lines"
       echo "$(date -Is) $PROG: core $CORE: $job" | tee -a "$LOG"
       # shellcheck disable=SC2086
       FLAGFILE="${spec[0]}" PYTHON="$PYTHON" taskset -c "$CORE" bash experiments/long_run.sh \
