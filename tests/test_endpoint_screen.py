@@ -153,3 +153,25 @@ def test_the_screen_config_is_the_one_section_7_names():
       "long_s5", "adgm_authors"]
   assert config["rule4_c1_runs"] == ["long_authors_init"]   # the single-thread S = 1 run
   assert es.MEASURE_EPOCHS == (40, 45, 50) and es.SWAP_FLOOR == 0.2
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["0", "OUT", "long:nosuch"], {}, "no candidate 'nosuch'"),
+    (["0", "OUT", "justname"], {}, "justname: give NAME:SEED or long:NAME"),
+    (["x", "OUT", "long_s5:2"], {}, "CORE=x: give a CPU number"),
+    (["0", "OUT"], {}, "usage: bash experiments/endpoint_jobs.sh"),
+    (["0", "OUT", "long_s5:2"], {"PYTHON": "/nonexistent/python"}, "PYTHON=/nonexistent/python"),
+    (["0", "OUT", "long_s5:2"], {"ADGM_MNIST_DIR": "/nonexistent"}, "no MNIST IDX directory"),
+])
+def test_the_job_queue_refuses_bad_jobs_in_one_line(tmp_path, args, env, message):
+  """experiments/endpoint_jobs.sh: each mistake is one line and exit 2, before
+  anything runs."""
+  args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
+  run_env = dict(os.environ, PYTHON=sys.executable, ADGM_MNIST_DIR=str(tmp_path))
+  run_env.update(env)
+  out = subprocess.run(["bash", "experiments/endpoint_jobs.sh", *args], cwd=REPO,
+                       env=run_env, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 2, out
+  lines = out.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], out.stderr
+  assert not os.path.exists(tmp_path / "out" / "endpoint_long" / "nosuch")
