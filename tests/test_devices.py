@@ -55,8 +55,9 @@ def test_tf_config(monkeypatch):
 
 
 # One S = 5 training step's gradient in a fresh process, on fixed data and a
-# fixed initialisation, after configure_devices: its SHA-256 and Grappler's
-# options as TensorFlow reports them.
+# fixed initialisation, after configure_devices: Grappler's options as
+# TensorFlow reports them and (unless asked for the options only) the
+# gradient's SHA-256.
 _STEP_GRADIENT = r"""
 import dataclasses, hashlib, json, sys
 import keras, numpy as np, tensorflow as tf
@@ -65,6 +66,9 @@ c = config_lib.Config()
 c = c.replace(model=dataclasses.replace(c.model, mc_samples=5, unlabeled_weighting="mean"),
               train=dataclasses.replace(c.train, grappler=sys.argv[1] == "on"))
 devices.configure_devices(c.train)
+if sys.argv[2:] == ["options"]:
+  print(json.dumps({"options": tf.config.optimizer.get_experimental_options()}))
+  sys.exit(0)
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 keras.utils.set_random_seed(1)
@@ -86,13 +90,13 @@ print(json.dumps({"options": tf.config.optimizer.get_experimental_options(),
 """
 
 
-def _step_gradient(setting):
+def _step_gradient(setting, *only):
   import json
   import os
   import subprocess
   import sys
   from conftest import REPO
-  out = subprocess.run([sys.executable, "-c", _STEP_GRADIENT, setting], cwd=REPO,
+  out = subprocess.run([sys.executable, "-c", _STEP_GRADIENT, setting, *only], cwd=REPO,
                        capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert out.returncode == 0, out.stderr[-2000:]
@@ -102,8 +106,8 @@ def _step_gradient(setting):
 def test_nograppler_reaches_tensorflow():
   """--nograppler turns Grappler off; the default leaves TensorFlow's options at
   their defaults."""
-  assert _step_gradient("off")["options"].get("disable_meta_optimizer") is True
-  assert _step_gradient("on")["options"] == {"disable_model_pruning": False,
+  assert _step_gradient("off", "options")["options"].get("disable_meta_optimizer") is True
+  assert _step_gradient("on", "options")["options"] == {"disable_model_pruning": False,
                                               "disable_meta_optimizer": False}
 
 
