@@ -535,6 +535,8 @@ def _prepare_lock(data_dir: str, dataset: str):
     os.makedirs(data_dir, exist_ok=True)
     handle = open(lock, "a")
   except (ImportError, OSError):
+    handle = None
+  if handle is None:  # outside the handler: the body's errors do not chain to it
     yield
     return
   try:
