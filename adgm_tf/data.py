@@ -1175,9 +1175,9 @@ def without_autotune(ds):
 
   The autotuner runs a background thread per iterator that sleeps between
   rounds for up to 60 s, and destroying the iterator waits for that sleep to
-  end (TensorFlow 2.21, measured here): every epoch's iterator then held the
-  trainer up to a minute at its end, with no CPU used (10-60 s per epoch: up
-  to 77% added to a one-sample epoch's 78 s on a 2-core AMD EPYC). Making a batch costs well under
+  end (TensorFlow 2.21, seen here, intermittently): an epoch's iterator could
+  then hold the trainer up to a minute at its end with no CPU used (10-65 s
+  stalls seen; docs/RESULTS.md section 7). Making a batch costs well under
   a millisecond against a step's 0.1-1 s, so there is nothing to tune;
   AUTOTUNE's parallelism and buffer fall back to tf.data's defaults. The
   elements, and so training, are unchanged.
