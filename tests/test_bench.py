@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from adgm_tf import bench
+from adgm_tf import config as config_lib
 
 from conftest import REPO, run_env
 
@@ -33,6 +34,27 @@ def test_flop_count_by_hand_for_the_paper_adgm():
   assert 0 < shared < per_sample
   assert f[10] < 10 * f[1]
   assert bench.step_gflop("m2", 100, 100, 1) < bench.step_gflop("adgm", 100, 100, 1)
+
+
+def test_the_s5_configuration_is_the_200_epoch_runs_step():
+  """Configuration 7 builds the step of docs/results/long_s5_200 (its flags.txt),
+  so the run's steps/s can be set against the bench's on one host."""
+  with open(os.path.join(REPO, "docs/results/long_s5_200/flags.txt")) as f:
+    lines = f.read().splitlines()
+  flags = dict(line[2:].split("=", 1) for line in lines if line.startswith("--") and "=" in line)
+  config = bench.run_config(bench.CONFIGS[7])
+  m, d = config.model, config.data
+  assert (m.model, m.mc_samples, m.iw_samples, m.unlabeled_weighting) == (
+      flags["model"], int(flags["mc_samples"]), int(flags["iw_samples"]),
+      flags["unlabeled_weighting"]) == ("sdgm", 5, 1, "mean")
+  assert ",".join(map(str, m.hidden)) == flags["hidden"]
+  assert (m.z_dim, m.a_dim) == (int(flags["z_dim"]), int(flags["a_dim"]))
+  assert (d.labeled_batch_size, d.unlabeled_batch_size) == (
+      int(flags["labeled_batch_size"]), int(flags["unlabeled_batch_size"]))
+  assert m.batch_norm and "--batch_norm" in lines
+  # Every other configuration keeps the default weighting.
+  assert {bench.run_config(c).model.unlabeled_weighting for c in bench.CONFIGS[:7]} == {
+      config_lib.ModelConfig().unlabeled_weighting}
 
 
 @pytest.mark.large  # minutes on a 2-core machine: run with --run_large
@@ -80,7 +102,7 @@ def test_kernels_names_what_runs_each_arithmetic():
     (["--variants=fp8"], "--variants=fp8: unknown; choose from fp32, bf16, xla, bf16+xla."),
     (["--variants="], "--variants was given without a value; name at least one of fp32, "
                       "bf16, xla, bf16+xla."),
-    (["--only=9"], "--only=9: the configurations are numbered 0 to 6."),
+    (["--only=9"], "--only=9: the configurations are numbered 0 to 7."),
     (["--only=x"], "--only=x: give configuration numbers, e.g. --only=0,2."),
     (["--kernels", "--only=9"], "--kernels times its fixed matmul shapes under every "
      "variant; it takes no --only. Run it alone (with --short or --json if wanted)."),
