@@ -302,6 +302,7 @@ _CONFUSION_RUNS = {"long": "long-seed1", "long_lr_authors": "long_lr_authors-see
                    "authors": "authors-seed1",
                    "long_s5": "long_s5-seed1",
                    "long_split_bn, seed 2": "long_split_bn-seed2",
+                   "long_split_bn, seed 3": "long_split_bn-seed3",
                    "section 4's bfloat16 hour, seed 1": "bf16_hour-seed1",
                    "section 4's bfloat16 hour, seed 2": "bf16_hour-seed2",
                    "section 4's bfloat16 hour, seed 3": "bf16_hour-seed3"}
