@@ -135,7 +135,26 @@ def screen(config: Dict[str, Any], out: str) -> Dict[str, Any]:
     if r.get("status") not in (None, "not started", "running"):
       r["equal_cpu"] = equal_cpu_error(r, histories[(r["name"], r["seed"])], c1,
                                        costs.get(r["samples"]))
-  return dict(rows=rows, c1=c1, costs=costs, c1_runs=c1_runs, verdict=verdict(rows))
+  return dict(rows=rows, c1=c1, costs=costs, c1_runs=c1_runs, verdict=verdict(rows),
+              seed_means=seed_means(config, rows))
+
+
+def seed_means(config: Dict[str, Any], rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+  """For each candidate given more than one seed: the mean of (1) over its
+  finished seeds so far (what rule 3 will read once all three are in)."""
+  means = {}
+  for run in config["runs"]:
+    if len(run.get("seeds", [1])) < 2:
+      continue
+    done = [r for r in rows if r["name"] == run["name"] and "measure" in r]
+    if done:
+      measures = [r["measure"] for r in done]
+      means[run["name"]] = dict(
+          seeds=[r["seed"] for r in done], of=list(run["seeds"]), measures=measures,
+          mean=statistics.mean(measures),
+          sd=statistics.stdev(measures) if len(measures) > 1 else None,
+          failing=[r["seed"] for r in done if r["status"] != "passes"])
+  return means
 
 
 def verdict(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -188,6 +207,16 @@ def markdown(result: Dict[str, Any]) -> str:
         f"S = {k}: {c:.0f}" + (f" (from {', '.join(result['c1_runs'])})"
                                if k == 1 and result.get("c1_runs") else "")
         for k, c in sorted(result["costs"].items())) + ".")
+  if result.get("seed_means"):
+    lines.append("")
+    lines.append("Means of (1) over the finished seeds (rule 3 reads seeds 1-3 of the two it "
+                 "picks): " + "; ".join(
+                     f"{name} {m['mean']:.2f}% (seed{'s' if len(m['seeds']) > 1 else ''} "
+                     f"{', '.join(map(str, m['seeds']))} of {', '.join(map(str, m['of']))}"
+                     + (f", sd {m['sd']:.2f}" if m["sd"] is not None else "")
+                     + (f"; seed {', '.join(map(str, m['failing']))} fails rule 2"
+                        if m["failing"] else "") + ")"
+                     for name, m in result["seed_means"].items()) + ".")
   v = result["verdict"]
   if v["stage"] == "screening":
     tail = (f"Screening: {', '.join(v['pending'])} still to run or running; leading so "

@@ -92,6 +92,28 @@ def test_the_two_best_go_on_to_three_seeds_and_the_lower_mean_wins(screen_dir):
   assert v["winner"] == "a"   # seed 1 led with b; three seeds decide
 
 
+def test_the_means_over_finished_seeds_are_reported_as_they_come(screen_dir):
+  """Before rule 3 can decide, the table says where each multi-seed candidate
+  stands: the mean of (1) over its finished seeds, and which fail rule 2."""
+  config = {"runs": [{"name": "a", "seeds": [1, 2, 3]}, {"name": "b", "seeds": [1, 2, 3]},
+                     {"name": "dead", "seeds": [1]}, {"name": "late", "seeds": [1, 2]}]}
+  _run(screen_dir, "a", 2, _history({40: 0.040, 45: 0.040, 50: 0.040}))            # 4.00
+  _run(screen_dir, "a", 3, _history({40: 0.030, 45: 0.030, 50: 0.030}, swap=0.1))  # unused a
+  result = es.screen(config, str(screen_dir))
+  m = result["seed_means"]
+  assert set(m) == {"a", "b"}            # dead: one seed asked; late: none finished
+  assert m["a"]["seeds"] == [1, 2, 3] and m["a"]["failing"] == [3]
+  assert m["a"]["mean"] == pytest.approx((4.90 + 4.0 + 3.0) / 3)
+  mean = (4.90 + 4.0 + 3.0) / 3
+  assert m["a"]["sd"] == pytest.approx((sum((x - mean) ** 2 for x in (4.9, 4.0, 3.0)) / 2) ** 0.5)
+  assert (m["b"]["seeds"], m["b"]["mean"], m["b"]["sd"]) == ([1], pytest.approx(4.40), None)
+  assert ("Means of (1) over the finished seeds (rule 3 reads seeds 1-3 of the two it picks): "
+          "a 3.97% (seeds 1, 2, 3 of 1, 2, 3, sd 0.95; seed 3 fails rule 2); "
+          "b 4.40% (seed 1 of 1, 2, 3).") in es.markdown(result)
+  # Rule 3 itself still reads only seeds that pass: a's seed 3 keeps a undecided.
+  assert result["verdict"]["stage"] == "screening"
+
+
 def test_rule_4_takes_c1_from_the_named_runs_and_cs_from_its_sample_count(tmp_path):
   """c1: the median over the 1-sample candidates the config names (the others
   ran with two threads); cS: the median over every seed-1 candidate with S

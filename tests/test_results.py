@@ -14,6 +14,7 @@ import statistics
 
 import pytest
 
+from experiments import endpoint_screen
 from experiments import long_run
 
 from conftest import REPO
@@ -306,6 +307,26 @@ _CONFUSION_RUNS = {"long": "long-seed1", "long_lr_authors": "long_lr_authors-see
                    "section 4's bfloat16 hour, seed 1": "bf16_hour-seed1",
                    "section 4's bfloat16 hour, seed 2": "bf16_hour-seed2",
                    "section 4's bfloat16 hour, seed 3": "bf16_hour-seed3"}
+
+
+def test_the_screen_table_recomputes_from_the_published_runs_and_is_in_results():
+  """docs/results/endpoint_screen/screen.md (written from the live run
+  directories) agrees, in every finished row and every line below the table,
+  with the rule applied to the published copies of those runs; RESULTS.md
+  section 7 carries it verbatim."""
+  screen_dir = os.path.join(PUBLISHED, "endpoint_screen")
+  config = json.load(open(os.path.join(REPO, "experiments", "endpoint_screen.json")))
+  recomputed = endpoint_screen.markdown(endpoint_screen.screen(config, screen_dir))
+  with open(os.path.join(screen_dir, "screen.md"), encoding="utf-8") as f:
+    shipped = f.read()
+
+  def finished(text):
+    return [line for line in text.splitlines()
+            if "| not started |" not in line and "| running" not in line]
+
+  assert finished(shipped) == finished(recomputed)
+  assert sum("| passes |" in line for line in finished(shipped)) >= 8   # eight finished runs
+  assert shipped in _results_text()
 
 
 def test_the_confusion_table_recomputes_from_its_matrices():
