@@ -10,6 +10,7 @@ import pytest
 
 from adgm_tf import bench
 from adgm_tf import config as config_lib
+from adgm_tf import experiments
 
 from conftest import REPO, run_env
 
@@ -39,9 +40,10 @@ def test_flop_count_by_hand_for_the_paper_adgm():
 def test_the_s5_configuration_is_the_200_epoch_runs_step():
   """Configuration 7 builds the step of docs/results/long_s5_200 (its flags.txt),
   so the run's steps/s can be set against the bench's on one host."""
-  with open(os.path.join(REPO, "docs/results/long_s5_200/flags.txt")) as f:
-    lines = f.read().splitlines()
-  flags = dict(line[2:].split("=", 1) for line in lines if line.startswith("--") and "=" in line)
+  run = os.path.join(REPO, "docs/results/long_s5_200")
+  flags = experiments.read_flags(run)          # its --name=value lines
+  with open(os.path.join(run, "flags.txt")) as f:
+    switches = f.read().splitlines()           # and its boolean switches
   config = bench.run_config(bench.CONFIGS[7])
   m, d = config.model, config.data
   assert (m.model, m.mc_samples, m.iw_samples, m.unlabeled_weighting) == (
@@ -51,7 +53,7 @@ def test_the_s5_configuration_is_the_200_epoch_runs_step():
   assert (m.z_dim, m.a_dim) == (int(flags["z_dim"]), int(flags["a_dim"]))
   assert (d.labeled_batch_size, d.unlabeled_batch_size) == (
       int(flags["labeled_batch_size"]), int(flags["unlabeled_batch_size"]))
-  assert m.batch_norm and "--batch_norm" in lines
+  assert m.batch_norm and "--batch_norm" in switches
   # Every other configuration keeps the default weighting.
   assert {bench.run_config(c).model.unlabeled_weighting for c in bench.CONFIGS[:7]} == {
       config_lib.ModelConfig().unlabeled_weighting}

@@ -103,8 +103,8 @@ def test_the_means_over_finished_seeds_are_reported_as_they_come(screen_dir):
   m = result["seed_means"]
   assert set(m) == {"a", "b"}            # dead: one seed asked; late: none finished
   assert m["a"]["seeds"] == [1, 2, 3] and m["a"]["failing"] == [3]
-  assert m["a"]["mean"] == pytest.approx((4.90 + 4.0 + 3.0) / 3)
   mean = (4.90 + 4.0 + 3.0) / 3
+  assert m["a"]["mean"] == pytest.approx(mean)
   assert m["a"]["sd"] == pytest.approx((sum((x - mean) ** 2 for x in (4.9, 4.0, 3.0)) / 2) ** 0.5)
   assert (m["b"]["seeds"], m["b"]["mean"], m["b"]["sd"]) == ([1], pytest.approx(4.40), None)
   assert ("Means of (1) over the finished seeds (rule 3 reads seeds 1-3 of the two it picks): "
