@@ -151,6 +151,23 @@ def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx
   for line, k in zip(lines[3:], saved["confusions"]):
     assert line.startswith(f"    {k['true']} -> {k['predicted']}: {k['images']} "), out.stdout
   assert dir_digest(d) == before
+  # One cell's images, drawn, and the checkpoint against itself: every error shared.
+  t, p = saved["confusions"][0]["true"], saved["confusions"][0]["predicted"]
+  newest = lines[0].split(": validation error")[0]
+  cell = _probe("confusion", f"--model_dir={d}", f"--cell={t},{p}",
+                f"--png={tmp_path / 'cell.png'}", f"--against={newest}",
+                f"--write={tmp_path / 'cell.json'}", env=run_env(mnist_idx_dir))
+  assert cell.returncode == 0, cell.stderr[-2000:]
+  with_cell = json.load(open(tmp_path / "cell.json"))
+  assert with_cell["matrix"] == c
+  indices = with_cell["cell"]["validation_indices"]
+  assert len(indices) == c[t][p] == len(set(indices))
+  assert with_cell["against"] == dict(checkpoint=os.path.basename(newest), errors=errors,
+                                      both=errors, first_only=0, second_only=0,
+                                      cell=dict(right=0, same=c[t][p]))
+  assert open(tmp_path / "cell.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+  assert f"cell {t} -> {p}: {c[t][p]} images" in cell.stdout
+  assert dir_digest(d) == before
   again = _probe("confusion", f"--model_dir={d}", f"--write={target}",
                  env=run_env(mnist_idx_dir))
   assert (again.returncode, again.stderr.strip()) == (
@@ -159,8 +176,28 @@ def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx
   assert json.load(open(target)) == saved
 
 
-def test_confusion_with_bad_flags_says_so_in_one_line():
-  out = _probe("confusion", "--model_dir=x", "--top=0")
+@pytest.mark.parametrize("args, message", [
+    (["--top=0"], "--top=0: give how many confusions to list, at least 1."),
+    (["--cell=7"], "--cell=7: give the true and the predicted class, e.g. --cell=7,9."),
+    (["--cell=7,x"], "--cell=7,x: give the true and the predicted class, e.g. --cell=7,9."),
+    (["--cell=7,7"], "--cell=7,7: give two different classes, e.g. --cell=7,9."),
+    (["--cell=-1,3"], "--cell=-1,3: give two different classes, e.g. --cell=7,9."),
+    (["--png=x.png"], "--png=x.png: say which images to draw with --cell=T,P."),
+    (["--cell=7,9", "--png=/nonexistent/x.png"],
+     "--png=/nonexistent/x.png: its directory does not exist; create it first.")])
+def test_confusion_with_bad_flags_says_so_in_one_line(args, message):
+  out = _probe("confusion", "--model_dir=x", *args)
   assert (out.returncode, out.stderr.strip()) == (
-      2, "experiments.probes.confusion: error: --top=0: give how many confusions to list, "
-         "at least 1.")
+      2, f"experiments.probes.confusion: error: {message}")
+
+
+def test_confusion_cell_out_of_range_and_shared_errors():
+  from experiments.probes import confusion
+  from adgm_tf.errors import ConfigError
+  assert confusion.parse_cell("7,9", 10) == (7, 9)
+  with pytest.raises(ConfigError, match=re.escape("--cell=3,10: give two different classes "
+                                                  "below 10, e.g. --cell=7,9.")):
+    confusion.parse_cell("3,10", 10)
+  labels = [0, 1, 2, 3, 4]
+  assert confusion.shared_errors(labels, [0, 2, 1, 3, 0], [1, 2, 2, 3, 0]) == dict(
+      both=2, first_only=1, second_only=1)

@@ -12,6 +12,7 @@ import os
 import re
 import statistics
 
+import numpy as np
 import pytest
 
 from experiments import endpoint_screen
@@ -307,6 +308,48 @@ _CONFUSION_RUNS = {"long": "long-seed1", "long_lr_authors": "long_lr_authors-see
                    "section 4's bfloat16 hour, seed 1": "bf16_hour-seed1",
                    "section 4's bfloat16 hour, seed 2": "bf16_hour-seed2",
                    "section 4's bfloat16 hour, seed 3": "bf16_hour-seed3"}
+
+
+def test_the_crossed_seven_paragraph_recomputes_from_its_matrices():
+  """RESULTS.md section 7, "What parts the two draws of seed 1": its counts
+  from the long run's epoch-45 matrix, the screen draw's and the table's runs."""
+  text = " ".join(_results_text().split())
+  confusion = os.path.join(PUBLISHED, "endpoint_screen", "confusion")
+  run = json.load(open(os.path.join(PUBLISHED, "long_s5_200", "confusion-epoch45.json")))
+  screen = json.load(open(os.path.join(confusion, "long_s5-seed1.json")))
+  a, b = np.array(run["matrix"]), np.array(screen["matrix"])
+  off = ~np.eye(10, dtype=bool)
+  d = a - b
+  cell = int(a[7, 9])
+  assert run["cell"]["true"] == 7 and run["cell"]["predicted"] == 9
+  assert len(run["cell"]["validation_indices"]) == cell
+  rest = d.copy()
+  rest[7, 9] = 0
+  against = run["against"]
+  for phrase in (
+      f"{run['errors']} errors ({100 * run['error']:.2f}%), {cell} of them 7s classified as "
+      f"9 ({100 * cell / a[7].sum():.1f}% of the {a[7].sum()} validation 7s, "
+      f"{100 * cell / run['errors']:.0f}% of its errors)",
+      f"had {screen['errors']} errors at epoch 50 and {b[7, 9]} image in that cell",
+      f"differ by {d[7, 9]} images in 7 → 9 and by {rest[off].sum()} net everywhere else "
+      f"({np.abs(rest[off]).sum()} images moved among the other off-diagonal cells, none by "
+      f"more than {np.abs(rest[off]).max()})",
+      f"still classifies {against['cell']['same']} of the {cell} as 9 (`--against`: "
+      f"{against['both']} of its {against['errors']} errors shared with epoch 45)"):
+    assert phrase in text, phrase
+  assert d[7, 9] == run["errors"] - screen["errors"]  # "the whole gap ... is that one cell"
+  seven_nine = {name: json.load(open(os.path.join(confusion, f + ".json")))["matrix"][7][9]
+                for name, f in _CONFUSION_RUNS.items()}
+  bf16_one = seven_nine["section 4's bfloat16 hour, seed 1"]
+  assert (f"`long` {seven_nine['long']}, `long_lr_authors` {seven_nine['long_lr_authors']}, "
+          f"`long_authors_init` {seven_nine['long_authors_init']}, `authors` "
+          f"{seven_nine['authors']}, this run {cell}; `long_s5`'s screen draw "
+          f"{seven_nine['long_s5']}, `long_split_bn` {seven_nine['long_split_bn']}, "
+          f"section 4's bfloat16 seed 1 {bf16_one})"
+          ) in text
+  others = [v for k, v in seven_nine.items() if "seed 2" in k or "seed 3" in k]
+  assert len(others) == 4
+  assert f"stays at {min(others)}-{max(others)} images in the four runs" in text
 
 
 def test_the_screen_table_recomputes_from_the_published_runs_and_is_in_results():

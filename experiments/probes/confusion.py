@@ -15,6 +15,16 @@ or fixed-binarised images, ``eval_samples`` samples of a, fixed noise):
 
 ``--write`` saves the matrix and the figures above as JSON (a new file only:
 an existing one is never overwritten), small enough to publish beside a run.
+
+    ... --cell=7,9 [--png=FILE.png] [--against=PREFIX]
+
+``--cell=T,P`` picks one cell, the images of class T classified as P: their
+validation indices go into the JSON (``cell``) and ``--png`` draws them (up
+to 100, grey), with the run's labeled images of classes T and P below. ``--against`` names another checkpoint
+of the same run (e.g. a later one): the probe classifies the validation
+images with it too and prints which errors the two share, and how many of the
+cell's images the other checkpoint gets right, so a block of errors can be
+followed through a run.
 """
 
 import json
@@ -25,6 +35,7 @@ import numpy as np
 from experiments.probes import common
 
 from adgm_tf import evaluation  # noqa: E402  (after TensorFlow's quiet import)
+from adgm_tf import rundir  # noqa: E402
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
@@ -48,27 +59,94 @@ def summarise(c: np.ndarray, top: int) -> dict:
               matrix=c.tolist())
 
 
-def main(model_dir, checkpoint=None, top=None, write=None):
+def parse_cell(text, classes=None):
+  """``"T,P"`` -> ``(T, P)``, two different classes (below ``classes`` if given)."""
+  try:
+    t, p = (int(v) for v in text.split(","))
+  except ValueError:
+    raise common.ConfigError(f"--cell={text}: give the true and the predicted class, "
+                             f"e.g. --cell=7,9.") from None
+  if t == p or min(t, p) < 0 or (classes is not None and max(t, p) >= classes):
+    bound = f" below {classes}" if classes is not None else ""
+    raise common.ConfigError(f"--cell={text}: give two different classes{bound}, "
+                             f"e.g. --cell=7,9.")
+  return t, p
+
+
+def shared_errors(labels, first, second) -> dict:
+  """Which images two classifiers of the same images get wrong: ``both``,
+  ``first_only``, ``second_only`` (counts)."""
+  labels, first, second = (np.asarray(v) for v in (labels, first, second))
+  a, b = first != labels, second != labels
+  return dict(both=int(np.sum(a & b)), first_only=int(np.sum(a & ~b)),
+              second_only=int(np.sum(~a & b)))
+
+
+def draw_cell(groups, shape, title: str, path: str, columns: int = 10) -> None:
+  """Grey images in a grid saved to ``path``: ``groups`` is a list of
+  ``(caption, images [N, H * W] in [0, 1])``, each group from a new row, at
+  most 100 images each; ``shape`` = (H, W)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  groups = [(caption, np.asarray(images)[:100]) for caption, images in groups]
+  heights = [max(1, -(-len(images) // columns)) for _, images in groups]
+  rows = sum(heights)
+  fig, axes = plt.subplots(rows, columns, figsize=(columns, rows + 0.4 * len(groups) + 0.6),
+                           squeeze=False)
+  for ax in axes.flat:
+    ax.axis("off")
+  row = 0
+  for (caption, images), height in zip(groups, heights):
+    axes[row, 0].set_title(caption, fontsize=8, loc="left")
+    for k, image in enumerate(images):
+      axes[row + k // columns, k % columns].imshow(image.reshape(shape), cmap="gray_r",
+                                                   vmin=0, vmax=1)
+    row += height
+  fig.suptitle(title, fontsize=9)
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+def _new_file(flag, path):
+  if path and os.path.exists(path):
+    raise common.ConfigError(f"--{flag}={path} exists; it is not overwritten: give a new "
+                             f"file name.")
+  if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+    raise common.ConfigError(f"--{flag}={path}: its directory does not exist; create it "
+                             f"first.")
+
+
+def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
+         against=None):
   from absl import flags  # pylint: disable=g-import-not-at-top
   top = top if top is not None else flags.FLAGS.top
   write = write if write is not None else flags.FLAGS.write
+  cell = cell if cell is not None else flags.FLAGS.cell
+  png = png if png is not None else flags.FLAGS.png
+  against = against if against is not None else flags.FLAGS.against
   if top < 1:
     raise common.ConfigError(f"--top={top}: give how many confusions to list, at least 1.")
-  if write and os.path.exists(write):
-    raise common.ConfigError(f"--write={write} exists; it is not overwritten: give a new "
-                             f"file name.")
-  if write and not os.path.isdir(os.path.dirname(os.path.abspath(write))):
-    raise common.ConfigError(f"--write={write}: its directory does not exist; create it "
-                             f"first.")
+  _new_file("write", write)
+  _new_file("png", png)
+  if png and not cell:
+    raise common.ConfigError(f"--png={png}: say which images to draw with --cell=T,P.")
+  if cell:
+    parse_cell(cell)
   config, model, path, split, _ = common.load_with_config(model_dir, checkpoint)
   val_x, val_y = evaluation.split_images(split, "validation")
   if not len(val_y):
     raise common.ConfigError(f"{model_dir}: the run has no validation images "
                              f"(--validation_size=0).")
+  true, pred = parse_cell(cell, model.num_classes) if cell else (None, None)
   samples = int(config.model.eval_samples)
-  ev = evaluation.Evaluator(model, config.data.eval_batch_size)
-  predicted = ev.predict(val_x, samples, binarize=config.data.binarize_eval,
-                         seed=config.train.seed)
+
+  def classify(m):
+    ev = evaluation.Evaluator(m, config.data.eval_batch_size)
+    return ev.predict(val_x, samples, binarize=config.data.binarize_eval,
+                      seed=config.train.seed)
+
+  predicted = classify(model)
   s = summarise(confusion_matrix(val_y, predicted, model.num_classes), top)
   print(f"{path}: validation error {100 * s['error']:.2f}% ({s['errors']} of {s['images']} "
         f"images, {samples} samples of a)")
@@ -78,6 +156,34 @@ def main(model_dir, checkpoint=None, top=None, write=None):
   for cell in s["confusions"]:
     print(f"    {cell['true']} -> {cell['predicted']}: {cell['images']} "
           f"({100 * cell['of_class']:.1f}%, {100 * cell['of_errors']:.1f}%)")
+  if cell:
+    idx = np.flatnonzero((np.asarray(val_y) == true) & (predicted == pred))
+    s["cell"] = dict(true=true, predicted=pred, validation_indices=idx.tolist())
+    print(f"  cell {true} -> {pred}: {len(idx)} images, validation indices "
+          f"{', '.join(map(str, idx[:20]))}{' ...' if len(idx) > 20 else ''}")
+  if against:
+    _, other_model, other = rundir.load_run(model_dir, against)
+    second = classify(other_model)
+    both = shared_errors(val_y, predicted, second)
+    s["against"] = dict(checkpoint=os.path.basename(other),
+                        errors=int(np.sum(second != np.asarray(val_y))), **both)
+    print(f"  against {other}: {s['against']['errors']} errors; {both['both']} shared, "
+          f"{both['first_only']} only here, {both['second_only']} only there")
+    if cell:
+      right = int(np.sum(second[idx] == true))
+      s["against"]["cell"] = dict(right=right, same=int(np.sum(second[idx] == pred)))
+      print(f"  of the {len(idx)} images of cell {true} -> {pred}, {other} classifies "
+            f"{right} as {true} and {s['against']['cell']['same']} as {pred}")
+  if png:
+    side = int(round(np.sqrt(np.prod(val_x.shape[1:]))))
+    a = split.arrays
+    labeled = [(f"the run's labeled images of class {k}",
+                evaluation.as_grey(a.train_images[split.labeled[a.train_labels[split.labeled] == k]]))
+               for k in (true, pred)]
+    draw_cell([(f"validation images of class {true} classified as {pred} ({len(idx)}"
+                f"{', first 100' if len(idx) > 100 else ''})", evaluation.as_grey(val_x[idx]))]
+              + labeled, (side, side), os.path.basename(path), png)
+    print(f"  drawn: {png}")
   if write:
     with open(write, "x") as f:
       json.dump(dict(checkpoint=os.path.basename(path), eval_samples=samples, **s), f, indent=1)
@@ -89,6 +195,11 @@ def define_flags() -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_integer("top", 6, "how many of the largest confusions to list")
   flags.DEFINE_string("write", None, "also save the matrix and figures as JSON to this new file")
+  flags.DEFINE_string("cell", None, "T,P: list (and with --png draw) the images of class T "
+                      "classified as P")
+  flags.DEFINE_string("png", None, "draw --cell's images into this new PNG file")
+  flags.DEFINE_string("against", None, "another checkpoint of the same run: which errors "
+                      "the two share")
 
 
 if __name__ == "__main__":
