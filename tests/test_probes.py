@@ -141,6 +141,7 @@ def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx
   assert out.returncode == 0, out.stderr[-2000:]
   lines = out.stdout.splitlines()
   saved = json.load(open(target))
+  assert "cell" not in saved and "against" not in saved and " cell " not in out.stdout
   c = saved["matrix"]
   assert sum(map(sum, c)) == saved["images"] == 500
   errors = 500 - sum(c[k][k] for k in range(10))
@@ -167,6 +168,13 @@ def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx
                                       cell=dict(right=0, same=c[t][p]))
   assert open(tmp_path / "cell.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
   assert f"cell {t} -> {p}: {c[t][p]} images" in cell.stdout
+  missing = os.path.join(d, "checkpoints", "ckpt-999999")
+  bad = _probe("confusion", f"--model_dir={d}", f"--against={missing}",
+               env=run_env(mnist_idx_dir))
+  assert (bad.returncode, bad.stderr.strip()) == (
+      2, f"experiments.probes.confusion: error: --against={missing}: no such checkpoint "
+         f"({missing}.index does not exist). Give a prefix such as "
+         f"{d}/checkpoints/ckpt-<step>, or leave it out for the newest.")
   assert dir_digest(d) == before
   again = _probe("confusion", f"--model_dir={d}", f"--write={target}",
                  env=run_env(mnist_idx_dir))

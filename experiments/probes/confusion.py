@@ -139,6 +139,11 @@ def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
     raise common.ConfigError(f"{model_dir}: the run has no validation images "
                              f"(--validation_size=0).")
   true, pred = parse_cell(cell, model.num_classes) if cell else (None, None)
+  if against:  # loaded before the first classification, so a bad path fails fast
+    try:
+      _, other_model, other = rundir.load_run(model_dir, against)
+    except rundir.CheckpointError as e:
+      raise rundir.CheckpointError(str(e).replace("--checkpoint=", "--against=", 1)) from None
   samples = int(config.model.eval_samples)
 
   def classify(m):
@@ -153,16 +158,15 @@ def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
   print("  error by true class (%): " + ", ".join(
       f"{k}: {100 * e:.1f}" for k, e in enumerate(s["per_class_error"]) if e is not None))
   print("  largest confusions (true -> predicted: images, % of the class, % of all errors):")
-  for cell in s["confusions"]:
-    print(f"    {cell['true']} -> {cell['predicted']}: {cell['images']} "
-          f"({100 * cell['of_class']:.1f}%, {100 * cell['of_errors']:.1f}%)")
+  for k in s["confusions"]:
+    print(f"    {k['true']} -> {k['predicted']}: {k['images']} "
+          f"({100 * k['of_class']:.1f}%, {100 * k['of_errors']:.1f}%)")
   if cell:
     idx = np.flatnonzero((np.asarray(val_y) == true) & (predicted == pred))
     s["cell"] = dict(true=true, predicted=pred, validation_indices=idx.tolist())
     print(f"  cell {true} -> {pred}: {len(idx)} images, validation indices "
           f"{', '.join(map(str, idx[:20]))}{' ...' if len(idx) > 20 else ''}")
   if against:
-    _, other_model, other = rundir.load_run(model_dir, against)
     second = classify(other_model)
     both = shared_errors(val_y, predicted, second)
     s["against"] = dict(checkpoint=os.path.basename(other),
