@@ -186,17 +186,29 @@ def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx
 
 @pytest.mark.parametrize("args, message", [
     (["--top=0"], "--top=0: give how many confusions to list, at least 1."),
-    (["--cell=7"], "--cell=7: give the true and the predicted class, e.g. --cell=7,9."),
-    (["--cell=7,x"], "--cell=7,x: give the true and the predicted class, e.g. --cell=7,9."),
-    (["--cell=7,7"], "--cell=7,7: give two different classes, e.g. --cell=7,9."),
-    (["--cell=-1,3"], "--cell=-1,3: give two different classes, e.g. --cell=7,9."),
-    (["--png=x.png"], "--png=x.png: say which images to draw with --cell=T,P."),
-    (["--cell=7,9", "--png=/nonexistent/x.png"],
-     "--png=/nonexistent/x.png: its directory does not exist; create it first.")])
+    (["--cell=7,7"], "--cell=7,7: give two different classes, e.g. --cell=7,9.")])
 def test_confusion_with_bad_flags_says_so_in_one_line(args, message):
   out = _probe("confusion", "--model_dir=x", *args)
   assert (out.returncode, out.stderr.strip()) == (
       2, f"experiments.probes.confusion: error: {message}")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(cell="7"), "--cell=7: give the true and the predicted class, e.g. --cell=7,9."),
+    (dict(cell="7,x"), "--cell=7,x: give the true and the predicted class, e.g. --cell=7,9."),
+    (dict(cell="-1,3"), "--cell=-1,3: give two different classes, e.g. --cell=7,9."),
+    (dict(png="x.png"), "--png=x.png: say which images to draw with --cell=T,P."),
+    (dict(cell="7,9", png="/nonexistent/x.png"),
+     "--png=/nonexistent/x.png: its directory does not exist; create it first.")])
+def test_confusion_checks_its_flags_before_reading_the_run(flags, message):
+  """The same checks in-process (the line above shows how they reach the
+  user): each fails before the run directory ("x", absent) is read."""
+  from experiments.probes import confusion
+  from adgm_tf.errors import ConfigError
+  args = {**dict(top=6, write="", cell="", png="", against=""), **flags}
+  with pytest.raises(ConfigError) as e:
+    confusion.main("x", None, **args)
+  assert str(e.value) == message
 
 
 def test_confusion_cell_out_of_range_and_shared_errors():
