@@ -163,6 +163,10 @@ def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx
   assert with_cell["matrix"] == c
   indices = with_cell["cell"]["validation_indices"]
   assert len(indices) == c[t][p] == len(set(indices))
+  # qbar(y=p|x) of each: p is its argmax over 10 classes, so at least 1/10.
+  probabilities = with_cell["cell"]["probability_of_predicted"]
+  assert len(probabilities) == len(indices)
+  assert all(0.1 - 1e-6 <= v <= 1 + 1e-6 for v in probabilities), probabilities
   assert with_cell["against"] == dict(checkpoint=os.path.basename(newest), errors=errors,
                                       both=errors, first_only=0, second_only=0,
                                       cell=dict(right=0, same=c[t][p]))

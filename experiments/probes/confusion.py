@@ -146,12 +146,16 @@ def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
       raise rundir.CheckpointError(str(e).replace("--checkpoint=", "--against=", 1)) from None
   samples = int(config.model.eval_samples)
 
-  def classify(m):
-    ev = evaluation.Evaluator(m, config.data.eval_batch_size)
-    return ev.predict(val_x, samples, binarize=config.data.binarize_eval,
-                      seed=config.train.seed)
+  def log_proba(m):  # log qbar(y|x) [N, Y], as the run's evaluation (and predict) sees x
+    x = (evaluation.fixed_binarization(val_x, config.train.seed) if config.data.binarize_eval
+         else evaluation.as_grey(val_x))
+    return evaluation.Evaluator(m, config.data.eval_batch_size).log_proba(x, samples)
 
-  predicted = classify(model)
+  def classify(m):
+    return np.argmax(log_proba(m), axis=1)
+
+  first = log_proba(model)
+  predicted = np.argmax(first, axis=1)
   s = summarise(confusion_matrix(val_y, predicted, model.num_classes), top)
   print(f"{path}: validation error {100 * s['error']:.2f}% ({s['errors']} of {s['images']} "
         f"images, {samples} samples of a)")
@@ -163,9 +167,14 @@ def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
           f"({100 * k['of_class']:.1f}%, {100 * k['of_errors']:.1f}%)")
   if cell:
     idx = np.flatnonzero((np.asarray(val_y) == true) & (predicted == pred))
-    s["cell"] = dict(true=true, predicted=pred, validation_indices=idx.tolist())
+    confidence = np.exp(first[idx, pred])
+    s["cell"] = dict(true=true, predicted=pred, validation_indices=idx.tolist(),
+                     probability_of_predicted=confidence.tolist())
     print(f"  cell {true} -> {pred}: {len(idx)} images, validation indices "
           f"{', '.join(map(str, idx[:20]))}{' ...' if len(idx) > 20 else ''}")
+    if len(idx):
+      print(f"    qbar(y={pred}|x) over them: median {np.median(confidence):.3f}, "
+            f"lowest {confidence.min():.3f}")
   if against:
     second = classify(other_model)
     both = shared_errors(val_y, predicted, second)
