@@ -347,6 +347,23 @@ def test_the_crossed_seven_paragraph_recomputes_from_its_matrices():
           f"{seven_nine['long_s5']}, `long_split_bn` {seven_nine['long_split_bn']}, "
           f"section 4's bfloat16 seed 1 {bf16_one})"
           ) in text
+  later = json.load(open(os.path.join(PUBLISHED, "long_s5_200", "confusion-epoch60.json")))
+  m = later["matrix"]
+  k = later["cell"]
+  p = sorted(k["probability_of_predicted"])
+  median = (p[len(p) // 2] + p[(len(p) - 1) // 2]) / 2
+  kept = len(set(k["validation_indices"]) & set(run["cell"]["validation_indices"]))
+  assert later["against"]["checkpoint"] == run["checkpoint"]  # epoch 45's
+  assert later["against"]["cell"]["same"] == kept == cell  # "all 33 of epoch 45's"
+  for phrase in (
+      f"at epoch 60 ({100 * later['error']:.2f}%;",
+      f"the cell holds {m[7][9]} images ({100 * m[7][9] / sum(m[7]):.1f}% of the 7s), among "
+      f"them all {cell} of epoch 45's",
+      f"median {median:.3f} over the {m[7][9]} (lowest {p[0]:.3f})",
+      f"it alone costs the run {100 * m[7][9] / later['images']:.2f} points",
+      f"the rest of its errors ({100 * (later['errors'] - m[7][9]) / later['images']:.2f}% "
+      f"at epoch 60)"):
+    assert phrase in text, phrase
   others = [v for k, v in seven_nine.items() if "seed 2" in k or "seed 3" in k]
   assert len(others) == 4
   assert f"stays at {min(others)}-{max(others)} images in the four runs" in text
