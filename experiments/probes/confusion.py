@@ -19,12 +19,12 @@ an existing one is never overwritten), small enough to publish beside a run.
     ... --cell=7,9 [--png=FILE.png] [--against=PREFIX]
 
 ``--cell=T,P`` picks one cell, the images of class T classified as P: their
-validation indices go into the JSON (``cell``) and ``--png`` draws them (up
-to 100, grey), with the run's labeled images of classes T and P below. ``--against`` names another checkpoint
-of the same run (e.g. a later one): the probe classifies the validation
-images with it too and prints which errors the two share, and how many of the
-cell's images the other checkpoint gets right, so a block of errors can be
-followed through a run.
+validation indices and q̄(y=P|x) go into the JSON (``cell``), and ``--png``
+draws them (up to 100, grey) above the run's labelled images of classes T
+and P. ``--against`` names another checkpoint of the same run (e.g. a later
+one): the probe classifies the validation images with it too and prints which
+errors the two share, and how many of the cell's images the other checkpoint
+gets right, so a block of errors can be followed through a run.
 """
 
 import json
