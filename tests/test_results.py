@@ -351,7 +351,7 @@ def test_the_crossed_seven_paragraph_recomputes_from_its_matrices():
   m = later["matrix"]
   k = later["cell"]
   p = sorted(k["probability_of_predicted"])
-  median = (p[len(p) // 2] + p[(len(p) - 1) // 2]) / 2
+  median = statistics.median(p)
   kept = len(set(k["validation_indices"]) & set(run["cell"]["validation_indices"]))
   assert later["against"]["checkpoint"] == run["checkpoint"]  # epoch 45's
   assert later["against"]["cell"]["same"] == kept == cell  # "all 33 of epoch 45's"

@@ -83,26 +83,23 @@ def shared_errors(labels, first, second) -> dict:
 
 
 def draw_cell(groups, shape, title: str, path: str, columns: int = 10) -> None:
-  """Grey images in a grid saved to ``path``: ``groups`` is a list of
-  ``(caption, images [N, H * W] in [0, 1])``, each group from a new row, at
-  most 100 images each; ``shape`` = (H, W)."""
+  """Grey images in grids saved to ``path``: ``groups`` is a list of
+  ``(caption, images [N, H * W] in [0, 1])``, one grid of ``columns`` per
+  group (``evaluation.image_grid``), at most 100 images each; ``shape`` = (H, W)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  groups = [(caption, np.asarray(images)[:100]) for caption, images in groups]
+  groups = [(caption, np.asarray(images, np.float32)[:100]) for caption, images in groups]
   heights = [max(1, -(-len(images) // columns)) for _, images in groups]
-  rows = sum(heights)
-  fig, axes = plt.subplots(rows, columns, figsize=(columns, rows + 0.4 * len(groups) + 0.6),
-                           squeeze=False)
-  for ax in axes.flat:
+  fig, axes = plt.subplots(len(groups), 1, figsize=(columns, sum(heights) + 0.4 * len(groups) + 0.6),
+                           gridspec_kw=dict(height_ratios=heights), squeeze=False)
+  for ax, (caption, images), rows in zip(axes[:, 0], groups, heights):
+    padded = np.zeros((rows * columns, int(np.prod(shape))), np.float32)  # blank after the last
+    padded[:len(images)] = images
+    ax.imshow(evaluation.image_grid(padded.reshape(rows, columns, -1), shape=(*shape, 1)),
+              cmap="gray_r", vmin=0, vmax=1)
+    ax.set_title(caption, fontsize=8, loc="left")
     ax.axis("off")
-  row = 0
-  for (caption, images), height in zip(groups, heights):
-    axes[row, 0].set_title(caption, fontsize=8, loc="left")
-    for k, image in enumerate(images):
-      axes[row + k // columns, k % columns].imshow(image.reshape(shape), cmap="gray_r",
-                                                   vmin=0, vmax=1)
-    row += height
   fig.suptitle(title, fontsize=9)
   fig.savefig(path, dpi=80)
   plt.close(fig)
@@ -146,13 +143,12 @@ def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
       raise rundir.CheckpointError(str(e).replace("--checkpoint=", "--against=", 1)) from None
   samples = int(config.model.eval_samples)
 
-  def log_proba(m):  # log qbar(y|x) [N, Y], as the run's evaluation (and predict) sees x
-    x = (evaluation.fixed_binarization(val_x, config.train.seed) if config.data.binarize_eval
-         else evaluation.as_grey(val_x))
-    return evaluation.Evaluator(m, config.data.eval_batch_size).log_proba(x, samples)
+  # The images as the run's evaluation (Evaluator.predict) sees them, made once.
+  x = (evaluation.fixed_binarization(val_x, config.train.seed) if config.data.binarize_eval
+       else evaluation.as_grey(val_x))
 
-  def classify(m):
-    return np.argmax(log_proba(m), axis=1)
+  def log_proba(m):  # log qbar(y|x) [N, Y]
+    return evaluation.Evaluator(m, config.data.eval_batch_size).log_proba(x, samples)
 
   first = log_proba(model)
   predicted = np.argmax(first, axis=1)
@@ -176,7 +172,7 @@ def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
       print(f"    qbar(y={pred}|x) over them: median {np.median(confidence):.3f}, "
             f"lowest {confidence.min():.3f}")
   if against:
-    second = classify(other_model)
+    second = np.argmax(log_proba(other_model), axis=1)
     both = shared_errors(val_y, predicted, second)
     s["against"] = dict(checkpoint=os.path.basename(other),
                         errors=int(np.sum(second != np.asarray(val_y))), **both)
