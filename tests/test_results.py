@@ -305,9 +305,42 @@ _CONFUSION_RUNS = {"long": "long-seed1", "long_lr_authors": "long_lr_authors-see
                    "long_s5": "long_s5-seed1",
                    "long_split_bn, seed 2": "long_split_bn-seed2",
                    "long_split_bn, seed 3": "long_split_bn-seed3",
+                   "long_s5, seed 2": "long_s5-seed2",
                    "section 4's bfloat16 hour, seed 1": "bf16_hour-seed1",
                    "section 4's bfloat16 hour, seed 2": "bf16_hour-seed2",
                    "section 4's bfloat16 hour, seed 3": "bf16_hour-seed3"}
+
+
+def test_the_five_to_three_paragraph_recomputes_from_the_confusion_table_runs():
+  """RESULTS.md section 7, "In four of these twelve runs": which runs hold a
+  block of 5s classified as 3 (a fifth of the 5s or more) and the ranges it
+  quotes, from the table's matrices."""
+  text = " ".join(_results_text().split())
+  confusion = os.path.join(PUBLISHED, "endpoint_screen", "confusion")
+  runs = {name: json.load(open(os.path.join(confusion, f + ".json")))
+          for name, f in _CONFUSION_RUNS.items()}
+  share = {k: r["matrix"][5][3] / sum(r["matrix"][5]) for k, r in runs.items()}
+  blocks = [k for k in runs if share[k] >= 0.2]
+  words = {4: "four", 12: "twelve"}
+  reverse = [r["matrix"][3][5] for r in runs.values()]
+  points = [100 * runs[k]["matrix"][5][3] / runs[k]["images"] for k in blocks]
+  rest = [100 * (r["errors"] - r["matrix"][5][3]) / r["images"] for r in runs.values()]
+  assert not any(0.1 < share[k] < 0.2 for k in runs)  # blocks and the rest lie apart
+  phrase = (
+      f"In {words[len(blocks)]} of these {words[len(runs)]} runs a block of the 5s, "
+      f"{100 * min(share[k] for k in blocks):.0f}-{100 * max(share[k] for k in blocks):.0f}% "
+      f"of them, is classified as 3; the reverse, 3 → 5, stays at {min(reverse)}-{max(reverse)} "
+      f"images. That one cell is {min(points):.1f}-{max(points):.1f} points of those runs' "
+      f"errors, and with it removed the {words[len(runs)]} runs lie between {min(rest):.1f}% "
+      f"and {max(rest):.1f}%.")
+  assert phrase in text, phrase
+  label_sets = sorted({int(_table_label_seed(k)) for k in blocks})
+  assert label_sets == [1, 3] and "label sets (1 and 3)" in text
+
+
+def _table_label_seed(name):
+  rows = _table_after(_results_text(), "| run | label seed | checkpoint | validation error |")
+  return next(r[1] for r in rows if r[0] == name)
 
 
 def test_the_crossed_seven_paragraph_recomputes_from_its_matrices():
@@ -364,9 +397,64 @@ def test_the_crossed_seven_paragraph_recomputes_from_its_matrices():
       f"the rest of its errors ({100 * (later['errors'] - m[7][9]) / later['images']:.2f}% "
       f"at epoch 60)"):
     assert phrase in text, phrase
-  others = [v for k, v in seven_nine.items() if "seed 2" in k or "seed 3" in k]
-  assert len(others) == 4
-  assert f"stays at {min(others)}-{max(others)} images in the four runs" in text
+  others = {k: v for k, v in seven_nine.items() if "seed 2" in k or "seed 3" in k}
+  assert len(others) == 5
+  fifth = others.pop("long_s5, seed 2")
+  assert fifth > 3 * max(others.values())
+  assert (f"stays at {min(others.values())}-{max(others.values())} images in four of the five "
+          f"runs, and the fifth, `long_s5` seed 2 (label set 2; below), has {fifth}") in text
+
+
+def _screen_evaluations(run):
+  """{epoch: row} of a published screen run's evaluations."""
+  with open(os.path.join(PUBLISHED, "endpoint_screen", "runs", run, "history.csv")) as f:
+    return {int(float(r["epoch"])): r for r in csv.DictReader(f) if r["validation_error"]}
+
+
+def test_the_third_extra_seed_paragraph_recomputes_from_its_files():
+  """RESULTS.md section 7, "Rule 3, third extra seed": `long_s5` seed 2's
+  figures, its crossed 7s and what seed 3 must reach, from the published runs."""
+  text = " ".join(_results_text().split())
+  ev = _screen_evaluations("long_s5-seed2")
+  err = {e: 100 * float(r["validation_error"]) for e, r in ev.items()}
+  swap = {e: 100 * float(r["validation_aux_swap_error"]) - err[e] for e, r in ev.items()}
+  rule1 = {}
+  for run in ("long_split_bn-seed1", "long_split_bn-seed2", "long_split_bn-seed3",
+              "long_s5-seed1", "long_s5-seed2"):
+    rule1[run] = [100 * float(_screen_evaluations(run)[e]["validation_error"])
+                  for e in (40, 45, 50)]
+  mean = {k: sum(v) / 3 for k, v in rule1.items()}
+  split_bn = sum(sum(rule1[f"long_split_bn-seed{i}"]) for i in (1, 2, 3))
+  s5 = sum(rule1["long_s5-seed1"]) + sum(rule1["long_s5-seed2"])
+  confusion = json.load(open(os.path.join(PUBLISHED, "endpoint_screen", "confusion",
+                                          "long_s5-seed2.json")))
+  m, cell = confusion["matrix"], confusion["cell"]
+  assert (cell["true"], cell["predicted"]) == (7, 9) and len(cell["validation_indices"]) == m[7][9]
+  q = cell["probability_of_predicted"]
+  s5_means = [mean["long_s5-seed1"], mean["long_s5-seed2"]]
+  for phrase in (
+      f"validation error {err[40]:.2f}%, {err[45]:.2f}% and {err[50]:.2f}% at epochs 40, 45 "
+      f"and 50, **mean {mean['long_s5-seed2']:.2f}%**, "
+      f"{mean['long_s5-seed2'] - mean['long_split_bn-seed2']:.2f} points above `long_split_bn` "
+      f"on the same label set ({mean['long_split_bn-seed2']:.2f}%) and "
+      f"{mean['long_s5-seed2'] - mean['long_s5-seed1']:.2f} above its own seed 1",
+      f"(at least {min(float(r['validation_aux_alive_fraction']) for r in ev.values()):.3f} of "
+      f"its units at every evaluation); swap cost +{swap[50]:.2f} points at epoch 50 "
+      f"(+{swap[5]:.2f} at epoch 5, +{min(v for e, v in swap.items() if e >= 10):.2f} to "
+      f"+{max(v for e, v in swap.items() if e >= 10):.2f} from epoch 10 on)",
+      f"Last 20 epochs {err[50] - err[30]:.2f} points",
+      f"{m[7][9]} of the {sum(m[7])} validation 7s classified as 9 "
+      f"({100 * m[7][9] / sum(m[7]):.1f}%) and {m[4][9]} of the {sum(m[4])} 4s "
+      f"({100 * m[4][9] / sum(m[4]):.1f}%) as 9, together {m[7][9] + m[4][9]} of its "
+      f"{confusion['errors']} errors ({100 * (m[7][9] + m[4][9]) / confusion['errors']:.0f}%)",
+      f"median {statistics.median(q):.3f} over the {m[7][9]} (lowest {min(q):.3f})",
+      f"{s5_means[0]:.2f}% and {s5_means[1]:.2f}%, mean {statistics.mean(s5_means):.2f}% "
+      f"(standard deviation {statistics.stdev(s5_means):.2f})",
+      f"Its nine evaluations sum to {split_bn:.2f} points, `long_s5`'s six to {s5:.2f}",
+      f"only if its seed 3 averages below {(split_bn - s5) / 3:.2f}%** (its three evaluations "
+      f"summing to under {split_bn - s5:.2f} points); `long_split_bn`'s seed 3, on the same "
+      f"label set, averaged {mean['long_split_bn-seed3']:.2f}%"):
+    assert phrase in text, phrase
 
 
 def test_the_screen_table_recomputes_from_the_published_runs_and_is_in_results():
