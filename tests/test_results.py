@@ -343,6 +343,36 @@ def _table_label_seed(name):
   return next(r[1] for r in rows if r[0] == name)
 
 
+def test_the_long_run_paragraph_recomputes_from_its_published_files():
+  """RESULTS.md section 7, "Where the 200-epoch run stands": the long run's
+  evaluations, best, a-diagnostics and time, from docs/results/long_s5_200."""
+  text = " ".join(_results_text().split())
+  run = os.path.join(PUBLISHED, "long_s5_200")
+  with open(os.path.join(run, "history.csv")) as f:
+    ev = [r for r in csv.DictReader(f) if r["validation_error"]]
+  epochs = [int(float(r["epoch"])) for r in ev]
+  err = [100 * float(r["validation_error"]) for r in ev]
+  swap = {e: 100 * float(r["validation_aux_swap_error"]) - v for e, r, v in zip(epochs, ev, err)}
+  info = [float(r["validation_aux_information"]) for r in ev]
+  first_best = epochs[err.index(min(err))]  # the run keeps the first of equal bests
+  listed = ", ".join(f"{v:.2f}" for v in err[:-1]) + f" and {err[-1]:.2f}%"
+  with open(os.path.join(run, "summary.md"), encoding="utf-8") as f:
+    summary = f.read()
+  wall, cpu = re.search(r"\*\*([\d.]+) h of wall time\*\*.*\*\*([\d.]+) h of CPU time\*\*",
+                        summary).groups()
+  later = [v for e, v in swap.items() if e >= 15]
+  for phrase in (
+      f"Epoch {epochs[-1]} of 200",
+      f"validation error {listed} at epochs {epochs[0]} to {epochs[-1]} (best so far "
+      f"{min(err):.2f}% at {first_best},",
+      f"alive (at least {min(float(r['validation_aux_alive_fraction']) for r in ev):.3f} of its "
+      f"units) at every evaluation, swap cost +{min(later):.2f} to +{max(later):.2f} points from "
+      f"epoch 15 on (+{swap[epochs[-1]]:.2f} at {epochs[-1]}), while I(y;a\\|x) fell from "
+      f"{info[0]:.3f} at epoch {epochs[0]} to {info[-1]:.3f} at {epochs[-1]}; {wall} h of wall "
+      f"time, {cpu} h of CPU time so far"):
+    assert phrase in text, phrase
+
+
 def test_the_crossed_seven_paragraph_recomputes_from_its_matrices():
   """RESULTS.md section 7, "What parts the two draws of seed 1": its counts
   from the long run's epoch-45 matrix, the screen draw's and the table's runs."""
