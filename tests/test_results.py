@@ -427,6 +427,18 @@ def test_the_crossed_seven_paragraph_recomputes_from_its_matrices():
       f"the rest of its errors ({100 * (later['errors'] - m[7][9]) / later['images']:.2f}% "
       f"at epoch 60)"):
     assert phrase in text, phrase
+  floor = json.load(open(os.path.join(PUBLISHED, "long_s5_200", "confusion-epoch80.json")))
+  m, k = floor["matrix"], floor["cell"]
+  assert floor["against"]["checkpoint"] == run["checkpoint"]
+  assert floor["against"]["cell"]["same"] == cell == len(
+      set(k["validation_indices"]) & set(run["cell"]["validation_indices"]))
+  p = k["probability_of_predicted"]
+  assert (f"At epoch 80, where the learning rate reaches its floor ({100 * floor['error']:.2f}%; "
+          f"[`confusion-epoch80.json`](results/long_s5_200/confusion-epoch80.json)), the cell "
+          f"holds {m[7][9]} images, again with all {cell} of epoch 45's among them, q̄(y = "
+          f"9\\|x) median {statistics.median(p):.3f} (lowest {min(p):.3f}); the rest of its "
+          f"errors are {100 * (floor['errors'] - m[7][9]) / floor['images']:.2f}% of the images, "
+          f"as at epoch 60.") in text
   others = {k: v for k, v in seven_nine.items() if "seed 2" in k or "seed 3" in k}
   assert len(others) == 5
   fifth = others.pop("long_s5, seed 2")
