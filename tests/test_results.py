@@ -361,8 +361,10 @@ def test_the_long_run_paragraph_recomputes_from_its_published_files():
   wall, cpu = re.search(r"\*\*([\d.]+) h of wall time\*\*.*\*\*([\d.]+) h of CPU time\*\*",
                         summary).groups()
   later = [v for e, v in swap.items() if e >= 15]
+  since_best = [v for e, v in zip(epochs, err) if e >= first_best]
   for phrase in (
       f"Epoch {epochs[-1]} of 200",
+      f"flat within {max(since_best) - min(since_best):.1f} points since epoch {first_best}",
       f"validation error {listed} at epochs {epochs[0]} to {epochs[-1]} (best so far "
       f"{min(err):.2f}% at {first_best},",
       f"alive (at least {min(float(r['validation_aux_alive_fraction']) for r in ev):.3f} of its "
