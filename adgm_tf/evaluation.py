@@ -51,6 +51,12 @@ def fixed_binarization(images: np.ndarray, seed: int) -> np.ndarray:
   return (rng.random(grey.shape, dtype=np.float32) < grey).astype(np.float32)
 
 
+def evaluation_images(images: np.ndarray, binarize: bool, seed: int) -> np.ndarray:
+  """The images as evaluation sees them: float32 ``[N, 784]``, grey, or one
+  fixed binarisation with ``seed`` (``--binarize_eval``)."""
+  return fixed_binarization(images, seed) if binarize else as_grey(images)
+
+
 class Evaluator:
   """Compiled evaluation functions for one model."""
 
@@ -82,7 +88,7 @@ class Evaluator:
               seed: int = 0) -> np.ndarray:
     """argmax_y qbar(y|x) ``[N]``, on the images as evaluation sees them
     (grey, or one fixed binarisation with ``seed``)."""
-    x = fixed_binarization(images, seed) if binarize else as_grey(images)
+    x = evaluation_images(images, binarize, seed)
     return np.argmax(self.log_proba(x, samples), axis=1)
 
   def error(self, images, labels, samples: int, binarize: bool = False,
@@ -97,7 +103,7 @@ class Evaluator:
     ``error`` equals :meth:`error`'s; the ``aux_*`` values are None for a
     model without a.
     """
-    x = fixed_binarization(images, seed) if binarize else as_grey(images)
+    x = evaluation_images(images, binarize, seed)
     return self._diagnostics(x, labels, samples, seed=seed)
 
   def bounds(self, images, labels, samples: int, binarize: bool = False,
@@ -111,7 +117,7 @@ class Evaluator:
         t = model.bound_terms(x, y, x, noise, training=False)
         return t.elbo_l, t.elbo_u
       self._bounds[samples] = tf.function(fn, reduce_retracing=True)
-    x = fixed_binarization(images, seed) if binarize else as_grey(images)
+    x = evaluation_images(images, binarize, seed)
     ls, us = [], []
     for i, (b, y) in enumerate(self._batches(x, np.asarray(labels))):
       lab, unl = self._bounds[samples](tf.constant(b), tf.constant(y),

@@ -15,6 +15,7 @@ import statistics
 import numpy as np
 import pytest
 
+from adgm_tf.experiments import read_history
 from experiments import endpoint_screen
 from experiments import long_run
 
@@ -334,32 +335,24 @@ def test_the_five_to_three_paragraph_recomputes_from_the_confusion_table_runs():
       f"errors, and with it removed the {words[len(runs)]} runs lie between {min(rest):.1f}% "
       f"and {max(rest):.1f}%.")
   assert phrase in text, phrase
-  label_sets = sorted({int(_table_label_seed(k)) for k in blocks})
-  assert label_sets == [1, 3] and "label sets (1 and 3)" in text
-
-
-def _table_label_seed(name):
-  rows = _table_after(_results_text(), "| run | label seed | checkpoint | validation error |")
-  return next(r[1] for r in rows if r[0] == name)
+  label_seed = {r[0]: int(r[1]) for r in _table_after(
+      _results_text(), "| run | label seed | checkpoint | validation error |")}
+  assert sorted({label_seed[k] for k in blocks}) == [1, 3] and "label sets (1 and 3)" in text
 
 
 def test_the_long_run_paragraph_recomputes_from_its_published_files():
   """RESULTS.md section 7, "Where the 200-epoch run stands": the long run's
   evaluations, best, a-diagnostics and time, from docs/results/long_s5_200."""
   text = " ".join(_results_text().split())
-  run = os.path.join(PUBLISHED, "long_s5_200")
-  with open(os.path.join(run, "history.csv")) as f:
-    ev = [r for r in csv.DictReader(f) if r["validation_error"]]
-  epochs = [int(float(r["epoch"])) for r in ev]
-  err = [100 * float(r["validation_error"]) for r in ev]
-  swap = {e: 100 * float(r["validation_aux_swap_error"]) - v for e, r, v in zip(epochs, ev, err)}
-  info = [float(r["validation_aux_information"]) for r in ev]
+  history = read_history(os.path.join(PUBLISHED, "long_s5_200"))
+  ev = [r for r in history if "validation_error" in r]
+  epochs = [int(r["epoch"]) for r in ev]
+  err = [100 * r["validation_error"] for r in ev]
+  swap = {e: 100 * r["validation_aux_swap_error"] - v for e, r, v in zip(epochs, ev, err)}
+  info = [r["validation_aux_information"] for r in ev]
   first_best = epochs[err.index(min(err))]  # the run keeps the first of equal bests
   listed = ", ".join(f"{v:.2f}" for v in err[:-1]) + f" and {err[-1]:.2f}%"
-  with open(os.path.join(run, "summary.md"), encoding="utf-8") as f:
-    summary = f.read()
-  wall, cpu = re.search(r"\*\*([\d.]+) h of wall time\*\*.*\*\*([\d.]+) h of CPU time\*\*",
-                        summary).groups()
+  clock = long_run.run_clock(history)
   later = [v for e, v in swap.items() if e >= 15]
   since_best = [v for e, v in zip(epochs, err) if e >= first_best]
   for phrase in (
@@ -367,11 +360,11 @@ def test_the_long_run_paragraph_recomputes_from_its_published_files():
       f"flat within {max(since_best) - min(since_best):.1f} points since epoch {first_best}",
       f"validation error {listed} at epochs {epochs[0]} to {epochs[-1]} (best so far "
       f"{min(err):.2f}% at {first_best},",
-      f"alive (at least {min(float(r['validation_aux_alive_fraction']) for r in ev):.3f} of its "
+      f"alive (at least {min(r['validation_aux_alive_fraction'] for r in ev):.3f} of its "
       f"units) at every evaluation, swap cost +{min(later):.2f} to +{max(later):.2f} points from "
       f"epoch 15 on (+{swap[epochs[-1]]:.2f} at {epochs[-1]}), while I(y;a\\|x) fell from "
-      f"{info[0]:.3f} at epoch {epochs[0]} to {info[-1]:.3f} at {epochs[-1]}; {wall} h of wall "
-      f"time, {cpu} h of CPU time so far"):
+      f"{info[0]:.3f} at epoch {epochs[0]} to {info[-1]:.3f} at {epochs[-1]}; "
+      f"{clock['wall_hours']:.2f} h of wall time, {clock['cpu_hours']:.2f} h of CPU time so far"):
     assert phrase in text, phrase
 
 
@@ -451,8 +444,8 @@ def test_the_crossed_seven_paragraph_recomputes_from_its_matrices():
 
 def _screen_evaluations(run):
   """{epoch: row} of a published screen run's evaluations."""
-  with open(os.path.join(PUBLISHED, "endpoint_screen", "runs", run, "history.csv")) as f:
-    return {int(float(r["epoch"])): r for r in csv.DictReader(f) if r["validation_error"]}
+  return {int(r["epoch"]): r for r in read_history(
+      os.path.join(PUBLISHED, "endpoint_screen", "runs", run)) if "validation_error" in r}
 
 
 def test_the_third_extra_seed_paragraph_recomputes_from_its_files():
@@ -460,12 +453,12 @@ def test_the_third_extra_seed_paragraph_recomputes_from_its_files():
   figures, its crossed 7s and what seed 3 must reach, from the published runs."""
   text = " ".join(_results_text().split())
   ev = _screen_evaluations("long_s5-seed2")
-  err = {e: 100 * float(r["validation_error"]) for e, r in ev.items()}
-  swap = {e: 100 * float(r["validation_aux_swap_error"]) - err[e] for e, r in ev.items()}
+  err = {e: 100 * r["validation_error"] for e, r in ev.items()}
+  swap = {e: 100 * r["validation_aux_swap_error"] - err[e] for e, r in ev.items()}
   rule1 = {}
   for run in ("long_split_bn-seed1", "long_split_bn-seed2", "long_split_bn-seed3",
               "long_s5-seed1", "long_s5-seed2"):
-    rule1[run] = [100 * float(_screen_evaluations(run)[e]["validation_error"])
+    rule1[run] = [100 * _screen_evaluations(run)[e]["validation_error"]
                   for e in (40, 45, 50)]
   mean = {k: sum(v) / 3 for k, v in rule1.items()}
   split_bn = sum(sum(rule1[f"long_split_bn-seed{i}"]) for i in (1, 2, 3))
@@ -482,7 +475,7 @@ def test_the_third_extra_seed_paragraph_recomputes_from_its_files():
       f"{mean['long_s5-seed2'] - mean['long_split_bn-seed2']:.2f} points above `long_split_bn` "
       f"on the same label set ({mean['long_split_bn-seed2']:.2f}%) and "
       f"{mean['long_s5-seed2'] - mean['long_s5-seed1']:.2f} above its own seed 1",
-      f"(at least {min(float(r['validation_aux_alive_fraction']) for r in ev.values()):.3f} of "
+      f"(at least {min(r['validation_aux_alive_fraction'] for r in ev.values()):.3f} of "
       f"its units at every evaluation); swap cost +{swap[50]:.2f} points at epoch 50 "
       f"(+{swap[5]:.2f} at epoch 5, +{min(v for e, v in swap.items() if e >= 10):.2f} to "
       f"+{max(v for e, v in swap.items() if e >= 10):.2f} from epoch 10 on)",

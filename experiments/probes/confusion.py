@@ -144,8 +144,7 @@ def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
   samples = int(config.model.eval_samples)
 
   # The images as the run's evaluation (Evaluator.predict) sees them, made once.
-  x = (evaluation.fixed_binarization(val_x, config.train.seed) if config.data.binarize_eval
-       else evaluation.as_grey(val_x))
+  x = evaluation.evaluation_images(val_x, config.data.binarize_eval, config.train.seed)
 
   def log_proba(m):  # log qbar(y|x) [N, Y]
     return evaluation.Evaluator(m, config.data.eval_batch_size).log_proba(x, samples)
