@@ -145,6 +145,19 @@ def unlabeled_log_joint(f: Factors) -> tf.Tensor:
   return (f.log_px_u + f.log_py_u + f.log_pz_u + f.log_pa_u - f.log_qz_u)
 
 
+def label_elbos(f: Factors) -> tf.Tensor:
+  """L(x,y) for every enumerated label y of the unlabeled images, ``[Y, B_u]``.
+
+  The labeled bound (eq. 7) of each label, the S samples of a shared by all
+  labels (so differences between labels carry no noise from a). U(x) is, for
+  a classifier that does not read a, sum_y q(y|x) (L(x,y) - log q(y|x)); over
+  such classifiers it is largest, log sum_y exp L(x,y), at
+  q(y|x) = softmax_y L(x,y): the label distribution the unlabeled term alone
+  pulls q(y|x) toward (Maaløe et al., 2016, eq. 8; Kingma et al., 2014, eq. 7).
+  """
+  return _mean_s(unlabeled_log_joint(f) - f.log_qa_u[:, None])
+
+
 def labeled_elbo(f: Factors) -> tf.Tensor:
   """L(x,y), ``[B_l]``."""
   return _mean_s(labeled_log_weight(f))

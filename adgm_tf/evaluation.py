@@ -127,6 +127,29 @@ class Evaluator:
     return {"elbo_labeled": float(np.mean(np.concatenate(ls))),
             "elbo_unlabeled": float(np.mean(np.concatenate(us)))}
 
+  def label_bounds(self, images, samples: int, binarize: bool = False,
+                   seed: int = 0) -> np.ndarray:
+    """L(x,y) for every label y (``bounds.label_elbos``), nats, ``[N, Y]``.
+
+    ``samples`` samples of a (and of z for each label), shared by the labels
+    of an image; noise fixed by ``seed`` and the batch's position.
+    """
+    key = ("labels", samples)
+    if key not in self._bounds:
+      model = self.model
+
+      def fn(x, s):
+        b = tf.shape(x)[0]
+        noise = model.sample_noise(s, samples, 0, b)
+        f = model.compute_factors(x[:0], tf.zeros([0], tf.int32), x, noise,
+                                  training=False)
+        return tf.transpose(bounds.label_elbos(f))               # [B, Y]
+      self._bounds[key] = tf.function(fn, reduce_retracing=True)
+    x = evaluation_images(images, binarize, seed)
+    out = [self._bounds[key](tf.constant(b), tf.constant([seed, i], tf.int64)).numpy()
+           for i, (b,) in enumerate(self._batches(x))]
+    return np.concatenate(out) if out else np.zeros((0, self.model.num_classes), np.float32)
+
   def log_likelihood(self, images, samples: int = 1000, seed: int = 0,
                      batch_size: int = 50, chunk: int = 100,
                      progress=None, resume_file: Optional[str] = None,

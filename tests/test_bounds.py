@@ -77,6 +77,28 @@ def test_unlabeled_equals_labeled_when_q_y_is_one_hot(label):
   np.testing.assert_allclose(u, bounds.labeled_elbo(labeled), rtol=1e-6)
 
 
+def test_label_elbos_by_hand_and_the_classifier_that_maximises_u():
+  f = random_factors(5)
+  n = {k: np.asarray(v, np.float64) for k, v in f._asdict().items()}
+  got = bounds.label_elbos(f).numpy()
+  assert got.shape == (Y, BU)
+  for b in range(BU):
+    for y in range(Y):
+      want = np.mean([joint_u(n, s, y, b) - n["log_qa_u"][s, b] for s in range(S)])
+      assert got[y, b] == pytest.approx(want, rel=1e-5)
+  # For a classifier that does not read a (the same q(y|x) at every sample),
+  # U(x) = sum_y q (L(x,y) - log q): softmax_y L gives log sum_y exp L, and
+  # any other q gives less.
+  def u_of(q):  # q [Y, B_u]
+    log_q = np.log(q)[None].repeat(S, 0)
+    return bounds.unlabeled_elbo(f._replace(log_qy_u=tf.constant(log_q, tf.float32))).numpy()
+  best = np.exp(got - got.max(0)) / np.exp(got - got.max(0)).sum(0)
+  top = np.log(np.exp(got - got.max(0)).sum(0)) + got.max(0)
+  np.testing.assert_allclose(u_of(best), top, rtol=1e-5)
+  other = np.random.default_rng(0).dirichlet(np.ones(Y), BU).T
+  assert np.all(u_of(other) < top - 1e-3)
+
+
 def test_log_qbar_averages_probabilities_not_logs():
   log_qy = tf.math.log(tf.constant([[[0.9, 0.1]], [[0.1, 0.9]]]))  # [S=2, B=1, Y=2]
   got = bounds.log_qbar(log_qy).numpy()

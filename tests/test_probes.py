@@ -225,3 +225,75 @@ def test_confusion_cell_out_of_range_and_shared_errors():
   labels = [0, 1, 2, 3, 4]
   assert confusion.shared_errors(labels, [0, 2, 1, 3, 0], [1, 2, 2, 3, 0]) == dict(
       both=2, first_only=1, second_only=1)
+
+
+def test_label_bounds_votes_of_a_hand_made_bound():
+  import numpy as np
+  from experiments.probes import label_bounds
+  l_xy = np.array([[-10.0, -12.0, -30.0], [-20.0, -11.0, -30.0], [-40.0, -50.0, -5.0]])
+  assert label_bounds.votes_in(l_xy, np.array([0, 1, 2]), true=0, pred=1) == dict(
+      images=3, bound_votes_true=1, bound_votes_predicted=1, bound_votes_other=1,
+      median_margin_nats=-2.0)
+  assert label_bounds.votes_in(l_xy, np.array([], int), 0, 1)["median_margin_nats"] is None
+
+
+def test_label_bounds_reads_the_runs_own_validation_error(validation_run, mnist_idx_dir,
+                                                          tmp_path):
+  """The classifier's error is the run's own validation error; the bound's
+  vote covers the 500 validation images; a cell splits the images of its true
+  class by the classifier's answer, and every one of them gets one vote; the
+  run directory is unchanged and --write makes a new file only."""
+  from test_train import dir_digest
+  from experiments.probes import label_bounds
+  from adgm_tf.errors import ConfigError
+  d = validation_run
+  before = dir_digest(d)
+  target = tmp_path / "bounds.json"
+  label_bounds.main(d, None, samples=2, cell="", write=str(tmp_path / "a.json"))
+  c = json.load(open(tmp_path / "a.json"))["classifier"]
+  t, p = c["confusions"][0]["true"], c["confusions"][0]["predicted"]
+  out = _probe("label_bounds", f"--model_dir={d}", "--samples=2", f"--cell={t},{p}",
+               f"--write={target}", env=run_env(mnist_idx_dir))
+  assert out.returncode == 0, out.stderr[-2000:]
+  saved = json.load(open(target))
+  assert saved["classifier_error"] == _validation_error(d)
+  assert saved["classifier"]["matrix"] == c["matrix"]
+  v = saved["bound_vote"]["matrix"]
+  assert sum(map(sum, v)) == saved["images"] == 500
+  assert saved["bound_vote_error"] == pytest.approx(1 - sum(v[k][k] for k in range(10)) / 500)
+  assert 0 <= saved["agreement"] <= 1
+  assert (f"validation error {100 * _validation_error(d):.2f}% (classifier), "
+          f"{100 * saved['bound_vote_error']:.2f}% (argmax_y L(x,y), 2 samples)") in out.stdout
+  wrong, right = saved["cell"]["wrong"], saved["cell"]["right"]
+  assert wrong["images"] == c["matrix"][t][p] == len(saved["cell"]["validation_indices"]) > 0
+  assert right["images"] == c["matrix"][t][t]
+  for group in (wrong, right):
+    assert (group["bound_votes_true"] + group["bound_votes_predicted"]
+            + group["bound_votes_other"]) == group["images"]
+  # The same samples give the same votes: the two launches agree exactly.
+  assert json.load(open(tmp_path / "a.json"))["bound_vote"] == saved["bound_vote"]
+  assert dir_digest(d) == before
+  with pytest.raises(ConfigError) as e:
+    label_bounds.main(d, None, samples=2, cell="", write=str(target))
+  assert str(e.value) == (f"--write={target} exists; it is not overwritten: give a new "
+                          f"file name.")
+  assert json.load(open(target)) == saved
+
+
+def test_label_bounds_with_bad_flags_says_so_in_one_line():
+  out = _probe("label_bounds", "--model_dir=x", "--samples=0")
+  assert (out.returncode, out.stderr.strip()) == (
+      2, "experiments.probes.label_bounds: error: --samples=0: give how many samples of a "
+         "and z to average L(x,y) over, at least 1.")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(cell="7"), "--cell=7: give the true and the predicted class, e.g. --cell=7,9."),
+    (dict(write="/nonexistent/x.json"), "--write=/nonexistent/x.json: its directory does not "
+                                        "exist; create it first.")])
+def test_label_bounds_checks_its_flags_before_reading_the_run(flags, message):
+  from experiments.probes import label_bounds
+  from adgm_tf.errors import ConfigError
+  with pytest.raises(ConfigError) as e:
+    label_bounds.main("x", None, **{**dict(samples=2, cell="", write=""), **flags})
+  assert str(e.value) == message

@@ -105,7 +105,9 @@ def draw_cell(groups, shape, title: str, path: str, columns: int = 10) -> None:
   plt.close(fig)
 
 
-def _new_file(flag, path):
+def check_new_file(flag, path):
+  """A clear error unless ``path`` (the value of ``--flag``) is a new file in an
+  existing directory (the probes never overwrite what they wrote)."""
   if path and os.path.exists(path):
     raise common.ConfigError(f"--{flag}={path} exists; it is not overwritten: give a new "
                              f"file name.")
@@ -124,8 +126,8 @@ def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
   against = against if against is not None else flags.FLAGS.against
   if top < 1:
     raise common.ConfigError(f"--top={top}: give how many confusions to list, at least 1.")
-  _new_file("write", write)
-  _new_file("png", png)
+  check_new_file("write", write)
+  check_new_file("png", png)
   if png and not cell:
     raise common.ConfigError(f"--png={png}: say which images to draw with --cell=T,P.")
   if cell:

@@ -1,0 +1,113 @@
+"""Probe: which label the bound itself prefers, image by image.
+
+For an unlabeled image the bound U(x) pulls the classifier toward
+softmax_y L(x,y), the labeled bound of every label (``bounds.label_elbos``):
+for a classifier that does not read a, that is the q(y|x) at which U(x) is
+largest. This probe computes L(x,y) for every label on the run's validation
+images (never test; grey or fixed-binarised as the run evaluates, ``--samples``
+samples of a and z shared by the labels of an image, fixed noise) and prints:
+
+* the classifier's validation error (argmax q̄(y|x), the run's own evaluation)
+  and the error of the bound's vote argmax_y L(x,y), with how often the two
+  agree and the vote's largest confusions;
+* with ``--cell=T,P`` (e.g. 7,9): for the images of class T the classifier
+  calls P, and for those of class T it gets right, how many the bound votes
+  T, P or another label, and the median margin L(x,P) - L(x,T) in nats.
+
+A block of confident errors the bound votes for is held there by the
+unlabeled term: the generative model explains those images better as P. One
+the bound votes against is the classifier's own.
+
+    python -m experiments.probes.label_bounds --model_dir=MODEL_DIR [--checkpoint=PREFIX]
+        [--samples=20] [--cell=T,P] [--write=FILE.json]
+"""
+
+import json
+
+import numpy as np
+
+from experiments.probes import common
+from experiments.probes import confusion
+
+from adgm_tf import evaluation  # noqa: E402  (after TensorFlow's quiet import)
+
+
+def votes_in(l_xy: np.ndarray, idx: np.ndarray, true: int, pred: int) -> dict:
+  """Of images ``idx``: how many the bound votes ``true``, ``pred``, another
+  label, and the median margin L(x,pred) - L(x,true) (nats)."""
+  vote = np.argmax(l_xy[idx], axis=1)
+  margin = l_xy[idx, pred] - l_xy[idx, true]
+  return dict(images=int(len(idx)), bound_votes_true=int(np.sum(vote == true)),
+              bound_votes_predicted=int(np.sum(vote == pred)),
+              bound_votes_other=int(np.sum((vote != true) & (vote != pred))),
+              median_margin_nats=float(np.median(margin)) if len(idx) else None)
+
+
+def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, top=6):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  samples = samples if samples is not None else flags.FLAGS.samples
+  cell = cell if cell is not None else flags.FLAGS.cell
+  write = write if write is not None else flags.FLAGS.write
+  if samples < 1:
+    raise common.ConfigError(f"--samples={samples}: give how many samples of a and z to "
+                             f"average L(x,y) over, at least 1.")
+  confusion.check_new_file("write", write)
+  if cell:
+    confusion.parse_cell(cell)
+  config, model, path, split, _ = common.load_with_config(model_dir, checkpoint)
+  val_x, val_y = evaluation.split_images(split, "validation")
+  if not len(val_y):
+    raise common.ConfigError(f"{model_dir}: the run has no validation images "
+                             f"(--validation_size=0).")
+  true, pred = confusion.parse_cell(cell, model.num_classes) if cell else (None, None)
+  val_y = np.asarray(val_y)
+  ev = evaluation.Evaluator(model, config.data.eval_batch_size)
+  x = evaluation.evaluation_images(val_x, config.data.binarize_eval, config.train.seed)
+  classifier = np.argmax(ev.log_proba(x, int(config.model.eval_samples)), axis=1)
+  l_xy = ev.label_bounds(x, samples, seed=config.train.seed)          # [N, Y]
+  vote = np.argmax(l_xy, axis=1)
+  s = dict(checkpoint=path.rsplit("/", 1)[-1], samples=samples, images=int(len(val_y)),
+           classifier_error=float(np.mean(classifier != val_y)),
+           bound_vote_error=float(np.mean(vote != val_y)),
+           agreement=float(np.mean(vote == classifier)),
+           classifier=confusion.summarise(
+               confusion.confusion_matrix(val_y, classifier, model.num_classes), top),
+           bound_vote=confusion.summarise(
+               confusion.confusion_matrix(val_y, vote, model.num_classes), top))
+  print(f"{path}: validation error {100 * s['classifier_error']:.2f}% (classifier), "
+        f"{100 * s['bound_vote_error']:.2f}% (argmax_y L(x,y), {samples} samples); "
+        f"they agree on {100 * s['agreement']:.1f}% of {s['images']} images")
+  print("  the bound's largest confusions (true -> voted: images, % of the class):")
+  for k in s["bound_vote"]["confusions"]:
+    print(f"    {k['true']} -> {k['predicted']}: {k['images']} ({100 * k['of_class']:.1f}%)")
+  if cell:
+    idx = np.flatnonzero((val_y == true) & (classifier == pred))
+    right = np.flatnonzero((val_y == true) & (classifier == true))
+    s["cell"] = dict(true=true, predicted=pred, validation_indices=idx.tolist(),
+                     wrong=votes_in(l_xy, idx, true, pred),
+                     right=votes_in(l_xy, right, true, pred))
+    for name, v in (("classified as " + str(pred), s["cell"]["wrong"]),
+                    ("classified right", s["cell"]["right"])):
+      margin = ("" if v["median_margin_nats"] is None
+                else f"; median L(x,{pred}) - L(x,{true}) {v['median_margin_nats']:+.1f} nats")
+      print(f"  {v['images']} images of {true} {name}: the bound votes {true} for "
+            f"{v['bound_votes_true']}, {pred} for {v['bound_votes_predicted']}, another "
+            f"label for {v['bound_votes_other']}{margin}")
+  if write:
+    with open(write, "x") as f:
+      json.dump(s, f, indent=1)
+      f.write("\n")
+    print(f"  written: {write}")
+
+
+def define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_integer("samples", 20, "samples of a and z to average L(x,y) over")
+  flags.DEFINE_string("cell", None, "T,P: compare the bound's vote on the images of class T "
+                      "classified as P with those classified right")
+  flags.DEFINE_string("write", None, "also save the figures as JSON to this new file")
+
+
+if __name__ == "__main__":
+  define_flags()
+  common.run(main, "label_bounds")
