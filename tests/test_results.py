@@ -530,3 +530,81 @@ def test_the_confusion_table_recomputes_from_its_matrices():
     assert row[3:] == [f"{100 * errors / n:.2f}%", f"{k} ({100 * k / sum(c[5]):.1f}%)",
                        f"{100 * k / n:.2f}", f"{100 * (errors - k) / n:.2f}%",
                        f"{other['true']} → {other['predicted']}: {other['images']}"], row
+
+
+_LABEL_BOUNDS = [
+    ("the 200-epoch run (`long_s5`, label set 1), epoch 45",
+     ("long_s5_200", "label-bounds-epoch45.json")),
+    ("`long_s5` seed 2 (label set 2), epoch 50",
+     ("endpoint_screen", "label_bounds", "long_s5-seed2-7to9.json")),
+    ("`long_s5` seed 2 (label set 2), epoch 50",
+     ("endpoint_screen", "label_bounds", "long_s5-seed2-4to9.json")),
+    ("`long_split_bn` seed 3 (label set 3), epoch 50",
+     ("endpoint_screen", "label_bounds", "long_split_bn-seed3-5to3.json")),
+    ("`long_split_bn` seed 2 (label set 2), epoch 50",
+     ("endpoint_screen", "label_bounds", "long_split_bn-seed2-4to9.json"))]
+
+
+def test_the_whose_errors_table_and_paragraph_recompute_from_the_probe_files():
+  """RESULTS.md section 7, "Whose errors": each row from its label_bounds JSON
+  (and its classifier error the run's own, from the confusion probe or the
+  history), and the sentences under it from the rows."""
+  text = _results_text()
+  flat = " ".join(text.split())
+  table = _table_after(text, "| checkpoint | classifier's error | error of argmax_y L(x,y)")
+  assert len(table) == len(_LABEL_BOUNDS)
+  files = {}
+  for (name, path), row in zip(_LABEL_BOUNDS, table):
+    d = json.load(open(os.path.join(PUBLISHED, *path)))
+    files[path[-1]] = d
+    c = d["cell"]
+    w, r = c["wrong"], c["right"]
+    assert d["samples"] == 20 and d["images"] == 5000
+    assert w["images"] == len(c["validation_indices"])
+    assert w["images"] == d["classifier"]["matrix"][c["true"]][c["predicted"]]
+    want = [name, f"{100 * d['classifier_error']:.2f}%", f"{100 * d['bound_vote_error']:.2f}%",
+            f"{100 * d['agreement']:.1f}%", f"{c['true']} → {c['predicted']}",
+            f"{w['bound_votes_predicted']} / {w['bound_votes_true']} / "
+            f"{w['bound_votes_other']} of {w['images']}",
+            f"{w['median_margin_nats']:+.1f}",
+            f"{r['bound_votes_true']} of {r['images']}; {r['median_margin_nats']:+.1f}"]
+    assert row == want
+  # The classifier's errors are the runs' own validation errors.
+  own = {"long_s5-seed2-7to9.json": ("long_s5-seed2", 50),
+         "long_split_bn-seed3-5to3.json": ("long_split_bn-seed3", 50),
+         "long_split_bn-seed2-4to9.json": ("long_split_bn-seed2", 50)}
+  for f, (run, epoch) in own.items():
+    assert files[f]["classifier_error"] == pytest.approx(
+        _screen_evaluations(run)[epoch]["validation_error"])
+  long45 = json.load(open(os.path.join(PUBLISHED, "long_s5_200", "confusion-epoch45.json")))
+  assert files["label-bounds-epoch45.json"]["classifier"]["matrix"] == long45["matrix"]
+  assert (files["label-bounds-epoch45.json"]["cell"]["validation_indices"]
+          == long45["cell"]["validation_indices"])
+  # The sentences.
+  checkpoints = {f: d for f, d in files.items() if f != "long_s5-seed2-4to9.json"}
+  gaps = [abs(d["classifier_error"] - d["bound_vote_error"]) * 100 for d in checkpoints.values()]
+  agree = [100 * d["agreement"] for d in checkpoints.values()]
+  assert len(checkpoints) == 4
+  assert (f"On all four checkpoints the bound's vote is as good a classifier as q(y\\|a,x) "
+          f"({min(gaps):.2f} to {max(gaps):.2f} points apart, either way) and agrees with it "
+          f"on {min(agree):.1f}-{max(agree):.1f}% of the images.") in flat
+  long_w = files["label-bounds-epoch45.json"]["cell"]["wrong"]
+  s2_w = files["long_s5-seed2-7to9.json"]["cell"]["wrong"]
+  assert (f"it votes 9 for {long_w['bound_votes_predicted']} of the long run's "
+          f"{long_w['images']} crossed 7s and for {s2_w['bound_votes_predicted']} of seed 2's "
+          f"{s2_w['images']}, by a median {long_w['median_margin_nats']:.1f} and "
+          f"{s2_w['median_margin_nats']:.1f} nats") in flat
+  right = [-files[f]["cell"]["right"]["median_margin_nats"]
+           for f in ("label-bounds-epoch45.json", "long_s5-seed2-7to9.json")]
+  assert f"sit {min(right):.0f}-{max(right):.0f} nats on the other side" in flat
+  small = [files[f]["cell"]["wrong"]["median_margin_nats"]
+           for f in ("long_s5-seed2-4to9.json", "long_split_bn-seed3-5to3.json")]
+  assert f"are the bound's too but by {min(small):.0f}-{max(small):.0f} nats" in flat
+  edge = files["long_split_bn-seed2-4to9.json"]["cell"]["wrong"]
+  assert (f"({edge['median_margin_nats']:+.1f} nats, the bound split "
+          f"{edge['bound_votes_predicted']} / {edge['bound_votes_true']} / "
+          f"{edge['bound_votes_other']})") in flat
+  big = [long_w["median_margin_nats"], s2_w["median_margin_nats"]]
+  assert f"against {min(big):.0f}-{max(big):.0f} nats each" in flat
+  seed2 = read_history(os.path.join(PUBLISHED, "endpoint_screen", "runs", "long_s5-seed2"))
+  assert [float(r["accuracy"]) for r in seed2 if int(float(r["epoch"])) == 50] == [1.0]
