@@ -23,6 +23,7 @@ the bound votes against is the classifier's own.
 """
 
 import json
+import os
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, top=6)
   classifier = np.argmax(ev.log_proba(x, int(config.model.eval_samples)), axis=1)
   l_xy = ev.label_bounds(x, samples, seed=config.train.seed)          # [N, Y]
   vote = np.argmax(l_xy, axis=1)
-  s = dict(checkpoint=path.rsplit("/", 1)[-1], samples=samples, images=int(len(val_y)),
+  s = dict(checkpoint=os.path.basename(path), samples=samples, images=int(len(val_y)),
            classifier_error=float(np.mean(classifier != val_y)),
            bound_vote_error=float(np.mean(vote != val_y)),
            agreement=float(np.mean(vote == classifier)),
