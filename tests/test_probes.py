@@ -249,7 +249,8 @@ def test_label_bounds_reads_the_runs_own_validation_error(validation_run, mnist_
   d = validation_run
   before = dir_digest(d)
   target = tmp_path / "bounds.json"
-  label_bounds.main(d, None, samples=2, cell="", write=str(tmp_path / "a.json"))
+  label_bounds.main(d, None, samples=2, cell="", write=str(tmp_path / "a.json"),
+                    images="validation")
   c = json.load(open(tmp_path / "a.json"))["classifier"]
   t, p = c["confusions"][0]["true"], c["confusions"][0]["predicted"]
   out = _probe("label_bounds", f"--model_dir={d}", "--samples=2", f"--cell={t},{p}",
@@ -274,10 +275,22 @@ def test_label_bounds_reads_the_runs_own_validation_error(validation_run, mnist_
   assert json.load(open(tmp_path / "a.json"))["bound_vote"] == saved["bound_vote"]
   assert dir_digest(d) == before
   with pytest.raises(ConfigError) as e:
-    label_bounds.main(d, None, samples=2, cell="", write=str(target))
+    label_bounds.main(d, None, samples=2, cell="", write=str(target), images="validation")
   assert str(e.value) == (f"--write={target} exists; it is not overwritten: give a new "
                           f"file name.")
   assert json.load(open(target)) == saved
+  # The labelled training images: one margin for each labelled image of the
+  # cell's true class, and the cell's groups cover exactly those images.
+  label_bounds.main(d, None, samples=2, cell=f"{t},{p}", write=str(tmp_path / "l.json"),
+                    images="labeled")
+  lab = json.load(open(tmp_path / "l.json"))
+  from adgm_tf import rundir, pipeline
+  split = pipeline.build_data(rundir.load_run(d)[0]).split
+  labels = split.arrays.train_labels[split.labeled]
+  assert lab["images_of"] == "labeled" and lab["images"] == len(labels)
+  assert len(lab["cell"]["margins_of_class"]) == int((labels == t).sum()) > 0
+  assert lab["cell"]["wrong"]["images"] + lab["cell"]["right"]["images"] <= int((labels == t).sum())
+  assert "validation_indices" not in lab["cell"] and "labeled_indices" in lab["cell"]
 
 
 def test_label_bounds_with_bad_flags_says_so_in_one_line():
@@ -295,5 +308,6 @@ def test_label_bounds_checks_its_flags_before_reading_the_run(flags, message):
   from experiments.probes import label_bounds
   from adgm_tf.errors import ConfigError
   with pytest.raises(ConfigError) as e:
-    label_bounds.main("x", None, **{**dict(samples=2, cell="", write=""), **flags})
+    label_bounds.main("x", None, **{**dict(samples=2, cell="", write="", images="validation"),
+                                    **flags})
   assert str(e.value) == message

@@ -606,5 +606,21 @@ def test_the_whose_errors_table_and_paragraph_recompute_from_the_probe_files():
           f"{edge['bound_votes_other']})") in flat
   big = [long_w["median_margin_nats"], s2_w["median_margin_nats"]]
   assert f"against {min(big):.0f}-{max(big):.0f} nats each" in flat
-  seed2 = read_history(os.path.join(PUBLISHED, "endpoint_screen", "runs", "long_s5-seed2"))
-  assert [float(r["accuracy"]) for r in seed2 if int(float(r["epoch"])) == 50] == [1.0]
+  # The labelled images: every one voted its label; the barred 7s are the
+  # 4th of label set 2's labelled 7s and the 9th of label set 1's (by eye, in
+  # the confusion figures, which draw them in this order).
+  lab2 = json.load(open(os.path.join(PUBLISHED, "endpoint_screen", "label_bounds",
+                                     "long_s5-seed2-labeled-7to9.json")))
+  lab1 = json.load(open(os.path.join(PUBLISHED, "long_s5_200",
+                                     "label-bounds-epoch45-labeled.json")))
+  for lab in (lab1, lab2):
+    assert lab["images_of"] == "labeled" and lab["images"] == 100
+    assert lab["bound_vote_error"] == 0 and lab["cell"]["right"]["images"] == 10
+  m2, m1 = lab2["cell"]["margins_of_class"], lab1["cell"]["margins_of_class"]
+  assert (f"puts each labelled 7 on 7's side by {-max(m2):.1f} to {-min(m2):.1f} nats (the "
+          f"barred one by {-m2[3]:.1f}); in the long run, label set 1's barred labelled 7 "
+          f"sits there by {-m1[8]:.1f}") in flat
+  medians = [-lab["cell"]["right"]["median_margin_nats"] for lab in (lab2, lab1)]
+  ratio = [m / r for m, r in zip(medians, right[::-1])]
+  assert (f"The labelled 7s' median margins, {medians[0]:.1f} and {medians[1]:.1f} nats, are "
+          f"{min(ratio):.1f}-{max(ratio):.0f} times those of the validation 7s") in flat

@@ -19,7 +19,12 @@ unlabeled term: the generative model explains those images better as P. One
 the bound votes against is the classifier's own.
 
     python -m experiments.probes.label_bounds --model_dir=MODEL_DIR [--checkpoint=PREFIX]
-        [--samples=20] [--cell=T,P] [--write=FILE.json]
+        [--samples=20] [--cell=T,P] [--write=FILE.json] [--images=labeled]
+
+``--images=labeled`` reads the run's labelled training images instead (the
+ones the labeled bound and the classification term train on); with ``--cell``
+it also lists L(x,P) - L(x,T) for each labelled image of class T, in the
+run's order (the order the confusion probe draws them in).
 """
 
 import json
@@ -44,9 +49,11 @@ def votes_in(l_xy: np.ndarray, idx: np.ndarray, true: int, pred: int) -> dict:
               median_margin_nats=float(np.median(margin)) if len(idx) else None)
 
 
-def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, top=6):
+def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, images=None,
+         top=6):
   from absl import flags  # pylint: disable=g-import-not-at-top
   samples = samples if samples is not None else flags.FLAGS.samples
+  images = images if images is not None else flags.FLAGS.images
   cell = cell if cell is not None else flags.FLAGS.cell
   write = write if write is not None else flags.FLAGS.write
   if samples < 1:
@@ -56,7 +63,11 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, top=6)
   if cell:
     confusion.parse_cell(cell)
   config, model, path, split, _ = common.load_with_config(model_dir, checkpoint)
-  val_x, val_y = evaluation.split_images(split, "validation")
+  if images == "labeled":  # the run's labelled training images, in the run's order
+    a = split.arrays
+    val_x, val_y = a.train_images[split.labeled], a.train_labels[split.labeled]
+  else:
+    val_x, val_y = evaluation.split_images(split, "validation")
   if not len(val_y):
     raise common.ConfigError(f"{model_dir}: the run has no validation images "
                              f"(--validation_size=0).")
@@ -67,7 +78,8 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, top=6)
   classifier = np.argmax(ev.log_proba(x, int(config.model.eval_samples)), axis=1)
   l_xy = ev.label_bounds(x, samples, seed=config.train.seed)          # [N, Y]
   vote = np.argmax(l_xy, axis=1)
-  s = dict(checkpoint=os.path.basename(path), samples=samples, images=int(len(val_y)),
+  s = dict(checkpoint=os.path.basename(path), samples=samples, images_of=images,
+           images=int(len(val_y)),
            classifier_error=float(np.mean(classifier != val_y)),
            bound_vote_error=float(np.mean(vote != val_y)),
            agreement=float(np.mean(vote == classifier)),
@@ -75,7 +87,7 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, top=6)
                confusion.confusion_matrix(val_y, classifier, model.num_classes), top),
            bound_vote=confusion.summarise(
                confusion.confusion_matrix(val_y, vote, model.num_classes), top))
-  print(f"{path}: validation error {100 * s['classifier_error']:.2f}% (classifier), "
+  print(f"{path}: {images} error {100 * s['classifier_error']:.2f}% (classifier), "
         f"{100 * s['bound_vote_error']:.2f}% (argmax_y L(x,y), {samples} samples); "
         f"they agree on {100 * s['agreement']:.1f}% of {s['images']} images")
   print("  the bound's largest confusions (true -> voted: images, % of the class):")
@@ -84,9 +96,14 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, top=6)
   if cell:
     idx = np.flatnonzero((val_y == true) & (classifier == pred))
     right = np.flatnonzero((val_y == true) & (classifier == true))
-    s["cell"] = dict(true=true, predicted=pred, validation_indices=idx.tolist(),
-                     wrong=votes_in(l_xy, idx, true, pred),
-                     right=votes_in(l_xy, right, true, pred))
+    s["cell"] = {"true": true, "predicted": pred, f"{images}_indices": idx.tolist(),
+                 "wrong": votes_in(l_xy, idx, true, pred),
+                 "right": votes_in(l_xy, right, true, pred)}
+    if images == "labeled":  # few enough to list: each labelled T, in the run's order
+      margins = (l_xy[:, pred] - l_xy[:, true])[val_y == true]
+      s["cell"]["margins_of_class"] = margins.tolist()
+      print(f"  the labelled {true}s, in the run's order: L(x,{pred}) - L(x,{true}) = "
+            + ", ".join(f"{m:+.1f}" for m in margins) + " nats")
     for name, v in (("classified as " + str(pred), s["cell"]["wrong"]),
                     ("classified right", s["cell"]["right"])):
       margin = ("" if v["median_margin_nats"] is None
@@ -107,6 +124,8 @@ def define_flags() -> None:
   flags.DEFINE_string("cell", None, "T,P: compare the bound's vote on the images of class T "
                       "classified as P with those classified right")
   flags.DEFINE_string("write", None, "also save the figures as JSON to this new file")
+  flags.DEFINE_enum("images", "validation", ["validation", "labeled"],
+                    "the run's validation images, or its labelled training images")
 
 
 if __name__ == "__main__":
