@@ -624,3 +624,31 @@ def test_the_whose_errors_table_and_paragraph_recompute_from_the_probe_files():
   ratio = [m / r for m, r in zip(medians, right[::-1])]
   assert (f"The labelled 7s' median margins, {medians[0]:.1f} and {medians[1]:.1f} nats, are "
           f"{min(ratio):.1f}-{max(ratio):.0f} times those of the validation 7s") in flat
+
+
+def test_the_epoch_100_sentence_recomputes_from_its_probe_files():
+  """RESULTS.md section 7: the long run's epoch-100 checkpoint, its 7 -> 9 cell
+  against epoch 45's and the bound's vote on it, from the two probe files."""
+  text = " ".join(_results_text().split())
+  home = os.path.join(PUBLISHED, "long_s5_200")
+  c = json.load(open(os.path.join(home, "confusion-epoch100.json")))
+  b = json.load(open(os.path.join(home, "label-bounds-epoch100.json")))
+  e45 = json.load(open(os.path.join(home, "confusion-epoch45.json")))
+  assert c["checkpoint"] == b["checkpoint"] == "ckpt-55000"  # epoch 100 (550 steps an epoch)
+  ev = {int(r["epoch"]): r for r in read_history(home) if "validation_error" in r}
+  assert c["error"] == ev[100]["validation_error"] == b["classifier_error"]
+  cell = c["cell"]["validation_indices"]
+  assert b["cell"]["validation_indices"] == cell
+  kept = set(e45["cell"]["validation_indices"])
+  assert c["against"]["checkpoint"] == e45["checkpoint"]
+  assert c["against"]["cell"]["same"] == len(kept & set(cell)) == len(kept)
+  p = c["cell"]["probability_of_predicted"]
+  w = b["cell"]["wrong"]
+  old = json.load(open(os.path.join(home, "label-bounds-epoch45.json")))["cell"]["wrong"]
+  assert (f"At epoch 100 ({100 * c['error']:.2f}%; "
+          f"[`confusion-epoch100.json`](results/long_s5_200/confusion-epoch100.json)) it holds "
+          f"{len(cell)}, all {len(kept)} of epoch 45's among them, q̄(y = 9\\|x) median "
+          f"{statistics.median(p):.3f} (lowest {min(p):.3f}), and the bound's own vote") in text
+  assert (f"errs on {100 * b['bound_vote_error']:.2f}% of the images and votes 9 for "
+          f"{w['bound_votes_predicted']} of the {w['images']}, by a median "
+          f"{w['median_margin_nats']:.1f} nats ({old['median_margin_nats']:.1f} at epoch 45).") in text
