@@ -65,28 +65,28 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, images
   config, model, path, split, _ = common.load_with_config(model_dir, checkpoint)
   if images == "labeled":  # the run's labelled training images, in the run's order
     a = split.arrays
-    val_x, val_y = a.train_images[split.labeled], a.train_labels[split.labeled]
+    raw, labels = a.train_images[split.labeled], a.train_labels[split.labeled]
   else:
-    val_x, val_y = evaluation.split_images(split, "validation")
-  if not len(val_y):
+    raw, labels = evaluation.split_images(split, "validation")
+  if not len(labels):
     raise common.ConfigError(f"{model_dir}: the run has no validation images "
                              f"(--validation_size=0).")
   true, pred = confusion.parse_cell(cell, model.num_classes) if cell else (None, None)
-  val_y = np.asarray(val_y)
+  labels = np.asarray(labels)
   ev = evaluation.Evaluator(model, config.data.eval_batch_size)
-  x = evaluation.evaluation_images(val_x, config.data.binarize_eval, config.train.seed)
+  x = evaluation.evaluation_images(raw, config.data.binarize_eval, config.train.seed)
   classifier = np.argmax(ev.log_proba(x, int(config.model.eval_samples)), axis=1)
   l_xy = ev.label_bounds(x, samples, seed=config.train.seed)          # [N, Y]
   vote = np.argmax(l_xy, axis=1)
   s = dict(checkpoint=os.path.basename(path), samples=samples, images_of=images,
-           images=int(len(val_y)),
-           classifier_error=float(np.mean(classifier != val_y)),
-           bound_vote_error=float(np.mean(vote != val_y)),
+           images=int(len(labels)),
+           classifier_error=float(np.mean(classifier != labels)),
+           bound_vote_error=float(np.mean(vote != labels)),
            agreement=float(np.mean(vote == classifier)),
            classifier=confusion.summarise(
-               confusion.confusion_matrix(val_y, classifier, model.num_classes), top),
+               confusion.confusion_matrix(labels, classifier, model.num_classes), top),
            bound_vote=confusion.summarise(
-               confusion.confusion_matrix(val_y, vote, model.num_classes), top))
+               confusion.confusion_matrix(labels, vote, model.num_classes), top))
   print(f"{path}: {images} error {100 * s['classifier_error']:.2f}% (classifier), "
         f"{100 * s['bound_vote_error']:.2f}% (argmax_y L(x,y), {samples} samples); "
         f"they agree on {100 * s['agreement']:.1f}% of {s['images']} images")
@@ -94,13 +94,13 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, images
   for k in s["bound_vote"]["confusions"]:
     print(f"    {k['true']} -> {k['predicted']}: {k['images']} ({100 * k['of_class']:.1f}%)")
   if cell:
-    idx = np.flatnonzero((val_y == true) & (classifier == pred))
-    right = np.flatnonzero((val_y == true) & (classifier == true))
+    idx = np.flatnonzero((labels == true) & (classifier == pred))
+    right = np.flatnonzero((labels == true) & (classifier == true))
     s["cell"] = {"true": true, "predicted": pred, f"{images}_indices": idx.tolist(),
                  "wrong": votes_in(l_xy, idx, true, pred),
                  "right": votes_in(l_xy, right, true, pred)}
     if images == "labeled":  # few enough to list: each labelled T, in the run's order
-      margins = (l_xy[:, pred] - l_xy[:, true])[val_y == true]
+      margins = (l_xy[:, pred] - l_xy[:, true])[labels == true]
       s["cell"]["margins_of_class"] = margins.tolist()
       print(f"  the labelled {true}s, in the run's order: L(x,{pred}) - L(x,{true}) = "
             + ", ".join(f"{m:+.1f}" for m in margins) + " nats")
