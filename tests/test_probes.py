@@ -22,21 +22,34 @@ def _numbers(text):
   return [float(v) for v in re.findall(r"[-+]?\d+\.\d+", text)]
 
 
-def test_the_a_probes_read_a_trained_adgm(tiny_run, mnist_idx_dir):
+def test_the_a_probes_read_a_trained_adgm(tiny_run, mnist_idx_dir, tmp_path):
   """a_pull, a_reward and a_gradients on the tiny ICML ADGM (q(a|x) and
-  p(a|x,y,z) both present): each names the checkpoint and prints finite numbers."""
+  p(a|x,y,z) both present): each names the checkpoint and prints finite numbers;
+  a_reward's --write saves what it prints."""
   env = run_env(mnist_idx_dir)
   newest = os.path.join(tiny_run["model_dir"], "checkpoints")
-  for name, expect in (("a_pull", ["q(a|x): spread", "R^2 of mu_p for mu_q"]),
-                       ("a_reward", ["C_a", "C_z", "wC_a+C_z-I"]),
-                       ("a_gradients", ["q_a mean head", "a-terms", "alpha*cls"])):
-    out = _probe(name, f"--model_dir={tiny_run['model_dir']}", env=env)
+  saved = tmp_path / "reward.json"
+  printed = {}
+  for name, expect, extra in (
+      ("a_pull", ["q(a|x): spread", "R^2 of mu_p for mu_q"], []),
+      ("a_reward", ["C_a", "C_z", "wC_a+C_z-I"], [f"--write={saved}"]),
+      ("a_gradients", ["q_a mean head", "a-terms", "alpha*cls"], [])):
+    out = _probe(name, f"--model_dir={tiny_run['model_dir']}", *extra, env=env)
+    printed[name] = out.stdout
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith(newest), out.stdout
     for text in expect:
       assert text in out.stdout, (name, out.stdout)
     values = _numbers(out.stdout)
     assert values and all(abs(v) < 1e6 for v in values), (name, out.stdout)
+  reward = json.load(open(saved))
+  m, se = reward["mean"], reward["standard_error"]
+  assert reward["samples"] == 32 and reward["batches"] == 8
+  assert m["C-I"] == pytest.approx(m["C_a"] + m["C_z"] - m["I"], abs=1e-5)
+  assert m["wC_a+C_z-I"] == pytest.approx(
+      reward["warmup_weight"] * m["C_a"] + m["C_z"] - m["I"], abs=1e-5)
+  line = "  " + "  ".join(f"{n} {m[n]:+.4f} ({se[n]:.4f})" for n in m)
+  assert line in printed["a_reward"].splitlines(), printed["a_reward"]
 
 
 @pytest.mark.parametrize("args, message", [

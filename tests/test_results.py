@@ -662,3 +662,24 @@ def test_the_epoch_100_sentence_recomputes_from_its_probe_files():
   assert (f"errs on {100 * b['bound_vote_error']:.2f}% of the images and votes 9 for "
           f"{w['bound_votes_predicted']} of the {w['images']}, by a median "
           f"{w['median_margin_nats']:.1f} nats ({old['median_margin_nats']:.1f} at epoch 45).") in text
+
+
+def test_the_a_reward_paragraph_recomputes_from_its_probe_files():
+  """RESULTS.md section 7, "Why I(y;a|x) falls": the a_reward probe's figures
+  at epochs 45 and 100 and the swap cost at 100, from the published files."""
+  text = " ".join(_results_text().split())
+  home = os.path.join(PUBLISHED, "long_s5_200")
+  a45 = json.load(open(os.path.join(home, "a-reward-epoch45.json")))
+  a100 = json.load(open(os.path.join(home, "a-reward-epoch100.json")))
+  assert (a45["checkpoint"], a100["checkpoint"]) == ("ckpt-24750", "ckpt-55000")
+  m, e, m2, e2 = a45["mean"], a45["standard_error"], a100["mean"], a100["standard_error"]
+  assert m2["I"] < m["I"] and m["C-I"] < 0 and m2["C-I"] < 0
+  ev = {int(r["epoch"]): r for r in read_history(home) if "validation_error" in r}
+  swap = 100 * (ev[100]["validation_aux_swap_error"] - ev[100]["validation_error"])
+  assert (f"At the epoch-45 checkpoint C = C_a + C_z with C_a = {m['C_a']:+.4f} and C_z = "
+          f"{m['C_z']:+.4f}, and "
+          f"I = {m['I']:.4f} nats per image, C − I = {m['C-I']:+.4f} (standard error "
+          f"{e['C-I']:.4f};") in text
+  assert (f"at epoch 100, I = {m2['I']:.4f} and C − I = {m2['C-I']:+.4f} ({e2['C-I']:.4f};"
+          in text)
+  assert f"(+{swap:.2f} points at epoch 100)" in text

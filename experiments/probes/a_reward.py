@@ -27,7 +27,14 @@ statistics as in training. Prints the means over the 800 images and, in
 brackets, the standard error over the 8 batches.
 
     python -m experiments.probes.a_reward --model_dir=MODEL_DIR [--checkpoint=PREFIX]
+        [--write=FILE.json]
+
+``--write`` also saves the figures (means and standard errors) as JSON to a
+new file, small enough to publish beside a run.
 """
+
+import json
+import os
 
 import numpy as np
 
@@ -39,7 +46,10 @@ from adgm_tf import bounds
 SAMPLES = 32
 
 
-def main(model_dir, checkpoint=None):
+def main(model_dir, checkpoint=None, write=None):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  write = write if write is not None else flags.FLAGS.write
+  common.check_new_file("write", write)
   model, path, split, images, w = common.load_with_a(model_dir, checkpoint)
   rng = np.random.default_rng(0)
   rows = []
@@ -56,7 +66,21 @@ def main(model_dir, checkpoint=None):
   names = ["C_a", "C_z", "I", "C-I", "wC_a+C_z-I"]
   print(f"{path} (warm-up weight {w:.2f}, S = {SAMPLES}, nats per image)")
   print("  " + "  ".join(f"{n} {m:+.4f} ({s:.4f})" for n, m, s in zip(names, mean, se)))
+  if write:
+    with open(write, "x") as f:
+      json.dump(dict(checkpoint=os.path.basename(path), warmup_weight=float(w),
+                     samples=SAMPLES, batches=len(rows), images_per_batch=100,
+                     mean=dict(zip(names, map(float, mean))),
+                     standard_error=dict(zip(names, map(float, se)))), f, indent=1)
+      f.write("\n")
+    print(f"  written: {write}")
+
+
+def define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("write", None, "also save the figures as JSON to this new file")
 
 
 if __name__ == "__main__":
+  define_flags()
   common.run(main, "a_reward")

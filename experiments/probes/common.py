@@ -1,6 +1,7 @@
 """What the probes share: a run's model and its own training split, binarised
 batches drawn as training draws them, and the command line
 (``python -m experiments.probes.NAME --model_dir=MODEL_DIR [--checkpoint=PREFIX]``)."""
+import os
 import sys
 
 import numpy as np
@@ -46,6 +47,17 @@ def binarised(rng, images, idx):
 
 def labels(split, idx):
   return tf.constant(split.arrays.train_labels[idx].astype(np.int32))
+
+
+def check_new_file(flag, path):
+  """A clear error unless ``path`` (the value of ``--flag``) is a new file in an
+  existing directory (the probes never overwrite what they wrote)."""
+  if path and os.path.exists(path):
+    raise ConfigError(f"--{flag}={path} exists; it is not overwritten: give a new "
+                             f"file name.")
+  if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+    raise ConfigError(f"--{flag}={path}: its directory does not exist; create it "
+                             f"first.")
 
 
 def define_flags() -> None:

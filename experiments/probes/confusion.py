@@ -105,17 +105,6 @@ def draw_cell(groups, shape, title: str, path: str, columns: int = 10) -> None:
   plt.close(fig)
 
 
-def check_new_file(flag, path):
-  """A clear error unless ``path`` (the value of ``--flag``) is a new file in an
-  existing directory (the probes never overwrite what they wrote)."""
-  if path and os.path.exists(path):
-    raise common.ConfigError(f"--{flag}={path} exists; it is not overwritten: give a new "
-                             f"file name.")
-  if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-    raise common.ConfigError(f"--{flag}={path}: its directory does not exist; create it "
-                             f"first.")
-
-
 def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
          against=None):
   from absl import flags  # pylint: disable=g-import-not-at-top
@@ -126,8 +115,8 @@ def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
   against = against if against is not None else flags.FLAGS.against
   if top < 1:
     raise common.ConfigError(f"--top={top}: give how many confusions to list, at least 1.")
-  check_new_file("write", write)
-  check_new_file("png", png)
+  common.check_new_file("write", write)
+  common.check_new_file("png", png)
   if png and not cell:
     raise common.ConfigError(f"--png={png}: say which images to draw with --cell=T,P.")
   if cell:

@@ -59,7 +59,7 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, images
   if samples < 1:
     raise common.ConfigError(f"--samples={samples}: give how many samples of a and z to "
                              f"average L(x,y) over, at least 1.")
-  confusion.check_new_file("write", write)
+  common.check_new_file("write", write)
   if cell:
     confusion.parse_cell(cell)
   config, model, path, split, _ = common.load_with_config(model_dir, checkpoint)
