@@ -353,10 +353,13 @@ def split_numbers(ev: "Evaluator", which: str, images, labels, samples: int,
 
 
 def split_images(split: data_lib.SemiSupervisedSplit, which: str):
-  """(images, labels) of ``which`` in {"test", "validation"}."""
+  """(images, labels) of ``which`` in {"test", "validation", "labeled"} (the
+  labelled training images in the run's order)."""
   a = split.arrays
   if which == "test":
     return a.test_images, a.test_labels
+  if which == "labeled":
+    return a.train_images[split.labeled], a.train_labels[split.labeled]
   return a.train_images[split.validation], a.train_labels[split.validation]
 
 

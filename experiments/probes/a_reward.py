@@ -33,7 +33,6 @@ brackets, the standard error over the 8 batches.
 new file, small enough to publish beside a run.
 """
 
-import json
 import os
 
 import numpy as np
@@ -67,13 +66,10 @@ def main(model_dir, checkpoint=None, write=None):
   print(f"{path} (warm-up weight {w:.2f}, S = {SAMPLES}, nats per image)")
   print("  " + "  ".join(f"{n} {m:+.4f} ({s:.4f})" for n, m, s in zip(names, mean, se)))
   if write:
-    with open(write, "x") as f:
-      json.dump(dict(checkpoint=os.path.basename(path), warmup_weight=float(w),
-                     samples=SAMPLES, batches=len(rows), images_per_batch=100,
-                     mean=dict(zip(names, map(float, mean))),
-                     standard_error=dict(zip(names, map(float, se)))), f, indent=1)
-      f.write("\n")
-    print(f"  written: {write}")
+    common.write_json(write, dict(checkpoint=os.path.basename(path), warmup_weight=float(w),
+                                  samples=SAMPLES, batches=len(rows), images_per_batch=100,
+                                  mean=dict(zip(names, map(float, mean))),
+                                  standard_error=dict(zip(names, map(float, se)))))
 
 
 def define_flags() -> None:

@@ -1,6 +1,7 @@
 """What the probes share: a run's model and its own training split, binarised
 batches drawn as training draws them, and the command line
 (``python -m experiments.probes.NAME --model_dir=MODEL_DIR [--checkpoint=PREFIX]``)."""
+import json
 import os
 import sys
 
@@ -54,10 +55,19 @@ def check_new_file(flag, path):
   existing directory (the probes never overwrite what they wrote)."""
   if path and os.path.exists(path):
     raise ConfigError(f"--{flag}={path} exists; it is not overwritten: give a new "
-                             f"file name.")
+                      f"file name.")
   if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
     raise ConfigError(f"--{flag}={path}: its directory does not exist; create it "
-                             f"first.")
+                      f"first.")
+
+
+def write_json(path, obj) -> None:
+  """``obj`` as indented JSON to the new file ``path`` (checked first with
+  :func:`check_new_file`; never overwritten), and say so."""
+  with open(path, "x") as f:
+    json.dump(obj, f, indent=1)
+    f.write("\n")
+  print(f"  written: {path}")
 
 
 def define_flags() -> None:

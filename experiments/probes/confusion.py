@@ -27,7 +27,6 @@ errors the two share, and how many of the cell's images the other checkpoint
 gets right, so a block of errors can be followed through a run.
 """
 
-import json
 import os
 
 import numpy as np
@@ -175,19 +174,15 @@ def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
             f"{right} as {true} and {s['against']['cell']['same']} as {pred}")
   if png:
     side = int(round(np.sqrt(np.prod(val_x.shape[1:]))))
-    a = split.arrays
-    labeled = [(f"the run's labeled images of class {k}",
-                evaluation.as_grey(a.train_images[split.labeled[a.train_labels[split.labeled] == k]]))
+    lab_x, lab_y = evaluation.split_images(split, "labeled")
+    labeled = [(f"the run's labeled images of class {k}", evaluation.as_grey(lab_x[lab_y == k]))
                for k in (true, pred)]
     draw_cell([(f"validation images of class {true} classified as {pred} ({len(idx)}"
                 f"{', first 100' if len(idx) > 100 else ''})", evaluation.as_grey(val_x[idx]))]
               + labeled, (side, side), os.path.basename(path), png)
     print(f"  drawn: {png}")
   if write:
-    with open(write, "x") as f:
-      json.dump(dict(checkpoint=os.path.basename(path), eval_samples=samples, **s), f, indent=1)
-      f.write("\n")
-    print(f"  written: {write}")
+    common.write_json(write, dict(checkpoint=os.path.basename(path), eval_samples=samples, **s))
 
 
 def define_flags() -> None:

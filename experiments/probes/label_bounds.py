@@ -27,7 +27,6 @@ it also lists L(x,P) - L(x,T) for each labelled image of class T, in the
 run's order (the order the confusion probe draws them in).
 """
 
-import json
 import os
 
 import numpy as np
@@ -63,11 +62,7 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, images
   if cell:
     confusion.parse_cell(cell)
   config, model, path, split, _ = common.load_with_config(model_dir, checkpoint)
-  if images == "labeled":  # the run's labelled training images, in the run's order
-    a = split.arrays
-    raw, labels = a.train_images[split.labeled], a.train_labels[split.labeled]
-  else:
-    raw, labels = evaluation.split_images(split, "validation")
+  raw, labels = evaluation.split_images(split, images)
   if not len(labels):
     raise common.ConfigError(f"{model_dir}: the run has no validation images "
                              f"(--validation_size=0).")
@@ -112,10 +107,7 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, images
             f"{v['bound_votes_true']}, {pred} for {v['bound_votes_predicted']}, another "
             f"label for {v['bound_votes_other']}{margin}")
   if write:
-    with open(write, "x") as f:
-      json.dump(s, f, indent=1)
-      f.write("\n")
-    print(f"  written: {write}")
+    common.write_json(write, s)
 
 
 def define_flags() -> None:
