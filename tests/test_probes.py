@@ -2,6 +2,7 @@
 checkpoint through the model's public methods, and prints its numbers; a
 model without what a probe reads gets one line."""
 
+import dataclasses
 import json
 import os
 import re
@@ -324,3 +325,120 @@ def test_label_bounds_checks_its_flags_before_reading_the_run(flags, message):
     label_bounds.main("x", None, **{**dict(samples=2, cell="", write="", images="validation"),
                                     **flags})
   assert str(e.value) == message
+
+
+def test_more_labels_pick_and_split_by_hand():
+  """The images drawn are candidates, distinct, sorted, the same for a seed;
+  the split gains exactly them as labelled and keeps everything else."""
+  import numpy as np
+  from experiments.probes import more_labels
+  from adgm_tf import data as data_lib
+  candidates = np.array([40, 7, 13, 99, 61])
+  a = more_labels.pick(candidates, 3, 0)
+  assert len(set(a.tolist())) == 3 and set(a.tolist()) <= set(candidates.tolist())
+  assert a.tolist() == sorted(a.tolist()) and more_labels.pick(candidates, 3, 0).tolist() == a.tolist()
+  assert more_labels.pick(candidates, 0, 0).tolist() == []
+  split = data_lib.SemiSupervisedSplit(arrays=None, labeled=np.array([1, 5]),
+                                       unlabeled=np.array([1, 2, 5, 8, 9]),
+                                       validation=np.array([0, 3]))
+  more = more_labels.more_labels(split, np.array([9, 2]))
+  assert more.labeled.tolist() == [1, 2, 5, 9]
+  assert more.unlabeled.tolist() == [1, 2, 5, 8, 9] and more.validation.tolist() == [0, 3]
+  for bad in ([5], [3], [4]):  # labelled already, validation, not in the split
+    with pytest.raises(ValueError):
+      more_labels.more_labels(split, np.array(bad))
+
+
+def test_more_labels_continues_the_run_with_more_labelled_images(validation_run, tmp_path):
+  """From the one-epoch run's checkpoint: the start row is the run's own
+  validation error and confusion cell; --add labels that many training images
+  of the cell's class the checkpoint calls P (none of them validation or
+  labelled images), one more epoch is trained into --out with the run's α,
+  and the run directory is unchanged; an existing --out and too large an
+  --add are refused, with nothing written."""
+  from test_train import dir_digest
+  from experiments.probes import more_labels
+  from adgm_tf import rundir, pipeline
+  from adgm_tf.errors import ConfigError
+  d = validation_run
+  before = dir_digest(d)
+  from experiments.probes import confusion
+  confusion.main(d, None, top=1, write=str(tmp_path / "c.json"), cell="", png="", against="")
+  c = json.load(open(tmp_path / "c.json"))
+  t, p = c["confusions"][0]["true"], c["confusions"][0]["predicted"]
+  more_labels.main(d, None, cell=f"{t},{p}", add=2, epochs=1, out=str(tmp_path / "more"),
+                   pick_seed=0, write=str(tmp_path / "more.json"))
+  s = json.load(open(tmp_path / "more.json"))
+  first = s["rows"][0]
+  assert first["validation_error"] == _validation_error(d)
+  assert first["cell"] == c["matrix"][t][p] == first["start_cell_still_in_cell"] > 0
+  assert [r["epoch"] for r in s["rows"]] == [1.0, 2.0]
+  config = rundir.load_run(d)[0]
+  split = pipeline.build_data(config).split
+  added = s["added_train_indices"]
+  assert len(added) == 2 and s["labeled"] == split.num_labeled + 2
+  assert all(split.arrays.train_labels[i] == t for i in added)
+  assert not set(added) & (set(split.labeled.tolist()) | set(split.validation.tolist()))
+  assert set(added) <= set(split.unlabeled.tolist())
+  assert s["alpha"] == json.load(open(os.path.join(d, "config.json")))["derived"]["alpha"]
+  assert len(s["rows"][1]["added_q_true"]) == 2
+  assert json.load(open(tmp_path / "more" / "config.json"))["derived"]["num_labeled"] == (
+      split.num_labeled + 2)
+  assert dir_digest(d) == before
+  with pytest.raises(ConfigError) as e:
+    more_labels.main(d, None, cell=f"{t},{p}", add=1, epochs=1, out=str(tmp_path / "more"),
+                     pick_seed=0, write="")
+  assert str(e.value) == (f"--out={tmp_path / 'more'} exists; nothing in it is "
+                          f"overwritten: give a new directory.")
+  with pytest.raises(ConfigError) as e:
+    more_labels.main(d, None, cell=f"{t},{p}", add=10**6, epochs=1,
+                     out=str(tmp_path / "many"), pick_seed=0, write="")
+  assert str(e.value).startswith("--add=1000000: the checkpoint calls only ")
+  assert not os.path.exists(tmp_path / "many")
+
+
+@pytest.mark.large
+def test_more_labels_control_is_the_runs_own_continuation(validation_run, tmp_path):
+  """--add=0 trains on exactly as the run would: its epoch-2 weights are,
+  bit for bit, those of the run relaunched for a second epoch."""
+  import shutil
+  from test_train import checkpoint_weights, assert_same_weights
+  from experiments.probes import more_labels
+  from adgm_tf import rundir, train
+  d = validation_run
+  config = rundir.load_run(d)[0]
+  more_labels.main(d, None, cell="6,3", add=0, epochs=1, out=str(tmp_path / "control"),
+                   pick_seed=0, write="")
+  resumed = str(tmp_path / "resumed")
+  shutil.copytree(d, resumed)
+  train.train_and_evaluate(config.replace(train=dataclasses.replace(config.train, epochs=2)),
+                           resumed)
+  ours = checkpoint_weights(str(tmp_path / "control"))
+  theirs = checkpoint_weights(resumed)
+  assert ours[0].endswith("ckpt-20") and theirs[0].endswith("ckpt-20")
+  assert_same_weights(ours[1], theirs[1], atol=0)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(cell=""), "--cell: give the block's true and predicted class, e.g. --cell=7,9."),
+    (dict(add=-1), "--add=-1: give how many training images of the cell to label, 0 for "
+                   "the control."),
+    (dict(epochs=0), "--epochs=0: give how many more epochs to train, at least 1."),
+    (dict(out=""), "--out: give a new directory for the continued training's checkpoints "
+                   "and history."),
+    (dict(out="/nonexistent/x"), "--out=/nonexistent/x: its parent directory does not "
+                                 "exist; create it first.")])
+def test_more_labels_checks_its_flags_before_reading_the_run(flags, message):
+  from experiments.probes import more_labels
+  from adgm_tf.errors import ConfigError
+  with pytest.raises(ConfigError) as e:
+    more_labels.main("x", None, **{**dict(cell="7,9", add=3, epochs=1, out="/tmp/new-dir-x",
+                                          pick_seed=0, write=""), **flags})
+  assert str(e.value) == message
+
+
+def test_more_labels_with_bad_flags_says_so_in_one_line():
+  out = _probe("more_labels", "--model_dir=x", "--cell=7,9", "--epochs=0", "--out=/tmp/y")
+  assert (out.returncode, out.stderr.strip()) == (
+      2, "experiments.probes.more_labels: error: --epochs=0: give how many more epochs to "
+         "train, at least 1.")
