@@ -366,13 +366,13 @@ def test_more_labels_continues_the_run_with_more_labelled_images(validation_run,
   confusion.main(d, None, top=1, write=str(tmp_path / "c.json"), cell="", png="", against="")
   c = json.load(open(tmp_path / "c.json"))
   t, p = c["confusions"][0]["true"], c["confusions"][0]["predicted"]
-  more_labels.main(d, None, cell=f"{t},{p}", add=2, epochs=1, out=str(tmp_path / "more"),
+  more_labels.main(d, None, cell=f"{t},{p}", add=2, epochs=2, out=str(tmp_path / "more"),
                    pick_seed=0, write=str(tmp_path / "more.json"))
   s = json.load(open(tmp_path / "more.json"))
   first = s["rows"][0]
   assert first["validation_error"] == _validation_error(d)
   assert first["cell"] == c["matrix"][t][p] == first["start_cell_still_in_cell"] > 0
-  assert [r["epoch"] for r in s["rows"]] == [1.0, 2.0]
+  assert [r["epoch"] for r in s["rows"]] == [1.0, 2.0, 3.0]
   config = rundir.load_run(d)[0]
   split = pipeline.build_data(config).split
   added = s["added_train_indices"]
@@ -385,6 +385,24 @@ def test_more_labels_continues_the_run_with_more_labelled_images(validation_run,
   assert json.load(open(tmp_path / "more" / "config.json"))["derived"]["num_labeled"] == (
       split.num_labeled + 2)
   assert dir_digest(d) == before
+  # cell_history on the continued training's two checkpoints: the same figures.
+  from experiments.probes import cell_history
+  cell_history.main(str(tmp_path / "more"), None, cell=f"{t},{p}", every=1,
+                    write=str(tmp_path / "history.json"))
+  h = json.load(open(tmp_path / "history.json"))
+  assert [r["checkpoint"] for r in h["rows"]] == ["ckpt-20", "ckpt-30"]
+  assert h["last_checkpoint"] == "ckpt-30"
+  assert h["rows"][-1]["cell_validation_indices"] == h["last_cell_validation_indices"]
+  assert h["rows"][-1]["cell"] == h["rows"][-1]["last_cell_in_cell"] == len(
+      h["last_cell_validation_indices"])
+  for mine, theirs in zip(h["rows"], s["rows"][1:]):
+    assert mine["epoch"] == theirs["epoch"]
+    assert (mine["validation_error"], mine["cell"]) == (theirs["validation_error"],
+                                                        theirs["cell"])
+  cell_history.main(str(tmp_path / "more"), None, cell=f"{t},{p}", every=2,
+                    write=str(tmp_path / "every2.json"))
+  assert [r["checkpoint"] for r in json.load(open(tmp_path / "every2.json"))["rows"]] == [
+      "ckpt-30"]
   with pytest.raises(ConfigError) as e:
     more_labels.main(d, None, cell=f"{t},{p}", add=1, epochs=1, out=str(tmp_path / "more"),
                      pick_seed=0, write="")
@@ -434,6 +452,20 @@ def test_more_labels_checks_its_flags_before_reading_the_run(flags, message):
   with pytest.raises(ConfigError) as e:
     more_labels.main("x", None, **{**dict(cell="7,9", add=3, epochs=1, out="/tmp/new-dir-x",
                                           pick_seed=0, write=""), **flags})
+  assert str(e.value) == message
+
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(checkpoint="x"), "--checkpoint: this probe reads every checkpoint of the run; "
+                           "leave it out."),
+    (dict(cell=""), "--cell: give the cell's true and predicted class, e.g. --cell=7,9."),
+    (dict(every=0), "--every=0: give 1 for every checkpoint, or N for every N-th.")])
+def test_cell_history_checks_its_flags_before_reading_the_run(flags, message):
+  from experiments.probes import cell_history
+  from adgm_tf.errors import ConfigError
+  with pytest.raises(ConfigError) as e:
+    cell_history.main("x", **{**dict(checkpoint=None, cell="7,9", every=1, write=""),
+                              **flags})
   assert str(e.value) == message
 
 

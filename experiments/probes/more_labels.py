@@ -11,7 +11,9 @@ or test images, never the run's labelled ones) that the checkpoint's
 classifier calls P, drawn with ``--pick_seed``. ``--add=0`` is the control:
 the same continuation without them. Training resumes the checkpoint's
 optimizer state and step, as a relaunch of the run would; it writes only to
-``--out``, a new directory (its checkpoints, history.csv and events).
+``--out``, a new directory (its checkpoints, history.csv and events; the
+probe's record, not a run to relaunch with launch.py, whose config.json
+would not hold the added labels).
 
 At the start and after every epoch, with the run's own evaluation (grey or
 fixed-binarised images, ``eval_samples`` samples of a, fixed noise), it prints
