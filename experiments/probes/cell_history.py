@@ -14,7 +14,6 @@ first epoch (RESULTS.md, section 7, "When the block forms").
 
 import os
 
-import numpy as np
 
 from experiments.probes import common
 from experiments.probes import confusion
