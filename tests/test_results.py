@@ -683,3 +683,74 @@ def test_the_a_reward_paragraph_recomputes_from_its_probe_files():
   assert (f"at epoch 100, I = {m2['I']:.4f} and C − I = {m2['C-I']:+.4f} ({e2['C-I']:.4f};"
           in text)
   assert f"(+{swap:.2f} points at epoch 100)" in text
+
+
+def test_the_block_paragraphs_recompute_from_their_files():
+  """RESULTS.md section 7, "When a block forms" and "Does a block move": the
+  rerun repeats the screen run, the cells' histories and the more_labels
+  table, from docs/results/blocks."""
+  from experiments.probes import same_history
+  text = " ".join(_results_text().split())
+  blocks = os.path.join(PUBLISHED, "blocks")
+  rows_compared, values, differ = same_history.compare(
+      os.path.join(PUBLISHED, "endpoint_screen", "runs", "long-seed1", "history.csv"),
+      os.path.join(blocks, "long-seed1-history.csv"))[:3]
+  assert not differ
+  assert (f"finds its first {rows_compared} epochs identical to the screen run's, 0 of "
+          f"{values} values differing") in text
+  history = {c: json.load(open(os.path.join(blocks, f"cell-history-{c}.json")))
+             for c in ("5to3", "9to7", "7to9")}
+  by_epoch = {c: {int(r["epoch"]): r for r in h["rows"]} for c, h in history.items()}
+  last = max(by_epoch["5to3"])
+  first = {c: by_epoch[c][1] for c in history}
+  n_last = {c: len(h["last_cell_validation_indices"]) for c, h in history.items()}
+  cells = {c: [r["cell"] for r in h["rows"]] for c, h in history.items()}
+  q79 = [r["last_cell_median_q_pred"] for r in history["7to9"]["rows"]]
+  for phrase in (
+      f"at epoch 1, {first['5to3']['cell']} validation 5s are classified as 3, "
+      f"{first['5to3']['last_cell_in_cell']} of epoch {last}'s {n_last['5to3']} among them, "
+      f"q̄(y = 3\\|x) of those {n_last['5to3']} already at a median of "
+      f"{first['5to3']['last_cell_median_q_pred']:.3f}, and "
+      f"{first['5to3']['train_pool_called_pred']} of the unlabelled training 5s are called 3; "
+      f"from epoch 1 to {last} the cell holds {min(cells['5to3'])}-{max(cells['5to3'])} images, "
+      f"and the median stays at "
+      f"{min(r['last_cell_median_q_pred'] for r in history['5to3']['rows']):.3f}.",
+      f"({first['9to7']['cell']} images at epoch 1, {first['9to7']['last_cell_in_cell']} of "
+      f"them among epoch {last}'s {n_last['9to7']})",
+      f"{min(cells['7to9'][1:])}-{max(cells['7to9'][1:])} images from epoch 2 on, its members "
+      f"changing ({first['7to9']['last_cell_in_cell']} of epoch {last}'s {n_last['7to9']} in "
+      f"it at epoch 1) and q̄(y = 9\\|x) of epoch {last}'s at a median of "
+      f"{min(q79):.2f}-{max(q79):.2f}"):
+    assert phrase in text, phrase
+  rows, gain, cell_points, added = [], {}, {}, []
+  for c, name in (("5to3", "5 → 3"), ("7to9", "7 → 9")):
+    m = json.load(open(os.path.join(blocks, f"more-labels-{c}.json")))
+    run = by_epoch[c]
+    assert m["start_epoch"] == 10 and m["epochs"] == 10 and m["add"] == 3
+    assert m["rows"][0]["validation_error"] == run[10]["validation_error"]
+    start = set(run[10]["cell_validation_indices"])
+    assert sorted(start) == m["start_cell_validation_indices"]
+    ours = [run[e]["cell"] for e in range(11, 21)]
+    theirs = [r["cell"] for r in m["rows"][1:]]
+    ours_err = statistics.mean(100 * run[e]["validation_error"] for e in range(11, 21))
+    theirs_err = statistics.mean(100 * r["validation_error"] for r in m["rows"][1:])
+    gain[c], cell_points[c] = ours_err - theirs_err, (statistics.mean(ours)
+                                                       - statistics.mean(theirs)) / 50
+    rows.append(f"| {name} | {len(start)} | {statistics.mean(ours):.1f} ({min(ours)}-"
+                f"{max(ours)}) | {statistics.mean(theirs):.1f} ({min(theirs)}-{max(theirs)}) | "
+                f"{len(start & set(run[20]['cell_validation_indices']))} / "
+                f"{m['rows'][-1]['start_cell_still_in_cell']} | {ours_err:.2f}% / "
+                f"{theirs_err:.2f}% |")
+    added.append(m)
+  for row in rows:
+    assert row in _results_text(), row
+  five = added[0]
+  assert (f"the unlabelled training 5s called 3: {five['rows'][-1]['train_pool_called_pred']} "
+          f"at epoch 20, the run {by_epoch['5to3'][20]['train_pool_called_pred']})") in text
+  assert (f"by {gain['5to3']:.2f} and {gain['7to9']:.2f} points, the 7 → 9 one by more than "
+          f"its cell's own {cell_points['7to9']:.2f}") in text
+  assert gain["7to9"] > cell_points["7to9"] > 2 * cell_points["5to3"]
+  before = max(max(m["rows"][0]["added_q_true"]) for m in added)
+  after = min(min(r["added_q_true"]) for m in added for r in m["rows"][1:])
+  assert (f"q̄(y = T\\|x) of each from at most {before:.2f} to {after:.3f} at epoch 11, and "
+          f"{after:.3f} to the end") in text
