@@ -754,3 +754,25 @@ def test_the_block_paragraphs_recompute_from_their_files():
   after = min(min(r["added_q_true"]) for m in added for r in m["rows"][1:])
   assert (f"q̄(y = T\\|x) of each from at most {before:.2f} to {after:.3f} at epoch 11, and "
           f"{after:.3f} to the end") in text
+
+
+def test_the_fourth_extra_seed_paragraph_recomputes_from_its_files():
+  """RESULTS.md section 7, "Rule 3, fourth extra seed": seed 3's evaluations
+  so far and what epochs 45 and 50 would need, from the published runs."""
+  text = " ".join(_results_text().split())
+  ev = _screen_evaluations("long_s5-seed3")
+  err = [100 * ev[e]["validation_error"] for e in sorted(ev)]
+  listed = ", ".join(f"{v:.2f}" for v in err[:-1]) + f" and {err[-1]:.2f}%"
+  rule1 = {run: sum(100 * _screen_evaluations(run)[e]["validation_error"]
+                    for e in (40, 45, 50))
+           for run in ("long_split_bn-seed1", "long_split_bn-seed2", "long_split_bn-seed3",
+                       "long_s5-seed1", "long_s5-seed2")}
+  budget = sum(v for k, v in rule1.items() if "split_bn" in k) - rule1["long_s5-seed1"] - rule1[
+      "long_s5-seed2"]
+  assert max(ev) == 40  # the paragraph is written at epoch 40; 45 and 50 replace it
+  for phrase in (
+      f"has validation error {listed} at epochs {min(ev)} to {max(ev)}.",
+      f"must sum to under {budget:.2f} points, so those at 45 and 50 would have to average "
+      f"under {(budget - err[-1]) / 2:.2f}%",
+      f"If seed 3 does average under {budget / 3:.2f}%"):
+    assert phrase in text, phrase
