@@ -6,7 +6,7 @@ the cell T -> P, how many of the *last* checkpoint's cell images are already
 in it, the median q̄(y=P|x) of those, and how many of the unlabelled training
 images of class T the classifier calls P. Keep every checkpoint of a run
 (``--keep_checkpoints`` at least its epochs) to follow a block from its
-first epoch (RESULTS.md, section 7, "When the block forms").
+first epoch (RESULTS.md, section 7, "When a block forms").
 
     python -m experiments.probes.cell_history --model_dir=RUN --cell=7,9
         [--every=1] [--write=FILE.json]
