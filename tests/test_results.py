@@ -722,11 +722,14 @@ def test_the_block_paragraphs_recompute_from_their_files():
       f"it at epoch 1) and q̄(y = 9\\|x) of epoch {last}'s at a median of "
       f"{min(q79):.2f}-{max(q79):.2f}"):
     assert phrase in text, phrase
-  rows, gain, cell_points, added = [], {}, {}, []
-  for c, name in (("5to3", "5 → 3"), ("7to9", "7 → 9")):
-    m = json.load(open(os.path.join(blocks, f"more-labels-{c}.json")))
+  rows, gain, cell_points, added = [], {}, {}, {}
+  for c, name, n, f in (("5to3", "5 → 3", 3, "more-labels-5to3.json"),
+                        ("5to3", "5 → 3", 10, "more-labels-5to3-add10.json"),
+                        ("5to3", "5 → 3", 30, "more-labels-5to3-add30.json"),
+                        ("7to9", "7 → 9", 3, "more-labels-7to9.json")):
+    m = json.load(open(os.path.join(blocks, f)))
     run = by_epoch[c]
-    assert m["start_epoch"] == 10 and m["epochs"] == 10 and m["add"] == 3
+    assert m["start_epoch"] == 10 and m["epochs"] == 10 and m["add"] == n
     assert m["rows"][0]["validation_error"] == run[10]["validation_error"]
     start = set(run[10]["cell_validation_indices"])
     assert sorted(start) == m["start_cell_validation_indices"]
@@ -734,26 +737,35 @@ def test_the_block_paragraphs_recompute_from_their_files():
     theirs = [r["cell"] for r in m["rows"][1:]]
     ours_err = statistics.mean(100 * run[e]["validation_error"] for e in range(11, 21))
     theirs_err = statistics.mean(100 * r["validation_error"] for r in m["rows"][1:])
-    gain[c], cell_points[c] = ours_err - theirs_err, (statistics.mean(ours)
-                                                       - statistics.mean(theirs)) / 50
-    rows.append(f"| {name} | {len(start)} | {statistics.mean(ours):.1f} ({min(ours)}-"
+    gain[c, n], cell_points[c, n] = ours_err - theirs_err, (statistics.mean(ours)
+                                                             - statistics.mean(theirs)) / 50
+    rows.append(f"| {name} | {n} | {len(start)} | {statistics.mean(ours):.1f} ({min(ours)}-"
                 f"{max(ours)}) | {statistics.mean(theirs):.1f} ({min(theirs)}-{max(theirs)}) | "
                 f"{len(start & set(run[20]['cell_validation_indices']))} / "
                 f"{m['rows'][-1]['start_cell_still_in_cell']} | {ours_err:.2f}% / "
                 f"{theirs_err:.2f}% |")
-    added.append(m)
+    added[c, n] = m
   for row in rows:
     assert row in _results_text(), row
-  five = added[0]
+  five, ten, thirty = added["5to3", 3], added["5to3", 10], added["5to3", 30]
   assert (f"the unlabelled training 5s called 3: {five['rows'][-1]['train_pool_called_pred']} "
           f"at epoch 20, the run {by_epoch['5to3'][20]['train_pool_called_pred']})") in text
-  assert (f"by {gain['5to3']:.2f} and {gain['7to9']:.2f} points, the 7 → 9 one by more than "
-          f"its cell's own {cell_points['7to9']:.2f}") in text
-  assert gain["7to9"] > cell_points["7to9"] > 2 * cell_points["5to3"]
+  assert (f"to {ten['rows'][1]['cell']} and {thirty['rows'][1]['cell']} images at epoch 11, "
+          f"and then it grows back while the labels stay fitted: {ten['rows'][-1]['cell']} and "
+          f"{thirty['rows'][-1]['cell']} images at epoch 20 (the unlabelled training 5s called "
+          f"3: {ten['rows'][-1]['train_pool_called_pred']} and "
+          f"{thirty['rows'][-1]['train_pool_called_pred']})") in text
+  assert (f"(10 and 30 labels: {gain['5to3', 10]:.2f} and {gain['5to3', 30]:.2f} points below "
+          f"the run over the ten epochs, the cell's own share {cell_points['5to3', 10]:.2f} and "
+          f"{cell_points['5to3', 30]:.2f})") in text
+  assert (f"by {gain['5to3', 3]:.2f} and {gain['7to9', 3]:.2f} points, the 7 → 9 one by more "
+          f"than its cell's own {cell_points['7to9', 3]:.2f}") in text
+  assert gain["7to9", 3] > cell_points["7to9", 3] > 2 * cell_points["5to3", 3]
+  added = list(added.values())
   before = max(max(m["rows"][0]["added_q_true"]) for m in added)
   after = min(min(r["added_q_true"]) for m in added for r in m["rows"][1:])
-  assert (f"q̄(y = T\\|x) of each from at most {before:.2f} to {after:.3f} at epoch 11, and "
-          f"{after:.3f} to the end") in text
+  assert (f"q̄(y = T\\|x) of each from at most {before:.2f} to at least {after:.3f} at "
+          f"epoch 11, and to the end)") in text
 
 
 def test_the_fourth_extra_seed_paragraph_recomputes_from_its_files():
