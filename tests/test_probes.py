@@ -474,3 +474,28 @@ def test_more_labels_with_bad_flags_says_so_in_one_line():
   assert (out.returncode, out.stderr.strip()) == (
       2, "experiments.probes.more_labels: error: --epochs=0: give how many more epochs to "
          "train, at least 1.")
+
+
+def test_the_probes_that_read_validation_images_refuse_a_run_without_them(tiny_run, tmp_path):
+  """tests/tiny.flags holds out no validation images: each probe that reads
+  them (common.require_validation) says so in one error before it writes
+  anything."""
+  from experiments.probes import bn_stats, cell_history, common, confusion, label_bounds
+  from experiments.probes import more_labels
+  d = tiny_run["model_dir"]
+  write = str(tmp_path / "w.json")
+  calls = {
+      "bn_stats": lambda: bn_stats.main(d, refreshes=1, population_batches=1),
+      "confusion": lambda: confusion.main(d, top=1, write=write, cell="", png="", against=""),
+      "label_bounds": lambda: label_bounds.main(d, samples=2, cell="", write=write,
+                                                images="validation"),
+      "more_labels": lambda: more_labels.main(d, cell="7,9", add=1, epochs=1,
+                                              out=str(tmp_path / "out"), pick_seed=1,
+                                              write=write),
+      "cell_history": lambda: cell_history.main(d, cell="7,9", every=1, write=write),
+  }
+  for name, call in calls.items():
+    with pytest.raises(common.ConfigError) as e:
+      call()
+    assert str(e.value) == f"{d}: the run has no validation images (--validation_size=0).", name
+  assert sorted(os.listdir(tmp_path)) == []

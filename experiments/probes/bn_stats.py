@@ -46,15 +46,13 @@ def main(model_dir, checkpoint=None, refreshes=None, population_batches=None):
                         else flags.FLAGS.population_batches)
   if refreshes < 0 or population_batches < 0:
     raise common.ConfigError("--refreshes and --population_batches must be >= 0.")
-  config, model, path, split, images = common.load_with_config(model_dir, checkpoint)
+  config, model, path, split, images = common.load_with_config(model_dir, checkpoint,
+                                                               validation=True)
   samples = int(config.model.eval_samples)
   layers = _bn_layers(model)
   saved = [(bn.moving_mean.numpy(), bn.moving_variance.numpy(), bn.momentum) for bn in layers]
   ev = evaluation.Evaluator(model, config.data.eval_batch_size)
   val_x, val_y = evaluation.split_images(split, "validation")
-  if not len(val_y):
-    raise common.ConfigError(f"{model_dir}: the run has no validation images "
-                             f"(--validation_size=0).")
 
   def error():
     return 100 * ev.error(val_x, val_y, samples, binarize=config.data.binarize_eval,

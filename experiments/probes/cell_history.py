@@ -38,25 +38,28 @@ def main(model_dir, checkpoint=None, cell=None, every=None, write=None):
     raise common.ConfigError(f"--every={every}: give 1 for every checkpoint, or N for "
                              f"every N-th.")
   common.check_new_file("write", write)
-  config, model, last, split, _ = common.load_with_config(model_dir)
+  config, model, last, split, _ = common.load_with_config(model_dir, validation=True)
   true, pred = confusion.parse_cell(cell, model.num_classes)
-  if not len(split.validation):
-    raise common.ConfigError(f"{model_dir}: the run has no validation images "
-                             f"(--validation_size=0).")
   steps = int(rundir.read_run(model_dir)[1]["derived"]["steps_per_epoch"])
   paths = common.tf.train.get_checkpoint_state(os.path.dirname(last)).all_model_checkpoint_paths
   paths = [p if os.path.isabs(p) else os.path.join(os.path.dirname(last), p) for p in paths]
   chosen = paths[::-1][::every][::-1]  # every N-th, counting back from the newest
   measure = more_labels.Measure(model, config, split, true, pred)
-  _, final_cell = measure.row(0.0)   # the model holds the newest checkpoint
+  names = ("last_cell_in_cell", "last_cell_median_q_pred")
+
+  def epoch(path):
+    return int(path.rsplit("-", 1)[1]) / steps
+
+  newest = measure.row(epoch(last), names=names)   # the model holds the newest checkpoint
+  final_cell = newest[1]
   restore = common.tf.train.Checkpoint(model=model)
   rows = []
   for path in chosen:
-    restore.restore(path).expect_partial()
-    row, in_cell = measure.row(int(path.rsplit("-", 1)[1]) / steps, final_cell)
-    row = {("last_cell_in_cell" if k == "start_cell_still_in_cell" else
-            "last_cell_median_q_pred" if k == "start_cell_median_q_pred" else k): v
-           for k, v in row.items()}
+    if os.path.normpath(path) == os.path.normpath(last):
+      row, in_cell = newest                          # measured above, not again
+    else:
+      restore.restore(path).expect_partial()
+      row, in_cell = measure.row(epoch(path), final_cell, names=names)
     row["checkpoint"] = os.path.basename(path)
     row["cell_validation_indices"] = in_cell.tolist()
     rows.append(row)

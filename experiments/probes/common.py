@@ -11,6 +11,7 @@ from adgm_tf import cli
 
 tf = cli.import_tensorflow()
 
+from adgm_tf import config as config_lib  # noqa: E402
 from adgm_tf import pipeline  # noqa: E402  (after TensorFlow's quiet import)
 from adgm_tf import rundir  # noqa: E402
 from adgm_tf.errors import ConfigError  # noqa: E402
@@ -22,8 +23,17 @@ def load(model_dir, checkpoint=None):
   return load_with_config(model_dir, checkpoint)[1:]
 
 
-def load_with_config(model_dir, checkpoint=None):
-  """:func:`load` with the run's ``Config`` first: ``(config, model, path, split, images)``."""
+def load_with_config(model_dir, checkpoint=None, validation=False):
+  """:func:`load` with the run's ``Config`` first: ``(config, model, path, split, images)``.
+
+  ``validation``: the probe reads the run's validation images; a run that held
+  out none (``--validation_size=0``) gets a clear error before anything loads.
+  """
+  if validation:
+    config = config_lib.Config.from_dict(rundir.read_run(model_dir)[1]["config"])
+    if not config.data.validation_size:
+      raise ConfigError(f"{model_dir}: the run has no validation images "
+                        f"(--validation_size=0).")
   config, model, path = rundir.load_run(model_dir, checkpoint)
   split = pipeline.build_data(config).split
   images = split.arrays.train_images.reshape(len(split.arrays.train_images), -1)

@@ -120,11 +120,9 @@ def main(model_dir, checkpoint=None, top=None, write=None, cell=None, png=None,
     raise common.ConfigError(f"--png={png}: say which images to draw with --cell=T,P.")
   if cell:
     parse_cell(cell)
-  config, model, path, split, _ = common.load_with_config(model_dir, checkpoint)
+  config, model, path, split, _ = common.load_with_config(model_dir, checkpoint,
+                                                          validation=True)
   val_x, val_y = evaluation.split_images(split, "validation")
-  if not len(val_y):
-    raise common.ConfigError(f"{model_dir}: the run has no validation images "
-                             f"(--validation_size=0).")
   true, pred = parse_cell(cell, model.num_classes) if cell else (None, None)
   if against:  # loaded before the first classification, so a bad path fails fast
     try:

@@ -61,11 +61,9 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, images
   common.check_new_file("write", write)
   if cell:
     confusion.parse_cell(cell)
-  config, model, path, split, _ = common.load_with_config(model_dir, checkpoint)
+  config, model, path, split, _ = common.load_with_config(
+      model_dir, checkpoint, validation=images == "validation")
   raw, labels = evaluation.split_images(split, images)
-  if not len(labels):
-    raise common.ConfigError(f"{model_dir}: the run has no validation images "
-                             f"(--validation_size=0).")
   true, pred = confusion.parse_cell(cell, model.num_classes) if cell else (None, None)
   labels = np.asarray(labels)
   ev = evaluation.Evaluator(model, config.data.eval_batch_size)

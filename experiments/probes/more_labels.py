@@ -79,18 +79,22 @@ class Measure:
   def pool_predictions(self) -> np.ndarray:
     return np.argmax(self.ev.log_proba(self.x_pool, self.samples), axis=1)
 
-  def row(self, epoch: float, start_cell=None, added=()) -> dict:
+  def row(self, epoch: float, start_cell=None, added=(),
+          names=("start_cell_still_in_cell", "start_cell_median_q_pred")) -> tuple:
+    """``(row, cell's validation indices)``; ``start_cell`` (default: the cell
+    itself) is the reference whose members still in the cell and median
+    q̄(y=P|x) the row holds, under ``names``."""
     log_q = self.ev.log_proba(self.x, self.samples)                   # [N, Y]
     predicted = np.argmax(log_q, axis=1)
     in_cell = np.flatnonzero((self.labels == self.true) & (predicted == self.pred))
     start_cell = in_cell if start_cell is None else np.asarray(start_cell)
     q_pred = np.exp(log_q[start_cell, self.pred])
-    row = dict(epoch=epoch, validation_error=float(np.mean(predicted != self.labels)),
-               cell=int(len(in_cell)),
-               start_cell_still_in_cell=int(np.sum(np.isin(start_cell, in_cell))),
-               start_cell_median_q_pred=float(np.median(q_pred)) if len(q_pred) else None,
-               train_pool_called_pred=int(np.sum(
-                   np.isin(self.pool, added, invert=True) & (self.pool_predictions() == self.pred))))
+    row = {"epoch": epoch, "validation_error": float(np.mean(predicted != self.labels)),
+           "cell": int(len(in_cell)),
+           names[0]: int(np.sum(np.isin(start_cell, in_cell))),
+           names[1]: float(np.median(q_pred)) if len(q_pred) else None,
+           "train_pool_called_pred": int(np.sum(
+               np.isin(self.pool, added, invert=True) & (self.pool_predictions() == self.pred)))}
     if len(added):
       x = evaluation.evaluation_images(self.train_images[np.asarray(added)], self.binarize,
                                        self.seed)
@@ -129,11 +133,9 @@ def main(model_dir, checkpoint=None, cell=None, add=None, epochs=None, out=None,
     raise common.ConfigError(f"--out={out}: its parent directory does not exist; create "
                              f"it first.")
   common.check_new_file("write", write)
-  config, model, path, split, _ = common.load_with_config(model_dir, checkpoint)
+  config, model, path, split, _ = common.load_with_config(model_dir, checkpoint,
+                                                          validation=True)
   true, pred = confusion.parse_cell(cell, model.num_classes)
-  if not len(split.validation):
-    raise common.ConfigError(f"{model_dir}: the run has no validation images "
-                             f"(--validation_size=0).")
   data = pipeline.build_data(config)
   step = int(path.rsplit("-", 1)[1])
   if step % data.steps_per_epoch:
