@@ -77,28 +77,31 @@ def run_clock(history: List[Dict[str, float]]) -> Optional[Dict[str, float]]:
   ``wall_time`` in history.csv is the run's clock, carried across launches;
   ``cpu_time`` is the CPU seconds (all threads) of the launch that wrote the row.
   A row starts a new launch where ``cpu_time`` falls, or where it grew by less
-  than 0.4 s per second of the run's clock since the row before and is itself
-  small enough to be a new launch's (at most 16 cores busy since that row). A
-  new launch that ran one epoch can show more CPU seconds than the last row of
-  a launch cut after one epoch, but few per second of the run's clock
-  (0.02-0.24 at the long runs' relaunches, against 0.67-1.9 between rows of
-  one launch); a launch's closing row can grow by little too (0.9 CPU
-  seconds in 42 s once), but carries the launch's whole CPU time. The CPU
-  time of the run is the sum of each launch's last value. Neither counts what
-  a launch did after its last row (a launch cut mid-epoch); a launch that
-  ended before its first row does not show at all; the closing row of a
-  launch that used fewer CPU seconds than 16 times the wall seconds of that
-  row is taken for a new launch.
+  than half of what the run's rows usually grow over as many epochs (the
+  median CPU seconds an epoch between rows of growing ``cpu_time``) and is
+  itself small enough to be a new launch's (at most 16 cores busy since the
+  row before). A new launch that ran one epoch can show more CPU seconds than
+  the last row of a launch cut after one epoch, but far fewer than an epoch
+  costs on top of it. Growth per second of the clock does not tell launches
+  apart: a run sharing its core with others gets a small share of each
+  second. The CPU time of the run is the sum of each launch's last value.
+  Neither counts what a launch did after its last row (a launch cut
+  mid-epoch); a launch that ended before its first row does not show at all.
   """
   timed = [h for h in history
            if h.get("wall_time") is not None and h.get("cpu_time") is not None]
   if not timed:
     return None
+  pairs = list(zip(timed, timed[1:]))
+  per_epoch = [(b["cpu_time"] - a["cpu_time"]) / (b["epoch"] - a["epoch"]) for a, b in pairs
+               if b["epoch"] > a["epoch"] and b["cpu_time"] > a["cpu_time"]]
+  usual = float(np.median(per_epoch)) if per_epoch else 0.0   # CPU seconds an epoch
   cpu, launches = 0.0, 1
-  for before, after in zip(timed, timed[1:]):
+  for before, after in pairs:
     grew = after["cpu_time"] - before["cpu_time"]
     clock = after["wall_time"] - before["wall_time"]
-    if grew < 0 or (grew < 0.4 * clock and after["cpu_time"] <= 16 * clock):
+    if grew < 0 or (grew < 0.5 * usual * (after["epoch"] - before["epoch"])
+                    and after["cpu_time"] <= 16 * clock):
       cpu += before["cpu_time"]
       launches += 1
   cpu += timed[-1]["cpu_time"]

@@ -472,6 +472,17 @@ def test_run_clock_sums_the_cpu_time_of_each_launch():
   assert long_run.run_clock([dict(epoch=1)]) is None
 
 
+def test_run_clock_of_a_run_that_shares_its_core():
+  """A launch that gets a fifth of a core (80 CPU seconds an epoch in 400 s
+  of the clock) is one launch; a relaunch after it is found all the same."""
+  history = [dict(epoch=e, wall_time=400 * e, cpu_time=10 + 80 * e) for e in range(1, 6)]
+  history += [dict(epoch=e, wall_time=400 * e, cpu_time=10 + 80 * (e - 5)) for e in range(6, 9)]
+  clock = long_run.run_clock(history)
+  assert clock["launches"] == 2
+  assert clock["cpu_hours"] == pytest.approx((410 + 250) / 3600)
+  assert clock["cores_busy"] == pytest.approx(660 / 3200)
+
+
 def _evaluations(errors, alive=0.99, swap=2.5):
   return [dict(epoch=float(e), minutes=e, validation_error=v, test_error=None,
                aux_alive_fraction=alive, aux_mean_spread=0.3, validation_swap_cost=swap,
