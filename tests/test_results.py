@@ -378,6 +378,56 @@ def test_the_long_run_paragraph_recomputes_from_its_published_files():
     assert phrase in text, phrase
 
 
+def test_the_chosen_recipes_long_run_paragraph_recomputes_from_its_published_files():
+  """RESULTS.md section 7, "The chosen recipe's 200-epoch run": its evaluations,
+  a-diagnostics, clock and epoch times from docs/results/long_split_bn_200, and
+  that its first 50 epochs are the screen's seed-1 run value for value."""
+  text = " ".join(_results_text().split())
+  history = read_history(os.path.join(PUBLISHED, "long_split_bn_200"))
+  ev = [r for r in history if "validation_error" in r]
+  epochs = [int(r["epoch"]) for r in ev]
+  err = [100 * r["validation_error"] for r in ev]
+  swap = {e: 100 * r["validation_aux_swap_error"] - v for e, r, v in zip(epochs, ev, err)}
+  info = [r["validation_aux_information"] for r in ev]
+  best = epochs[err.index(min(err))]
+  listed = ", ".join(f"{v:.2f}" for v in err[:-1]) + f" and {err[-1]:.2f}%"
+  clock = long_run.run_clock(history)
+  later = [v for e, v in swap.items() if e >= 15]
+  screen = _screen_evaluations("long_split_bn-seed1")
+  for r in ev:
+    if r["epoch"] <= 50:
+      assert all(r[k] == screen[int(r["epoch"])][k] for k in (
+          "validation_error", "validation_aux_swap_error", "loss")), r["epoch"]
+  # Epoch times between consecutive whole-epoch rows of one launch.
+  whole = [r for r in history if r["epoch"] == int(r["epoch"])]
+  steps = {int(b["epoch"]): (b["wall_time"] - a["wall_time"], b["cpu_time"] - a["cpu_time"])
+           for a, b in zip(whole, whole[1:]) if b["cpu_time"] > a["cpu_time"]}
+  early = [v for e, v in steps.items() if e <= 27]
+  late = [v for e, v in steps.items() if e >= 28]
+
+  def span(values, i, digits=0):
+    return f"{min(v[i] for v in values):.{digits}f}-{max(v[i] for v in values):.{digits}f}"
+
+  assert min(steps) == 2
+  for phrase in (
+      f"Epoch {epochs[-1]} of 200",
+      f"validation error {listed} at epochs {epochs[0]} to {epochs[-1]} (best so far "
+      f"{min(err):.2f}% at {best},",
+      f"the screen's and the worst of the candidate's three seeds ("
+      f"{_rule1_mean('long_split_bn-seed1'):.2f}%, {_rule1_mean('long_split_bn-seed2'):.2f}% "
+      f"and {_rule1_mean('long_split_bn-seed3'):.2f}% by rule 1)",
+      f"alive (at least {min(r['validation_aux_alive_fraction'] for r in ev):.3f} of its "
+      f"units) at every evaluation, swap cost +{min(later):.2f} to +{max(later):.2f} points from "
+      f"epoch 15 on (+{swap[epochs[-1]]:.2f} at {epochs[-1]}), while I(y;a\\|x) fell from "
+      f"{info[0]:.3f} at epoch {epochs[0]} to {info[-1]:.3f} at {epochs[-1]}; "
+      f"{clock['wall_hours']:.2f} h of wall time, {clock['cpu_hours']:.2f} h of CPU time so far, "
+      f"over {clock['launches']} launches",
+      f"{span(early, 0)} s of wall time for {span(early, 1)} CPU-seconds an epoch; from epoch "
+      f"28 on, {span(late, 0)} s for {span(late, 1)})",
+      f"At {err[-1]:.2f}% it is {err[-1] - 2.0:.2f} points above the 2.0% target"):
+    assert phrase in text, phrase
+
+
 def test_the_crossed_seven_paragraph_recomputes_from_its_matrices():
   """RESULTS.md section 7, "What parts the two draws of seed 1": its counts
   from the long run's epoch-45 matrix, the screen draw's and the table's runs."""
@@ -456,6 +506,13 @@ def _screen_evaluations(run):
   """{epoch: row} of a published screen run's evaluations."""
   return {int(r["epoch"]): r for r in read_history(
       os.path.join(PUBLISHED, "endpoint_screen", "runs", run)) if "validation_error" in r}
+
+
+def _rule1_mean(run):
+  """Rule 1's figure of a published screen run: its mean validation error (%)
+  at epochs 40, 45 and 50."""
+  ev = _screen_evaluations(run)
+  return sum(100 * ev[e]["validation_error"] for e in (40, 45, 50)) / 3
 
 
 def test_the_third_extra_seed_paragraph_recomputes_from_its_files():
