@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO, run_env
@@ -285,6 +286,18 @@ def test_label_bounds_reads_the_runs_own_validation_error(validation_run, mnist_
   for group in (wrong, right):
     assert (group["bound_votes_true"] + group["bound_votes_predicted"]
             + group["bound_votes_other"]) == group["images"]
+  # cell.of_class: every image of class T with its classifier label, the
+  # bound's vote and margin, agreeing with the matrices and the groups above.
+  of = saved["cell"]["of_class"]
+  assert len(of["indices"]) == sum(c["matrix"][t]) == len(of["bound_vote"]) == len(
+      of["margin_nats"])
+  assert [of["classifier"].count(k) for k in range(10)] == c["matrix"][t]
+  assert [of["bound_vote"].count(k) for k in range(10)] == v[t]
+  in_cell = [i for i, k in enumerate(of["classifier"]) if k == p]
+  assert [of["indices"][i] for i in in_cell] == saved["cell"]["validation_indices"]
+  assert sum(of["bound_vote"][i] == p for i in in_cell) == wrong["bound_votes_predicted"]
+  assert float(np.median([of["margin_nats"][i] for i in in_cell])) == pytest.approx(
+      wrong["median_margin_nats"])
   # The same samples give the same votes: the two launches agree exactly.
   assert json.load(open(tmp_path / "a.json"))["bound_vote"] == saved["bound_vote"]
   assert dir_digest(d) == before
@@ -303,6 +316,7 @@ def test_label_bounds_reads_the_runs_own_validation_error(validation_run, mnist_
   labels = split.arrays.train_labels[split.labeled]
   assert lab["images_of"] == "labeled" and lab["images"] == len(labels)
   assert len(lab["cell"]["margins_of_class"]) == int((labels == t).sum()) > 0
+  assert lab["cell"]["of_class"]["margin_nats"] == lab["cell"]["margins_of_class"]
   assert lab["cell"]["wrong"]["images"] + lab["cell"]["right"]["images"] <= int((labels == t).sum())
   assert "validation_indices" not in lab["cell"] and "labeled_indices" in lab["cell"]
 

@@ -12,7 +12,10 @@ samples of a and z shared by the labels of an image, fixed noise) and prints:
   agree and the vote's largest confusions;
 * with ``--cell=T,P`` (e.g. 7,9): for the images of class T the classifier
   calls P, and for those of class T it gets right, how many the bound votes
-  T, P or another label, and the median margin L(x,P) - L(x,T) in nats.
+  T, P or another label, and the median margin L(x,P) - L(x,T) in nats;
+  ``--write`` also saves, for every image of class T, the classifier's label,
+  the bound's vote and the margin (``cell.of_class``), to follow one set of
+  images across checkpoints.
 
 A block of confident errors the bound votes for is held there by the
 unlabeled term: the generative model explains those images better as P. One
@@ -92,6 +95,11 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, images
     s["cell"] = {"true": true, "predicted": pred, f"{images}_indices": idx.tolist(),
                  "wrong": votes_in(l_xy, idx, true, pred),
                  "right": votes_in(l_xy, right, true, pred)}
+    of_class = np.flatnonzero(labels == true)
+    s["cell"]["of_class"] = dict(  # every image of class T, to follow a set across checkpoints
+        indices=of_class.tolist(), classifier=classifier[of_class].tolist(),
+        bound_vote=vote[of_class].tolist(),
+        margin_nats=(l_xy[of_class, pred] - l_xy[of_class, true]).tolist())
     if images == "labeled":  # few enough to list: each labelled T, in the run's order
       margins = (l_xy[:, pred] - l_xy[:, true])[labels == true]
       s["cell"]["margins_of_class"] = margins.tolist()
