@@ -7,6 +7,7 @@ machine that produced it.
 """
 
 import csv
+import glob
 import json
 import os
 import re
@@ -861,4 +862,56 @@ def test_the_fourth_extra_seed_paragraph_recomputes_from_its_files():
       f"seed 3 then stood at {100 * ev[40]['validation_error']:.2f}% at epoch 40, so epochs 45 "
       f"and 50 would have had to average under "
       f"{(3 * statistics.mean(split_bn) * 3 - sum(s5[:2]) * 3 - 100 * ev[40]['validation_error']) / 2:.2f}%"):
+    assert phrase in text, phrase
+
+
+def test_the_first_epoch_table_and_paragraph_recompute_from_the_probe_files():
+  """RESULTS.md section 7, "Inside the first epoch": each row from the
+  label_bounds files in docs/results/blocks/first_epoch, following the
+  validation 5s the classifier calls 3 at epoch 1, and the paragraph's ranges."""
+  results = _results_text()
+  text = " ".join(results.split())
+  files = [json.load(open(f)) for f in glob.glob(
+      os.path.join(PUBLISHED, "blocks", "first_epoch", "label-bounds-step*.json"))]
+  by_step = {int(j["checkpoint"].split("-")[1]): j for j in files}
+  assert all(j["samples"] == 20 and j["images_of"] == "validation" for j in files)
+  assert all((j["cell"]["true"], j["cell"]["predicted"]) == (5, 3) for j in files)
+  block = set(by_step[550]["cell"]["validation_indices"])
+  fig = {}
+  for step, j in sorted(by_step.items()):
+    of = j["cell"]["of_class"]
+    idx, c = np.array(of["indices"]), np.array(of["classifier"])
+    v, m = np.array(of["bound_vote"]), np.array(of["margin_nats"])
+    inside = np.isin(idx, sorted(block))
+    fig[step] = dict(called=int((c[inside] == 3).sum()), voted=int((v[inside] == 3).sum()),
+                     fives=int((c[inside] == 5).sum()), m_in=float(np.median(m[inside])),
+                     m_out=float(np.median(m[~inside])), n=len(idx))
+    when = f"step {step}" if step < 550 else f"epoch {step // 550}"
+    row = (f"| {when} | {100 * j['classifier_error']:.2f}% | {100 * j['bound_vote_error']:.2f}% "
+           f"| {int((c == 3).sum())} | {int((v == 3).sum())} | {fig[step]['called']} / "
+           f"{fig[step]['voted']} | {fig[step]['m_in']:+.1f} / {fig[step]['m_out']:+.1f} |")
+    assert row in results, row
+  steps = sorted(by_step)
+  assert steps[:6] == [10, 39, 122, 237, 358, 476] and steps[6] == 550
+  late = [s for s in steps if s >= 122]
+  epochs = [s for s in steps if s >= 550]
+  f10, f39, f122 = fig[10], fig[39], fig[122]
+  n = fig[550]["n"]
+  assert f39["fives"] > (len(block) - f39["called"]) / 2  # "the rest mostly 5"
+  for phrase in (
+      f"following the {len(block)} validation 5s that the classifier calls 3 at epoch 1 (of "
+      f"the {n} validation 5s)",
+      f"the {len(block)} / the other {n - len(block)} (nats)",
+      f"near chance ({100 * by_step[10]['bound_vote_error']:.2f}% error; it votes 3 for "
+      f"{f10['voted']} of the {len(block)})",
+      f"already calls {f10['called']} of the {len(block)} \"3\"",
+      f"({f39['called']} called 3, the rest mostly 5); by step 122 both hold them "
+      f"({f122['called']} called 3, {f122['voted']} voted 3) while the bound learns the other "
+      f"digits ({100 * by_step[122]['bound_vote_error']:.2f}% error)",
+      f"votes 3 for {min(fig[s]['voted'] for s in late)}-{max(fig[s]['voted'] for s in late)} "
+      f"of them with a margin that grows from {f122['m_in']:+.1f} nats at step 122 to "
+      f"{min(fig[s]['m_in'] for s in epochs):+.1f} to {max(fig[s]['m_in'] for s in epochs):+.1f}"
+      f" nats from epoch 1 on",
+      f"({max(fig[s]['m_out'] for s in late):.1f} to {min(fig[s]['m_out'] for s in late):.1f} "
+      f"nats)"):
     assert phrase in text, phrase
