@@ -513,3 +513,51 @@ def test_the_probes_that_read_validation_images_refuse_a_run_without_them(tiny_r
       call()
     assert str(e.value) == f"{d}: the run has no validation images (--validation_size=0).", name
   assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_nearest_labels_by_hand():
+  """Three labelled points on a line: each query takes the majority of its k
+  nearest, a tie the label of the nearest among the tied."""
+  from experiments.probes.nearest_labelled import nearest_labels
+  xl = np.array([[0.0], [1.0], [3.0]])
+  yl = np.array([2, 0, 0])
+  x = np.array([[0.1], [0.9], [2.0], [-5.0]])
+  assert nearest_labels(x, xl, yl, 1, 3).tolist() == [2, 0, 0, 2]
+  assert nearest_labels(x, xl, yl, 3, 3).tolist() == [0, 0, 0, 0]
+  # k = 2: [0.1] has one vote each for 2 (nearer) and 0: the tie goes to 2.
+  assert nearest_labels(x, xl, yl, 2, 3).tolist() == [2, 0, 0, 2]
+
+
+def test_nearest_labelled_classifies_the_validation_images(validation_run, tmp_path):
+  """On the one-epoch run: one prediction per validation image, the matrix
+  and error agree with them and with the labels, each image's label is that
+  of its nearest labelled image (checked directly), and bad flags get one
+  error each with nothing written."""
+  from adgm_tf import evaluation, pipeline, rundir
+  from experiments.probes import common, nearest_labelled
+  d = validation_run
+  out = tmp_path / "nn.json"
+  nearest_labelled.main(d, k=1, cell="5,3", write=str(out))
+  s = json.load(open(out))
+  split = pipeline.build_data(rundir.load_run(d)[0]).split
+  raw, labels = evaluation.split_images(split, "validation")
+  x = raw.reshape(len(raw), -1) / 255.0
+  xl = split.arrays.train_images[split.labeled].reshape(len(split.labeled), -1) / 255.0
+  near = [int(np.argmin(((xl - row) ** 2).sum(1))) for row in x]
+  assert s["predicted"] == split.arrays.train_labels[split.labeled][near].tolist()
+  m = np.array(s["matrix"])
+  assert m.sum() == len(s["predicted"]) == 500 and s["labelled"] == 100 and s["k"] == 1
+  assert m.tolist() == [[sum(1 for t, p in zip(labels, s["predicted"]) if (t, p) == (i, j))
+                         for j in range(10)] for i in range(10)]
+  assert s["error"] == pytest.approx(1 - np.trace(m) / 500)
+  for kwargs, message in (
+      (dict(checkpoint="x"), "--checkpoint: this probe reads no checkpoint"),
+      (dict(k=0), "--k=0: give how many nearest labelled images vote"),
+      (dict(k=101), "--k=101: the run has only 100 labelled images."),
+      (dict(cell="5,5"), "--cell=5,5: give two different classes"),
+      (dict(write=str(out)), f"--write={out} exists")):
+    args = {**dict(k=1, cell="", write=""), **kwargs}
+    checkpoint = args.pop("checkpoint", None)
+    with pytest.raises(common.ConfigError, match=re.escape(message)):
+      nearest_labelled.main(d, checkpoint, **args)
+  assert sorted(os.listdir(tmp_path)) == ["nn.json"]

@@ -911,3 +911,44 @@ def test_the_first_epoch_table_and_paragraph_recompute_from_the_probe_files():
       f"({max(fig[s]['m_out'] for s in late):.1f} to {min(fig[s]['m_out'] for s in late):.1f} "
       f"nats)"):
     assert phrase in text, phrase
+
+
+def test_the_label_set_paragraph_recomputes_from_the_nearest_labelled_files():
+  """RESULTS.md section 7, "Which 5s: the label set's part": the nearest-
+  labelled classifier's counts on each label set, inside and outside the
+  blocks, from docs/results/blocks/nearest_labelled and the blocks' files."""
+  text = " ".join(_results_text().split())
+  nn = {n: json.load(open(os.path.join(PUBLISHED, "blocks", "nearest_labelled",
+                                       f"label-set-{n}.json"))) for n in (1, 2, 3)}
+  assert all(j["k"] == 1 and j["labelled"] == 100 for j in nn.values())
+  blocks = {1: os.path.join(PUBLISHED, "blocks", "first_epoch", "label-bounds-step00550.json"),
+            3: os.path.join(PUBLISHED, "endpoint_screen", "confusion", "long_s5-seed3-5to3.json")}
+  share, ratios = {}, []
+  for n, path in blocks.items():
+    cell = json.load(open(path))["cell"]
+    assert (cell["true"], cell["predicted"]) == (5, 3)
+    block = cell["validation_indices"]
+    p = np.array(nn[n]["predicted"])
+    m = nn[n]["matrix"]
+    inside = int((p[block] == 3).sum())
+    outside, rest = m[5][3] - inside, sum(m[5]) - len(block)
+    share[n] = (inside, len(block), outside, rest, sum(m[5]), m[5][3])
+    ratios.append((inside / len(block)) / (outside / rest))
+  i1, b1, o1, r1, f1, c1 = share[1]
+  i3, b3, o3, r3, f3, c3 = share[3]
+  matrix2 = nn[2]["matrix"]
+  confusion = os.path.join(PUBLISHED, "endpoint_screen", "confusion")
+  set_two = [json.load(open(os.path.join(confusion, f + ".json")))["matrix"][5]
+             for f in _CONFUSION_RUNS.values() if f.endswith("seed2")]
+  assert len(set_two) == 3 and all(row[3] / sum(row) < 0.15 for row in set_two)
+  for phrase in (
+      f"With label set 1 it has {100 * nn[1]['error']:.2f}% error and calls {c1} of the {f1} "
+      f"validation 5s \"3\": {i1} of them among the block's {b1} ({100 * i1 / b1:.0f}%), {o1} "
+      f"among the other {r1} ({100 * o1 / r1:.1f}%).",
+      f"With label set 3 it calls {c3} of {f3} 5s \"3\": {i3} of the {b3} in `long_s5` seed 3's "
+      f"epoch-50 block ({100 * i3 / b3:.0f}%;",
+      f"{o3} of the other {r3} ({100 * o3 / r3:.1f}%)",
+      f"{min(ratios):.0f}-{max(ratios):.0f} times as often",
+      f"label set 2 has as many ({matrix2[5][3]} of {sum(matrix2[5])})",
+      f"calls {nn[1]['matrix'][3][5]} of label set 1's validation 3s \"5\""):
+    assert phrase in text, phrase

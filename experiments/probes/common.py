@@ -29,15 +29,21 @@ def load_with_config(model_dir, checkpoint=None, validation=False):
   ``validation``: the probe reads the run's validation images; a run that held
   out none (``--validation_size=0``) gets a clear error before anything loads.
   """
-  if validation:
-    config = config_lib.Config.from_dict(rundir.read_run(model_dir)[1]["config"])
-    if not config.data.validation_size:
-      raise ConfigError(f"{model_dir}: the run has no validation images "
-                        f"(--validation_size=0).")
+  run_config(model_dir, validation)
   config, model, path = rundir.load_run(model_dir, checkpoint)
   split = pipeline.build_data(config).split
   images = split.arrays.train_images.reshape(len(split.arrays.train_images), -1)
   return config, model, path, split, images
+
+
+def run_config(model_dir, validation=False):
+  """The run's ``Config`` from its config.json, without loading a model;
+  ``validation``: a clear error if the run held out no validation images."""
+  config = config_lib.Config.from_dict(rundir.read_run(model_dir)[1]["config"])
+  if validation and not config.data.validation_size:
+    raise ConfigError(f"{model_dir}: the run has no validation images "
+                      f"(--validation_size=0).")
+  return config
 
 
 def load_with_a(model_dir, checkpoint=None):
