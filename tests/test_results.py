@@ -952,3 +952,29 @@ def test_the_label_set_paragraph_recomputes_from_the_nearest_labelled_files():
       f"label set 2 has as many ({matrix2[5][3]} of {sum(matrix2[5])})",
       f"calls {nn[1]['matrix'][3][5]} of label set 1's validation 3s \"5\""):
     assert phrase in text, phrase
+
+
+def test_the_nine_to_seven_sentence_recomputes_from_its_probe_files():
+  """RESULTS.md section 7, "Inside the first epoch": the 9 -> 7 block's
+  sentence, from docs/results/blocks/first_epoch_9to7."""
+  text = " ".join(_results_text().split())
+  files = [json.load(open(f)) for f in glob.glob(
+      os.path.join(PUBLISHED, "blocks", "first_epoch_9to7", "label-bounds-step*.json"))]
+  by_step = {int(j["checkpoint"].split("-")[1]): j for j in files}
+  assert all((j["cell"]["true"], j["cell"]["predicted"]) == (9, 7) for j in files)
+  block = by_step[550]["cell"]["validation_indices"]
+
+  def held(step):
+    of = by_step[step]["cell"]["of_class"]
+    inside = np.isin(of["indices"], block)
+    return (int((np.array(of["classifier"])[inside] == 7).sum()),
+            int((np.array(of["bound_vote"])[inside] == 7).sum()))
+
+  voted = [held(s)[1] for s in by_step if s >= 237]
+  n = len(by_step[550]["cell"]["of_class"]["indices"])
+  for phrase in (
+      f"The run's 9 → 7 block ({len(block)} of the {n} validation 9s at epoch 1;",
+      f"after ten steps the classifier calls {held(10)[0]} of the {len(block)} \"7\" and the "
+      f"bound votes 7 for {held(10)[1]}; at step 122, {held(122)[0]} and {held(122)[1]}; from "
+      f"step 237 on the bound votes 7 for {min(voted)}-{max(voted)} of them."):
+    assert phrase in text, phrase
