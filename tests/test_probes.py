@@ -495,7 +495,7 @@ def test_the_probes_that_read_validation_images_refuse_a_run_without_them(tiny_r
   them (common.require_validation) says so in one error before it writes
   anything."""
   from experiments.probes import bn_stats, cell_history, common, confusion, label_bounds
-  from experiments.probes import more_labels
+  from experiments.probes import more_labels, nearest_labelled
   d = tiny_run["model_dir"]
   write = str(tmp_path / "w.json")
   calls = {
@@ -507,6 +507,7 @@ def test_the_probes_that_read_validation_images_refuse_a_run_without_them(tiny_r
                                               out=str(tmp_path / "out"), pick_seed=1,
                                               write=write),
       "cell_history": lambda: cell_history.main(d, cell="7,9", every=1, write=write),
+      "nearest_labelled": lambda: nearest_labelled.main(d, k=1, cell="", write=write),
   }
   for name, call in calls.items():
     with pytest.raises(common.ConfigError) as e:
