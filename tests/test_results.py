@@ -941,7 +941,21 @@ def test_the_label_set_paragraph_recomputes_from_the_nearest_labelled_files():
   set_two = [json.load(open(os.path.join(confusion, f + ".json")))["matrix"][5]
              for f in _CONFUSION_RUNS.values() if f.endswith("seed2")]
   assert len(set_two) == 3 and all(row[3] / sum(row) < 0.15 for row in set_two)
+  near = np.array(nn[1]["predicted"])
+
+  def taken_up(step):
+    of = json.load(open(os.path.join(PUBLISHED, "blocks", "first_epoch",
+                                     f"label-bounds-step{step:05d}.json")))["cell"]["of_class"]
+    near3 = near[of["indices"]] == 3
+    c, v = np.array(of["classifier"]) == 3, np.array(of["bound_vote"]) == 3
+    return int(near3.sum()), int((c & near3).sum()), int((c & ~near3).sum()), int((v & near3).sum())
+
+  n10, c10, other10, _ = taken_up(10)
+  n550, c550, _, v550 = taken_up(550)
+  assert n10 == n550 == c1
   for phrase in (
+      f"after ten steps it calls {c10} of the {n10} \"3\" (and {other10} other 5s); at epoch 1, "
+      f"{c550} of the {n550} are in the block and the bound votes 3 for {v550} of them.",
       f"With label set 1 it has {100 * nn[1]['error']:.2f}% error and calls {c1} of the {f1} "
       f"validation 5s \"3\": {i1} of them among the block's {b1} ({100 * i1 / b1:.0f}%), {o1} "
       f"among the other {r1} ({100 * o1 / r1:.1f}%).",
