@@ -203,19 +203,18 @@ def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx
   assert json.load(open(target)) == saved
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--top=0"], "--top=0: give how many confusions to list, at least 1."),
-    (["--cell=7,7"], "--cell=7,7: give two different classes, e.g. --cell=7,9.")])
-def test_confusion_with_bad_flags_says_so_in_one_line(args, message):
-  out = _probe("confusion", "--model_dir=x", *args)
+def test_confusion_with_bad_flags_says_so_in_one_line():
+  out = _probe("confusion", "--model_dir=x", "--top=0")
   assert (out.returncode, out.stderr.strip()) == (
-      2, f"experiments.probes.confusion: error: {message}")
+      2, "experiments.probes.confusion: error: --top=0: give how many confusions to list, "
+         "at least 1.")
 
 
 @pytest.mark.parametrize("flags, message", [
     (dict(cell="7"), "--cell=7: give the true and the predicted class, e.g. --cell=7,9."),
     (dict(cell="7,x"), "--cell=7,x: give the true and the predicted class, e.g. --cell=7,9."),
     (dict(cell="-1,3"), "--cell=-1,3: give two different classes, e.g. --cell=7,9."),
+    (dict(cell="7,7"), "--cell=7,7: give two different classes, e.g. --cell=7,9."),
     (dict(png="x.png"), "--png=x.png: say which images to draw with --cell=T,P."),
     (dict(cell="7,9", png="/nonexistent/x.png"),
      "--png=/nonexistent/x.png: its directory does not exist; create it first.")])
