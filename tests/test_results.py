@@ -397,6 +397,11 @@ def test_the_chosen_recipes_long_run_paragraph_recomputes_from_its_published_fil
   text = " ".join(_results_text().split())
   history, ev, phrases = _long_run_phrases("long_split_bn_200")
   err = [100 * r["validation_error"] for r in ev]
+  epochs = [int(r["epoch"]) for r in ev]
+  at = dict(zip(epochs, err))
+  fifty = min((e for e in epochs if e <= 50), key=lambda e: (at[e], e))  # best/ at epoch 50
+  lr = {int(r["epoch"]): r["learning_rate"] for r in history if r["epoch"] == int(r["epoch"])}
+  assert min(e for e, v in lr.items() if v <= 1.01 * min(lr.values())) == 80  # the floor
   clock = long_run.run_clock(history)
   screen = _screen_evaluations("long_split_bn-seed1")
   for r in ev:
@@ -421,7 +426,11 @@ def test_the_chosen_recipes_long_run_paragraph_recomputes_from_its_published_fil
       f"{clock['cpu_hours']:.2f} h of CPU time so far, over {clock['launches']} launches",
       f"{span(early, 0)} s of wall time for {span(early, 1)} CPU-seconds an epoch; from epoch "
       f"28 on, {span(late, 0)} s for {span(late, 1)})",
-      f"At {err[-1]:.2f}% it is {err[-1] - 2.0:.2f} points above the 2.0% target"):
+      f"At {err[-1]:.2f}% it is {err[-1] - 2.0:.2f} points above the 2.0% target",
+      f"the checkpoint kept for the {epochs[-1]}-epoch figure; the 50-epoch one is epoch "
+      f"{fifty}'s, {at[fifty]:.2f}%)",
+      f"it still falls: {at[50] - at[100]:.2f} point from epoch 50 to 100, "
+      f"{at[80] - at[100]:.2f} from epoch 80"):
     assert phrase in text, phrase
 
 
