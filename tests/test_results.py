@@ -400,6 +400,10 @@ def test_the_chosen_recipes_long_run_paragraph_recomputes_from_its_published_fil
   epochs = [int(r["epoch"]) for r in ev]
   at = dict(zip(epochs, err))
   fifty = min((e for e in epochs if e <= 50), key=lambda e: (at[e], e))  # best/ at epoch 50
+  c100 = json.load(open(os.path.join(PUBLISHED, "long_split_bn_200", "confusion-epoch100.json")))
+  assert c100["checkpoint"] == "ckpt-55000" and c100["error"] == ev[-1]["validation_error"]
+  top = c100["confusions"][0]
+  assert top["of_class"] < 0.15  # "no block": no cell holds 15% of a class
   lr = {int(r["epoch"]): r["learning_rate"] for r in history if r["epoch"] == int(r["epoch"])}
   assert min(e for e, v in lr.items() if v <= 1.01 * min(lr.values())) == 80  # the floor
   clock = long_run.run_clock(history)
@@ -427,6 +431,9 @@ def test_the_chosen_recipes_long_run_paragraph_recomputes_from_its_published_fil
       f"{span(early, 0)} s of wall time for {span(early, 1)} CPU-seconds an epoch; from epoch "
       f"28 on, {span(late, 0)} s for {span(late, 1)})",
       f"At {err[-1]:.2f}% it is {err[-1] - 2.0:.2f} points above the 2.0% target",
+      f"the largest cell, {top['true']} → {top['predicted']}, has {top['images']} images "
+      f"({100 * top['of_class']:.1f}% of the {top['true']}s, {100 * top['of_errors']:.1f}% of "
+      f"its {c100['errors']} errors), 5 → 3 has {c100['matrix'][5][3]}",
       f"the checkpoint kept for the {epochs[-1]}-epoch figure; the 50-epoch one is epoch "
       f"{fifty}'s, {at[fifty]:.2f}%)",
       f"it still falls: {at[50] - at[100]:.2f} point from epoch 50 to 100, "
