@@ -101,8 +101,8 @@ def main(model_dir, checkpoint=None, samples=None, cell=None, write=None, images
         bound_vote=vote[of_class].tolist(),
         margin_nats=(l_xy[of_class, pred] - l_xy[of_class, true]).tolist())
     if images == "labeled":  # few enough to list: each labelled T, in the run's order
-      margins = (l_xy[:, pred] - l_xy[:, true])[labels == true]
-      s["cell"]["margins_of_class"] = margins.tolist()
+      margins = s["cell"]["of_class"]["margin_nats"]
+      s["cell"]["margins_of_class"] = margins
       print(f"  the labelled {true}s, in the run's order: L(x,{pred}) - L(x,{true}) = "
             + ", ".join(f"{m:+.1f}" for m in margins) + " nats")
     for name, v in (("classified as " + str(pred), s["cell"]["wrong"]),

@@ -65,7 +65,7 @@ def main(model_dir, checkpoint=None, k=None, cell=None, write=None, top=6):
   raw, labels = evaluation.split_images(split, "validation")
   labels = np.asarray(labels)
   a = split.arrays
-  classes = int(a.train_labels.max()) + 1
+  classes = int(a.num_classes)
   x = raw.reshape(len(raw), -1) / 255.0
   x_labelled = a.train_images[split.labeled].reshape(len(split.labeled), -1) / 255.0
   predicted = nearest_labels(x, x_labelled, a.train_labels[split.labeled], k, classes)
