@@ -242,6 +242,9 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
     for r in config["runs"]:
       argvs[f"{os.path.basename(path)}:{r['name']}"] = (
           [f"--flagfile={r['flagfile']}"] + config.get("common_flags", []) + r.get("flags", []))
+  # The chosen long recipe's 200-epoch run, replayed from its published flags.
+  published = os.path.join("docs", "results", "long_split_bn_200", "flags.txt")
+  argvs["run long_split_bn_200"] = [f"--flagfile={published}"]
   code = ("import json, sys, launch\n"
           "from absl import flags\n"
           "launch.define_flags()\n"
@@ -257,7 +260,7 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
           "                   precision=c.train.precision)\n"
           "  if name == 'mnist100_sdgm_authors.flags':\n"
           "    out['authors'] = c.to_dict()\n"
-          "  if name.startswith('fashion_mnist'):\n"
+          "  if name.startswith(('fashion_mnist', 'mnist100_long_split_bn', 'run ')):\n"
           "    out['full ' + name] = c.to_dict()\n"
           "print(json.dumps(out))\n")
   out = subprocess.run([sys.executable, "-c", code, json.dumps(argvs)], cwd=REPO,
@@ -283,7 +286,8 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
       assert c["precision"] == name.split(":")[1], name
     elif name.startswith("time_to_accuracy_auto.json"):
       assert c["precision"] == "auto", name
-    elif ".json:" in name or name in ("mnist100_long.flags", "fashion_mnist.flags"):
+    elif ".json:" in name or name in ("mnist100_long.flags", "fashion_mnist.flags",
+                                      "mnist100_long_split_bn.flags", "run long_split_bn_200"):
       assert c["precision"] == "fp32", name
   # The CPU recipe (RESULTS.md, section 5): the SDGM without the warm-up; the
   # experiments run on the earlier recipe keep its 10-epoch warm-up.
@@ -307,6 +311,14 @@ def test_every_shipped_flagfile_and_experiment_parses_to_a_valid_config():
     c["train"].pop("test_evaluation"), c["train"].pop("ll_examples")
   assert shipped == chosen
   assert shipped["data"]["dataset"] == "fashion_mnist" and shipped["train"]["epochs"] == 10
+  # mnist100_long_split_bn.flags is the long recipe section 7 chose (rule 3),
+  # with the flags of its 200-epoch run: the published run's configuration but
+  # for the chunk length, which long_run.sh gives each launch.
+  shipped, ran = full["mnist100_long_split_bn.flags"], full["run long_split_bn_200"]
+  assert ran["train"].pop("chunk_minutes") == 150 and shipped["train"].pop("chunk_minutes") is None
+  assert shipped == ran
+  assert shipped["model"]["bn_statistics"] == "split" and shipped["train"]["epochs"] == 200
+  assert shipped["train"]["test_evaluation"] == "never"
   # Every experiment that chooses or compares reads a validation split.
   for name, c in got.items():
     if name.startswith(("fig4", "cpu_recipe", "aux_cap", "sdgm_nowarmup")):
