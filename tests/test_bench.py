@@ -37,26 +37,38 @@ def test_flop_count_by_hand_for_the_paper_adgm():
   assert bench.step_gflop("m2", 100, 100, 1) < bench.step_gflop("adgm", 100, 100, 1)
 
 
-def test_the_s5_configuration_is_the_200_epoch_runs_step():
-  """Configuration 7 builds the step of docs/results/long_s5_200 (its flags.txt),
-  so the run's steps/s can be set against the bench's on one host."""
-  run = os.path.join(REPO, "docs/results/long_s5_200")
+@pytest.mark.parametrize("number, run, expect", [
+    (7, "long_s5_200", dict(S=5, weighting="mean", stats="joint")),
+    (8, "long_split_bn_200", dict(S=1, weighting="sample", stats="split"))])
+def test_a_configuration_is_a_200_epoch_runs_step(number, run, expect):
+  """Configurations 7 and 8 build the steps of the two 200-epoch runs of
+  docs/results (their flags.txt), so each run's steps/s can be set against the
+  bench's on one host; the table names the per-pass statistics."""
+  run = os.path.join(REPO, "docs/results", run)
   flags = experiments.read_flags(run)          # its --name=value lines
   with open(os.path.join(run, "flags.txt")) as f:
     switches = f.read().splitlines()           # and its boolean switches
-  config = bench.run_config(bench.CONFIGS[7])
+  config = bench.run_config(bench.CONFIGS[number])
   m, d = config.model, config.data
-  assert (m.model, m.mc_samples, m.iw_samples, m.unlabeled_weighting) == (
+  assert (m.model, m.mc_samples, m.iw_samples, m.unlabeled_weighting, m.bn_statistics) == (
       flags["model"], int(flags["mc_samples"]), int(flags["iw_samples"]),
-      flags["unlabeled_weighting"]) == ("sdgm", 5, 1, "mean")
+      flags["unlabeled_weighting"], flags["bn_statistics"]) == (
+      "sdgm", expect["S"], 1, expect["weighting"], expect["stats"])
   assert ",".join(map(str, m.hidden)) == flags["hidden"]
   assert (m.z_dim, m.a_dim) == (int(flags["z_dim"]), int(flags["a_dim"]))
   assert (d.labeled_batch_size, d.unlabeled_batch_size) == (
       int(flags["labeled_batch_size"]), int(flags["unlabeled_batch_size"]))
   assert m.batch_norm and "--batch_norm" in switches
-  # Every other configuration keeps the default weighting.
+  assert bench._label(dict(bench.CONFIGS[number])) == (
+      "sdgm/split" if expect["stats"] == "split" else "sdgm")
+
+
+def test_the_other_configurations_keep_the_defaults():
+  default = config_lib.ModelConfig()
   assert {bench.run_config(c).model.unlabeled_weighting for c in bench.CONFIGS[:7]} == {
-      config_lib.ModelConfig().unlabeled_weighting}
+      default.unlabeled_weighting}
+  assert {bench.run_config(c).model.bn_statistics for c in bench.CONFIGS[:8]} == {
+      default.bn_statistics} == {"joint"}
 
 
 @pytest.mark.large  # minutes on a 2-core machine: run with --run_large
@@ -104,7 +116,7 @@ def test_kernels_names_what_runs_each_arithmetic():
     (["--variants=fp8"], "--variants=fp8: unknown; choose from fp32, bf16, xla, bf16+xla."),
     (["--variants="], "--variants was given without a value; name at least one of fp32, "
                       "bf16, xla, bf16+xla."),
-    (["--only=9"], "--only=9: the configurations are numbered 0 to 7."),
+    (["--only=9"], "--only=9: the configurations are numbered 0 to 8."),
     (["--only=x"], "--only=x: give configuration numbers, e.g. --only=0,2."),
     (["--kernels", "--only=9"], "--kernels times its fixed matmul shapes under every "
      "variant; it takes no --only. Run it alone (with --short or --json if wanted)."),
