@@ -24,26 +24,27 @@ def _numbers(text):
   return [float(v) for v in re.findall(r"[-+]?\d+\.\d+", text)]
 
 
-def test_the_a_probes_read_a_trained_adgm(tiny_run, mnist_idx_dir, tmp_path):
+def test_the_a_probes_read_a_trained_adgm(tiny_run, tmp_path, capsys):
   """a_pull, a_reward and a_gradients on the tiny ICML ADGM (q(a|x) and
   p(a|x,y,z) both present): each names the checkpoint and prints finite numbers;
-  a_reward's --write saves what it prints."""
-  env = run_env(mnist_idx_dir)
+  a_reward's --write saves what it prints. In-process (their command line is
+  common.run, tested below through a_reward)."""
+  from experiments.probes import a_gradients, a_pull, a_reward
   newest = os.path.join(tiny_run["model_dir"], "checkpoints")
   saved = tmp_path / "reward.json"
   printed = {}
-  for name, expect, extra in (
-      ("a_pull", ["q(a|x): spread", "R^2 of mu_p for mu_q"], []),
-      ("a_reward", ["C_a", "C_z", "wC_a+C_z-I"], [f"--write={saved}"]),
-      ("a_gradients", ["q_a mean head", "a-terms", "alpha*cls"], [])):
-    out = _probe(name, f"--model_dir={tiny_run['model_dir']}", *extra, env=env)
-    printed[name] = out.stdout
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.startswith(newest), out.stdout
+  for name, main, expect, extra in (
+      ("a_pull", a_pull.main, ["q(a|x): spread", "R^2 of mu_p for mu_q"], {}),
+      ("a_reward", a_reward.main, ["C_a", "C_z", "wC_a+C_z-I"], dict(write=str(saved))),
+      ("a_gradients", a_gradients.main, ["q_a mean head", "a-terms", "alpha*cls"], {})):
+    main(tiny_run["model_dir"], **extra)
+    out = capsys.readouterr().out
+    printed[name] = out
+    assert out.startswith(newest), out
     for text in expect:
-      assert text in out.stdout, (name, out.stdout)
-    values = _numbers(out.stdout)
-    assert values and all(abs(v) < 1e6 for v in values), (name, out.stdout)
+      assert text in out, (name, out)
+    values = _numbers(out)
+    assert values and all(abs(v) < 1e6 for v in values), (name, out)
   reward = json.load(open(saved))
   m, se = reward["mean"], reward["standard_error"]
   assert reward["samples"] == 32 and reward["batches"] == 8
@@ -187,19 +188,22 @@ def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx
                                       cell=dict(right=0, same=c[t][p]))
   assert open(tmp_path / "cell.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
   assert f"cell {t} -> {p}: {c[t][p]} images" in cell.stdout
+  # Two refusals, in-process (the command line above turns a ConfigError into
+  # one line and exit 2: test_confusion_with_bad_flags_says_so_in_one_line).
+  from experiments.probes import confusion
+  from adgm_tf.errors import ConfigError
+  args = dict(top=6, write="", cell="", png="", against="")
   missing = os.path.join(d, "checkpoints", "ckpt-999999")
-  bad = _probe("confusion", f"--model_dir={d}", f"--against={missing}",
-               env=run_env(mnist_idx_dir))
-  assert (bad.returncode, bad.stderr.strip()) == (
-      2, f"experiments.probes.confusion: error: --against={missing}: no such checkpoint "
-         f"({missing}.index does not exist). Give a prefix such as "
-         f"{d}/checkpoints/ckpt-<step>, or leave it out for the newest.")
+  with pytest.raises(ConfigError) as e:
+    confusion.main(d, None, **{**args, "against": missing})
+  assert str(e.value) == (
+      f"--against={missing}: no such checkpoint ({missing}.index does not exist). Give "
+      f"a prefix such as {d}/checkpoints/ckpt-<step>, or leave it out for the newest.")
   assert dir_digest(d) == before
-  again = _probe("confusion", f"--model_dir={d}", f"--write={target}",
-                 env=run_env(mnist_idx_dir))
-  assert (again.returncode, again.stderr.strip()) == (
-      2, f"experiments.probes.confusion: error: --write={target} exists; it is not "
-         f"overwritten: give a new file name.")
+  with pytest.raises(ConfigError) as e:
+    confusion.main(d, None, **{**args, "write": str(target)})
+  assert str(e.value) == (f"--write={target} exists; it is not overwritten: give a new "
+                          f"file name.")
   assert json.load(open(target)) == saved
 
 
