@@ -594,6 +594,28 @@ def test_the_screen_table_recomputes_from_the_published_runs_and_is_in_results()
   assert shipped in _results_text()
 
 
+def test_how_settings_are_chosen_says_how_the_learning_rate_was_rechosen():
+  """The learning-rate bullet of "How settings are chosen": section 7's rule-1
+  means of `long` (3e-3 schedule) and `long_lr_authors` (3e-4), from the
+  published runs, and the chosen flagfile keeps the 3e-3 schedule."""
+  config = json.load(open(os.path.join(REPO, "experiments", "endpoint_screen.json")))
+  rows = endpoint_screen.screen(config, os.path.join(PUBLISHED, "endpoint_screen"))["rows"]
+  measure = {r["name"]: r["measure"] for r in rows if r["seed"] == 1 and "measure" in r}
+  text = " ".join(_results_text().split())
+  assert (f"on the validation split, at 50 epochs, by a rule written before the runs: "
+          f"{measure['long']:.2f}% against {measure['long_lr_authors']:.2f}% mean "
+          f"validation error at epochs 40-50 (seed 1;") in text
+  assert measure["long"] < measure["long_lr_authors"]
+  with open(os.path.join(REPO, "mnist100_long.flags")) as f:
+    assert "--flagfile=mnist100_cpu.flags" in f.read().split("\n")
+  with open(os.path.join(REPO, "mnist100_cpu.flags")) as f:
+    lines = f.read().split("\n")
+  assert {"--learning_rate=3e-3", "--lr_decay=0.75", "--lr_decay_every=10"} <= set(lines)
+  with open(os.path.join(REPO, "mnist100_long_split_bn.flags")) as f:
+    assert not [line for line in f.read().split("\n")
+                if line.startswith(("--learning_rate", "--lr_"))]
+
+
 def test_the_confusion_table_recomputes_from_its_matrices():
   """RESULTS.md section 7, "Where the errors are": every cell but the label
   and checkpoint columns from docs/results/endpoint_screen/confusion/*.json."""
