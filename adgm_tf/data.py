@@ -1180,7 +1180,10 @@ def without_autotune(ds):
   stalls seen; docs/RESULTS.md section 7). Making a batch costs well under
   a millisecond against a step's 0.1-1 s, so there is nothing to tune;
   AUTOTUNE's parallelism and buffer fall back to tf.data's defaults. The
-  elements, and so training, are unchanged.
+  elements, and so training, are unchanged. (A distributed dataset's
+  per-device iterators, which TensorFlow builds with default options, still
+  run the autotuner: the trainer keeps one iterator for a block of epochs,
+  ``pipeline.EPOCHS_PER_ITERATOR``.)
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   options = tf.data.Options()

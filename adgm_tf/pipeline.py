@@ -47,14 +47,28 @@ def build_data(config: config_lib.Config) -> Data:
                                            m.alpha_beta))
 
 
+# Epochs fed through one iterator (Trainer.train). Destroying a distributed
+# iterator can hold the trainer up to a minute (the per-device iterators of
+# tf.distribute's MultiDeviceIterator run tf.data's autotuner, whose thread
+# sleeps up to 60 s between rounds and is waited for; our own pipelines turn
+# it off, those are built by TensorFlow with default options). Seen on the
+# chosen long run: 45-55 s of every ~140 s epoch idle at its end. One
+# iterator for a block of epochs pays that at most once a block; the block's
+# index arrays cost 2 x 8 bytes per image per epoch (about 0.9 MB an MNIST
+# epoch), so blocks stay small.
+EPOCHS_PER_ITERATOR = 25
+
+
 def distributed_epoch(strategy, split, data_config: config_lib.DataConfig,
-                      seed: int, epoch: int, skip: int = 0):
-  """Epoch ``epoch`` of training data, split over the strategy's replicas.
+                      seed: int, epoch: int, skip: int = 0, epochs: int = 1):
+  """Epochs ``epoch`` to ``epoch + epochs - 1`` of training data, one after
+  another, split over the strategy's replicas.
 
   Each worker's input pipeline yields its replicas' slices of every global
   batch in replica order (``data.train_dataset``), so replica r always sees
   rows [r B/R, (r+1) B/R) of the batch a single replica would see. ``skip``
-  drops the steps already done when resuming mid-epoch.
+  drops the steps already done when resuming mid-epoch. The elements are
+  those of the epochs one by one, whatever ``epochs`` is.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -64,7 +78,7 @@ def distributed_epoch(strategy, split, data_config: config_lib.DataConfig,
     ds = data_lib.train_dataset(
         split, labeled_batch_size=data_config.labeled_batch_size,
         unlabeled_batch_size=data_config.unlabeled_batch_size, seed=seed,
-        epochs=1, start_epoch=epoch, num_replicas=ctx.num_replicas_in_sync,
+        epochs=epochs, start_epoch=epoch, num_replicas=ctx.num_replicas_in_sync,
         replica_ids=ids)
     return ds.skip(skip * local)
 

@@ -433,12 +433,19 @@ class Trainer:
     if self.step >= t.epochs * spe:
       logger.info("already trained for %d epochs; evaluating", t.epochs)
     self.keep_missed_epoch()
+    # One iterator feeds a block of epochs (pipeline.EPOCHS_PER_ITERATOR): each
+    # iterator's end can stall up to a minute, so not one per epoch.
+    iterator, block_end = None, 0
     while self.epoch < t.epochs and not (self.stopped_by_budget or self.stopped_by_chunk):
       epoch_start, skip = time.time(), self.step - self.epoch * spe
       for tracker in self.model.metrics:
         tracker.reset_state()
-      iterator = iter(pipeline.distributed_epoch(self.strategy, self.data.split, self.config.data,
-                                        t.seed, self.epoch, skip))
+      if iterator is None or self.epoch >= block_end:
+        iterator = None  # the last block's, released before the next is built
+        block_end = min(t.epochs, self.epoch + pipeline.EPOCHS_PER_ITERATOR)
+        iterator = iter(pipeline.distributed_epoch(
+            self.strategy, self.data.split, self.config.data, t.seed, self.epoch, skip,
+            epochs=block_end - self.epoch))
       progbar = None
       # A bar only on a terminal: in a log file (CI, nohup) its carriage-return
       # redraws pile up, and the one line per epoch below says what it would.

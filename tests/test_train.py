@@ -106,6 +106,37 @@ def test_a_chunked_run_resumes_mid_epoch_and_equals_a_straight_run(mnist_data_di
   assert m["test_error"] == pytest.approx(m2["test_error"], abs=1e-3)
 
 
+def test_one_iterator_feeds_a_block_of_epochs_and_training_is_unchanged(mnist_data_dir,
+                                                                        tmp_path, monkeypatch):
+  """The trainer builds one distributed iterator per block of
+  pipeline.EPOCHS_PER_ITERATOR epochs (an iterator's end can stall a minute),
+  and a run fed in blocks of 2 is the run fed epoch by epoch, bit for bit."""
+  from adgm_tf import pipeline
+  real, calls = pipeline.distributed_epoch, []
+
+  def spy(strategy, split, data_config, seed, epoch, skip=0, epochs=1):
+    calls.append((epoch, skip, epochs))
+    return real(strategy, split, data_config, seed, epoch, skip, epochs=epochs)
+
+  monkeypatch.setattr(pipeline, "distributed_epoch", spy)
+  cfg = tiny_config(mnist_data_dir, train_=dict(epochs=3, ll_examples=0,
+                                                test_evaluation="never"))
+  runs = {}
+  for block in (1, 2):
+    monkeypatch.setattr(pipeline, "EPOCHS_PER_ITERATOR", block)
+    calls.clear()
+    d = str(tmp_path / f"block{block}")
+    runs[block] = (train.train_and_evaluate(cfg, d), list(calls))
+    with open(os.path.join(d, "history.csv")) as f:
+      runs[block] += ([(r["step"], r["loss"], r["elbo_unlabeled"]) for r in csv.DictReader(f)],)
+  (by_epoch, by_epoch_calls, by_epoch_rows), (by_two, by_two_calls, by_two_rows) = runs[1], runs[2]
+  assert by_epoch_calls == [(0, 0, 1), (1, 0, 1), (2, 0, 1)]
+  assert by_two_calls == [(0, 0, 2), (2, 0, 1)]
+  assert by_two["steps"] == by_epoch["steps"] == 30
+  assert by_two["weights_sha256"] == by_epoch["weights_sha256"]
+  assert by_two_rows == by_epoch_rows and len(by_two_rows) == 3
+
+
 def test_checkpoints_hold_every_model_variable(tmp_path):
   """Including batch norm's moving statistics (not reachable via the optimizer)."""
   cfg = tiny_config(None, model=dict(hidden=(8, 9), batch_norm=True))
