@@ -376,6 +376,53 @@ def _long_run_phrases(name):
       f"{clock['wall_hours']:.2f} h of wall time, {clock['cpu_hours']:.2f} h of CPU time so far")
 
 
+def test_the_chosen_recipes_rerun_repeats_the_lost_run_value_for_value():
+  """RESULTS.md section 7, "The machine came back empty again": the restarted
+  200-epoch run's rows (docs/results/long_split_bn_200/rerun_2026-12-06)
+  equal the lost run's published rows in every column but the clock."""
+  text = " ".join(_results_text().split())
+  with open(os.path.join(PUBLISHED, "long_split_bn_200", "history.csv")) as f:
+    lost = {r["epoch"]: r for r in csv.DictReader(f)}
+  with open(os.path.join(PUBLISHED, "long_split_bn_200", "rerun_2026-12-06",
+                         "history.csv")) as f:
+    rerun = list(csv.DictReader(f))
+  clock = ("wall_time", "cpu_time")
+  # The training means of an epoch cover the steps of its last launch: where
+  # the lost run was relaunched inside an epoch, they are not the epoch's.
+  means = ("loss", "elbo_labeled", "elbo_unlabeled", "classification", "kl_z", "kl_a",
+           "kl_y", "log_px", "accuracy")
+  cut = {int(float(e)) + 1 for e in lost if float(e) != int(float(e))}
+  whole = [r for r in rerun if float(r["epoch"]) == int(float(r["epoch"]))]
+  assert [float(r["epoch"]) for r in whole] == list(range(1, len(whole) + 1))
+  values, skipped = 0, []
+  for r in whole:
+    for k, v in r.items():
+      if k in clock or (k in means and int(float(r["epoch"])) in cut):
+        skipped += [r["epoch"]] if k == "loss" else []
+        continue
+      assert v == lost[r["epoch"]][k], (r["epoch"], k)
+      values += 1
+  assert len(skipped) == 1
+  evaluations = sum(r["validation_error"] != "" for r in whole)
+  partial = next(r for r in lost.values() if int(float(r["epoch"])) + 1 == int(float(skipped[0]))
+                 and float(r["epoch"]) != int(float(r["epoch"])))
+  after = 550 - (int(partial["step"]) - 550 * int(float(partial["epoch"])))
+  assert (f"its epochs 1 to {len(whole)} equal the lost run's published rows in every "
+          f"column but the clock ({values} values, {evaluations} evaluations among them), "
+          f"except the training means of epoch {int(float(skipped[0]))}, which the lost run "
+          f"averaged over the {after} steps after a relaunch inside that epoch") in text
+  # Its step against the bench's configuration 8 (this recipe's), same host.
+  with open(os.path.join(PUBLISHED, "bench", "long_split_bn_one_thread_2026-12-06.json")) as f:
+    bench = {r.get("bn_statistics", "joint"): r["steps_per_s"] for r in json.load(f)["configs"]}
+  cpu = [float(b["cpu_time"]) - float(a["cpu_time"]) for a, b in zip(rerun, rerun[1:])]
+  median = statistics.median(c for c in cpu if c > 0)  # a relaunch resets the CPU clock
+  steps = 550 / median
+  assert (f"{bench['split']:.2f} steps/s with the per-pass statistics, {bench['joint']:.2f} with "
+          f"joint ones") in text
+  assert (f"the rerun's median {median:.1f} CPU-seconds an epoch is {steps:.2f} steps per "
+          f"CPU-second, {100 * steps / bench['split']:.0f}% of the bench's") in text
+
+
 def test_the_long_run_paragraph_recomputes_from_its_published_files():
   """RESULTS.md section 7, "Where the 200-epoch run stands": the long run's
   evaluations, best, a-diagnostics and time, from docs/results/long_s5_200."""
