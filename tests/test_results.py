@@ -423,6 +423,39 @@ def test_the_chosen_recipes_rerun_repeats_the_lost_run_value_for_value():
           f"CPU-second, {100 * steps / bench['split']:.0f}% of the bench's") in text
 
 
+def test_adgm_authors_at_rule_4s_budget_recomputes_from_its_running_copy():
+  """RESULTS.md section 7, "`adgm_authors` at rule 4's budget": its evaluations,
+  a-diagnostics and rule 4's epoch from docs/results/endpoint_screen/running/
+  and the finished candidates' costs."""
+  text = " ".join(_results_text().split())
+  config = json.load(open(os.path.join(REPO, "experiments", "endpoint_screen.json")))
+  result = endpoint_screen.screen(config, os.path.join(PUBLISHED, "endpoint_screen"))
+  d = os.path.join(PUBLISHED, "endpoint_screen", "running", "adgm_authors-seed1")
+  history = read_history(d)
+  row = endpoint_screen.candidate("adgm_authors", 1, d, history)
+  assert row["status"] == "running" and row["samples"] == 5
+  eq = endpoint_screen.equal_cpu_error(row, history, result["c1"], result["costs"][5])
+  ev = {int(r["epoch"]): r for r in history if "validation_error" in r}
+  assert sorted(ev) == [5, 10] and eq["epoch"] == 10
+  err = {e: 100 * r["validation_error"] for e, r in ev.items()}
+  swap = {e: 100 * r["validation_aux_swap_error"] - err[e] for e, r in ev.items()}
+  assert all(abs(v) < endpoint_screen.SWAP_FLOOR for v in swap.values())  # "a unused"
+  s5 = [r["equal_cpu"]["error"] for r in result["rows"]
+        if r.get("samples") == 5 and r.get("equal_cpu") and r["equal_cpu"]["epoch"] == 10]
+  for phrase in (
+      f"validation error {err[5]:.2f}% and {err[10]:.2f}% at epochs 5 and 10 (10 samples of a), "
+      f"with q(a|x)'s units all alive "
+      f"({min(r['validation_aux_alive_fraction'] for r in ev.values()):.2f})",
+      f"changed the error by {swap[5]:+.2f} and {swap[10]:+.2f} points, below rule 2's "
+      f"{endpoint_screen.SWAP_FLOOR:.2f}",
+      f"(spread {ev[5]['validation_aux_mean_spread']:.3f} and "
+      f"{ev[10]['validation_aux_mean_spread']:.3f})",
+      f"(50 x c1/c5 = 50 x {result['c1']:.1f}/{result['costs'][5]:.1f} = "
+      f"{eq['target_epoch']:.1f}; its own epochs cost {row['cpu_per_epoch']:.0f} CPU-seconds)",
+      f"the S = 5 SDGMs' at the same epoch ({min(s5):.2f}-{max(s5):.2f}%)"):
+    assert phrase in text, phrase
+
+
 def test_the_long_run_paragraph_recomputes_from_its_published_files():
   """RESULTS.md section 7, "Where the 200-epoch run stands": the long run's
   evaluations, best, a-diagnostics and time, from docs/results/long_s5_200."""
