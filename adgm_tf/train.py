@@ -440,7 +440,7 @@ class Trainer:
       epoch_start, skip = time.time(), self.step - self.epoch * spe
       for tracker in self.model.metrics:
         tracker.reset_state()
-      if iterator is None or self.epoch >= block_end:
+      if self.epoch >= block_end:  # block_end 0: the first epoch of this launch
         iterator = None  # the last block's, released before the next is built
         block_end = min(t.epochs, self.epoch + pipeline.EPOCHS_PER_ITERATOR)
         iterator = iter(pipeline.distributed_epoch(

@@ -428,8 +428,7 @@ def test_adgm_authors_at_rule_4s_budget_recomputes_from_its_running_copy():
   a-diagnostics and rule 4's epoch from docs/results/endpoint_screen/running/
   and the finished candidates' costs."""
   text = " ".join(_results_text().split())
-  config = json.load(open(os.path.join(REPO, "experiments", "endpoint_screen.json")))
-  result = endpoint_screen.screen(config, os.path.join(PUBLISHED, "endpoint_screen"))
+  result = _published_screen()
   d = os.path.join(PUBLISHED, "endpoint_screen", "running", "adgm_authors-seed1")
   history = read_history(d)
   row = endpoint_screen.candidate("adgm_authors", 1, d, history)
@@ -595,6 +594,13 @@ def test_the_crossed_seven_paragraph_recomputes_from_its_matrices():
           f"runs, and the sixth, `long_s5` seed 2 (label set 2; below), has {sixth}") in text
 
 
+def _published_screen():
+  """Section 7's screen (experiments/endpoint_screen.py) over the published
+  copies of its runs (docs/results/endpoint_screen/runs)."""
+  config = json.load(open(os.path.join(REPO, "experiments", "endpoint_screen.json")))
+  return endpoint_screen.screen(config, os.path.join(PUBLISHED, "endpoint_screen"))
+
+
 def _screen_evaluations(run):
   """{epoch: row} of a published screen run's evaluations."""
   return {int(r["epoch"]): r for r in read_history(
@@ -660,8 +666,7 @@ def test_the_screen_table_recomputes_from_the_published_runs_and_is_in_results()
   with the rule applied to the published copies of those runs; RESULTS.md
   section 7 carries it verbatim."""
   screen_dir = os.path.join(PUBLISHED, "endpoint_screen")
-  config = json.load(open(os.path.join(REPO, "experiments", "endpoint_screen.json")))
-  recomputed = endpoint_screen.markdown(endpoint_screen.screen(config, screen_dir))
+  recomputed = endpoint_screen.markdown(_published_screen())
   with open(os.path.join(screen_dir, "screen.md"), encoding="utf-8") as f:
     shipped = f.read()
 
@@ -678,8 +683,7 @@ def test_how_settings_are_chosen_says_how_the_learning_rate_was_rechosen():
   """The learning-rate bullet of "How settings are chosen": section 7's rule-1
   means of `long` (3e-3 schedule) and `long_lr_authors` (3e-4), from the
   published runs, and the chosen flagfile keeps the 3e-3 schedule."""
-  config = json.load(open(os.path.join(REPO, "experiments", "endpoint_screen.json")))
-  rows = endpoint_screen.screen(config, os.path.join(PUBLISHED, "endpoint_screen"))["rows"]
+  rows = _published_screen()["rows"]
   measure = {r["name"]: r["measure"] for r in rows if r["seed"] == 1 and "measure" in r}
   text = " ".join(_results_text().split())
   assert (f"on the validation split, at 50 epochs, by a rule written before the runs: "
