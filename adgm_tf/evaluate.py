@@ -243,8 +243,9 @@ def main(argv):  # pragma: no cover - exercised through a subprocess in tests
 def define_flags():  # pragma: no cover
   from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string("model_dir", None, "Run directory (holds config.json and checkpoints/).")
-  flags.DEFINE_string("checkpoint", None, "A checkpoint prefix; a directory of checkpoints "
-                      "(its newest, e.g. <model_dir>/kept/epoch-100/best); or 'best': the "
+  flags.DEFINE_string("checkpoint", None, "A checkpoint prefix (ckpt-<step> alone is looked up "
+                      "in model_dir/checkpoints); a directory of checkpoints (its newest, e.g. "
+                      "kept/epoch-100/best, inside the run); or 'best': the "
                       "run's checkpoint with the lowest validation error; default: the newest.")
   flags.DEFINE_string("splits", "validation,test", "Which images to classify: validation, "
                       "test or both (the test set is for final tables only).")

@@ -204,8 +204,9 @@ def define_flags():  # pragma: no cover
   flags.DEFINE_string("model_dir", None, "Run directory (holds config.json and checkpoints/).")
   flags.DEFINE_string("export_dir", None, "Where to write <version>/ (TF Serving's model base path).")
   flags.DEFINE_integer("version", None, "Version number; default: the next free one.")
-  flags.DEFINE_string("checkpoint", None, "A checkpoint prefix, or 'best': the run's checkpoint "
-                      "with the lowest validation error; default: the latest in model_dir.")
+  flags.DEFINE_string("checkpoint", None, "A checkpoint prefix (ckpt-<step> alone is looked up "
+                      "in model_dir/checkpoints), or 'best': the run's checkpoint with the "
+                      "lowest validation error; default: the latest in model_dir.")
   flags.DEFINE_integer("samples", None, "S_eval for serving; default: the run's --eval_samples.")
   flags.mark_flags_as_required(["model_dir", "export_dir"])
 

@@ -568,15 +568,32 @@ def read_run(model_dir: str) -> Tuple[str, Dict[str, Any]]:
   return model_dir, saved
 
 
+def _in_run(model_dir: str, checkpoint: Optional[str]) -> Optional[str]:
+  """A relative ``checkpoint`` that names nothing from here, read inside the run:
+  ``model_dir/<it>`` (e.g. kept/epoch-100/best), then ``model_dir/checkpoints/<it>``
+  (e.g. ckpt-550). Anything else is returned as given."""
+  if (checkpoint is None or checkpoint == "best" or os.path.isabs(checkpoint)
+      or os.path.exists(checkpoint) or os.path.exists(checkpoint + ".index")):
+    return checkpoint
+  for base in (model_dir, os.path.join(model_dir, "checkpoints")):
+    inside = os.path.join(base, checkpoint)
+    if os.path.isdir(inside) or os.path.exists(inside + ".index"):
+      return inside
+  return checkpoint
+
+
 def load_run(model_dir: str, checkpoint: Optional[str] = None):
   """Rebuilds a run's model from ``config.json`` and restores a checkpoint.
 
   Returns ``(config, model, checkpoint path)``. ``checkpoint``: a prefix, a
   directory (its newest intact checkpoint, e.g. ``model_dir/kept/epoch-100/best``),
   or "best" for the one with the lowest validation error (``model_dir/best``);
-  by default the newest intact one in ``model_dir/checkpoints``.
+  by default the newest intact one in ``model_dir/checkpoints``. A relative
+  one that does not exist from the working directory is looked up in the run
+  (``kept/epoch-100/best``, ``ckpt-550``).
   """
   model_dir, saved = read_run(model_dir)
+  checkpoint = _in_run(model_dir, checkpoint)
   config = config_lib.Config.from_dict(saved["config"])
   if checkpoint == "best":
     checkpoint = intact_checkpoint(
@@ -606,8 +623,9 @@ def load_run(model_dir: str, checkpoint: Optional[str] = None):
     if not os.path.exists(path + ".index"):
       raise CheckpointError(
           f"--checkpoint={path}: no such checkpoint ({path}.index does not "
-          f"exist). Give a prefix such as {model_dir}/checkpoints/ckpt-<step>, "
-          f"or leave it out for the newest.")
+          f"exist{'' if os.path.isabs(path) else ' here or in the run'}). Give a "
+          f"prefix such as {model_dir}/checkpoints/ckpt-<step> (or ckpt-<step> "
+          f"alone), or leave it out for the newest.")
     problem = checkpoint_problem(path)
     if problem:
       raise CheckpointError(f"--checkpoint={path} is damaged: {problem}. "

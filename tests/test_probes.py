@@ -198,7 +198,8 @@ def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx
     confusion.main(d, None, **{**args, "against": missing})
   assert str(e.value) == (
       f"--against={missing}: no such checkpoint ({missing}.index does not exist). Give "
-      f"a prefix such as {d}/checkpoints/ckpt-<step>, or leave it out for the newest.")
+      f"a prefix such as {d}/checkpoints/ckpt-<step> (or ckpt-<step> alone), or leave it "
+      f"out for the newest.")
   assert dir_digest(d) == before
   with pytest.raises(ConfigError) as e:
     confusion.main(d, None, **{**args, "write": str(target)})

@@ -375,7 +375,7 @@ def test_selection_uses_validation_never_the_test_set(mnist_data_dir, tmp_path,
 
 
 def test_kept_epochs_hold_that_epochs_checkpoint_and_best_of_then(mnist_data_dir, tmp_path,
-                                                                   caplog):
+                                                                   caplog, monkeypatch):
   """--keep_epochs copies epoch E's checkpoint and best/ of then to kept/epoch-E/,
   beyond --keep_checkpoints; a stop between the checkpoint and the copy is
   made good at the resume, and an epoch passed without one is named."""
@@ -428,6 +428,15 @@ def test_kept_epochs_hold_that_epochs_checkpoint_and_best_of_then(mnist_data_dir
   assert out["validation_error"] == pytest.approx(info2["best_of_then"]["validation_error"])
   with pytest.raises(rundir.CheckpointError, match="is a directory that holds no checkpoint"):
     rundir.load_run(d, str(tmp_path))
+  # Relative names that do not exist from here are read inside the run.
+  monkeypatch.chdir(tmp_path)
+  assert rundir.load_run(d, "ckpt-30")[2] == os.path.join(d, "checkpoints", "ckpt-30")
+  assert rundir.load_run(d, os.path.join("kept", "epoch-2", "best"))[2] == os.path.join(
+      kept2, info2["best"])
+  with pytest.raises(rundir.CheckpointError,
+                     match=r"--checkpoint=ckpt-20: no such checkpoint \(ckpt-20.index does "
+                           r"not exist here or in the run\)"):
+    rundir.load_run(d, "ckpt-20")  # keep_checkpoints=1 left only ckpt-30
 
 
 def test_time_budget_stops_training_and_still_evaluates(mnist_data_dir, tmp_path):

@@ -91,8 +91,9 @@ def define_flags() -> None:
   here = sys.argv[0]  # listed by --helpshort as the probe's own flags
   flags.DEFINE_string("model_dir", None, "the run directory (config.json, checkpoints/)",
                       module_name=here)
-  flags.DEFINE_string("checkpoint", None, "a checkpoint prefix, or a directory of checkpoints (its "
-                      "newest, e.g. <model_dir>/kept/epoch-100/best); default: the newest",
+  flags.DEFINE_string("checkpoint", None, "a checkpoint prefix (ckpt-<step> alone: in model_dir/"
+                      "checkpoints), or a directory of checkpoints (its newest, e.g. "
+                      "kept/epoch-100/best, inside the run); default: the newest",
                       module_name=here)
   flags.mark_flag_as_required("model_dir")
 
