@@ -1035,6 +1035,94 @@ def test_the_first_epoch_table_and_paragraph_recompute_from_the_probe_files():
     assert phrase in text, phrase
 
 
+def test_the_chosen_recipes_first_epoch_recomputes_from_its_probe_files():
+  """RESULTS.md section 7, "The chosen recipe's first epoch": each row from the
+  label_bounds files in docs/results/blocks/first_epoch_split_bn (5 -> 3 on
+  `long`'s epoch-1 block, 9 -> 7 on this run's own), the paragraph's ranges
+  and the confusion counts it compares with."""
+  results = _results_text()
+  text = " ".join(results.split())
+
+  def load(*parts):
+    files = [json.load(open(f)) for f in glob.glob(
+        os.path.join(PUBLISHED, "blocks", *parts, "label-bounds-step*.json"))]
+    return {int(j["checkpoint"].split("-")[1]): j for j in files}
+
+  five, nine = load("first_epoch_split_bn", "5to3"), load("first_epoch_split_bn", "9to7")
+  long5, long9 = load("first_epoch"), load("first_epoch_9to7")
+  assert sorted(five) == sorted(nine) == [10, 52, 90, 198, 294, 385, 481, 550, 1100, 1650,
+                                          2750, 5500]
+  assert all(j["samples"] == 20 and j["images_of"] == "validation"
+             for j in list(five.values()) + list(nine.values()))
+  ref = long5[550]["cell"]["validation_indices"]
+  own = nine[550]["cell"]["validation_indices"]
+  assert (nine[550]["cell"]["true"], nine[550]["cell"]["predicted"]) == (9, 7)
+
+  def fig(j, block, pred):
+    of = j["cell"]["of_class"]
+    c, v, m = (np.array(of[k]) for k in ("classifier", "bound_vote", "margin_nats"))
+    inside = np.isin(of["indices"], block)
+    return dict(called=int((c[inside] == pred).sum()), voted=int((v[inside] == pred).sum()),
+                m_in=float(np.median(m[inside])), m_out=float(np.median(m[~inside])),
+                n=len(of["indices"]))
+
+  f5 = {s: fig(j, ref, 3) for s, j in five.items()}
+  f9 = {s: fig(j, own, 7) for s, j in nine.items()}
+  for step in sorted(five):
+    # One checkpoint, one classification: both files agree on the run's errors.
+    assert five[step]["classifier_error"] == nine[step]["classifier_error"]
+    when = f"step {step}" if step < 550 else f"epoch {step // 550}"
+    a, b = f5[step], f9[step]
+    row = (f"| {when} | {100 * five[step]['classifier_error']:.2f}% | "
+           f"{100 * five[step]['bound_vote_error']:.2f}% | {a['called']} / {a['voted']} | "
+           f"{a['m_in']:+.1f} / {a['m_out']:+.1f} | {b['called']} / {b['voted']} | "
+           f"{b['m_in']:+.1f} / {b['m_out']:+.1f} |")
+    assert row in results, row
+  # The same trajectory as the screen run and the 200-epoch run.
+  screen = _screen_evaluations("long_split_bn-seed1")
+  assert five[2750]["classifier_error"] == screen[5]["validation_error"]
+  assert five[5500]["classifier_error"] == screen[10]["validation_error"]
+  late = [s for s in five if s >= 198]
+  held = [s for s in nine if 198 <= s <= 1650]
+  l5 = {s: fig(j, ref, 3) for s, j in long5.items()}
+  confusion = os.path.join(PUBLISHED, "endpoint_screen", "confusion")
+  m_long = json.load(open(os.path.join(confusion, "long-seed1.json")))["matrix"]
+  m_split = json.load(open(os.path.join(confusion, "long_split_bn-seed1.json")))["matrix"]
+  m_100 = json.load(open(os.path.join(PUBLISHED, "long_split_bn_200",
+                                      "confusion-epoch100.json")))["matrix"]
+  long_late = [s for s in long5 if s >= 122]
+  for phrase in (
+      f"validation errors at epochs 5 and 10, {100 * five[2750]['classifier_error']:.2f}% and "
+      f"{100 * five[5500]['classifier_error']:.2f}%,",
+      f"following `long`'s {len(ref)} 5s of the table above",
+      f"the {len(own)} 9s called 7 at epoch 1: called 7 / voted 7",
+      f"it calls {f5[10]['called']} of the {len(ref)} 5s \"3\" (`long`: {l5[10]['called']}), "
+      f"while the bound, near chance ({100 * five[10]['bound_vote_error']:.2f}% error), votes 3 "
+      f"for {f5[10]['voted']}",
+      f"from step 198 on it votes 3 for {min(f5[s]['voted'] for s in late)}-"
+      f"{max(f5[s]['voted'] for s in late)} of the {len(ref)}, at a median margin of "
+      f"{min(f5[s]['m_in'] for s in late):+.1f} to {max(f5[s]['m_in'] for s in late):+.1f} nats "
+      f"(`long`: {min(l5[s]['voted'] for s in long_late)}-"
+      f"{max(l5[s]['voted'] for s in long_late)} votes, "
+      f"{min(l5[s]['m_in'] for s in long_late):+.1f} to "
+      f"{max(l5[s]['m_in'] for s in long_late):+.1f} nats)",
+      f"at epoch 10 the classifier calls {f5[5500]['called']} of them \"3\" (`long`: "
+      f"{l5[5500]['called']})",
+      f"{len(own)} of the {f9[550]['n']} validation 9s are called 7 at epoch 1 "
+      f"({len(set(own) & set(long9[550]['cell']['validation_indices']))} of `long`'s "
+      f"{len(long9[550]['cell']['validation_indices'])} among them)",
+      f"from step 198 to epoch 3 the bound votes 7 for {min(f9[s]['voted'] for s in held)}-"
+      f"{max(f9[s]['voted'] for s in held)} of them at a median margin of "
+      f"{min(f9[s]['m_in'] for s in held):+.1f} to {max(f9[s]['m_in'] for s in held):+.1f} nats",
+      f"{f9[2750]['called']} called and {f9[2750]['voted']} voted at epoch 5 "
+      f"({f9[2750]['m_in']:+.1f} nats), {f9[5500]['called']} and {f9[5500]['voted']} at epoch 10 "
+      f"({f9[5500]['m_in']:+.1f})",
+      f"the validation 9 → 7 cell holds {m_split[9][7]} images at epoch 50 and {m_100[9][7]} at "
+      f"epoch 100",
+      f"still had {m_long[9][7]} 9s called 7 and {m_long[5][3]} 5s called 3 at epoch 50"):
+    assert phrase in text, phrase
+
+
 def test_the_label_set_paragraph_recomputes_from_the_nearest_labelled_files():
   """RESULTS.md section 7, "Which 5s: the label set's part": the nearest-
   labelled classifier's counts on each label set, inside and outside the
