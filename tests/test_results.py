@@ -1147,6 +1147,80 @@ def test_the_chosen_recipes_first_epoch_recomputes_from_its_probe_files():
     assert phrase in text, phrase
 
 
+def test_the_switch_to_per_pass_statistics_recomputes_from_its_probe_files():
+  """RESULTS.md section 7, "Per-pass statistics let a held block go": `long`
+  at epoch 1 trained on with --bn_statistics=split (docs/results/blocks/
+  switch_split_from_epoch1), row by row beside `long`'s own probe files."""
+  results = _results_text()
+  text = " ".join(results.split())
+
+  def load(*parts):
+    files = [json.load(open(f)) for f in glob.glob(
+        os.path.join(PUBLISHED, "blocks", *parts, "label-bounds-step*.json"))]
+    return {int(j["checkpoint"].split("-")[1]): j for j in files}
+
+  l5, l9 = load("first_epoch"), load("first_epoch_9to7")
+  s5, s9 = load("switch_split_from_epoch1", "5to3"), load("switch_split_from_epoch1", "9to7")
+  assert sorted(s5) == [1100, 1650, 2750, 5500] and sorted(s9) == [2750, 5500]
+  b5, b9 = l5[550]["cell"]["validation_indices"], l9[550]["cell"]["validation_indices"]
+  run = os.path.join(PUBLISHED, "blocks", "switch_split_from_epoch1", "run")
+  flags = open(os.path.join(run, "flags.txt")).read().split()
+  screen = open(os.path.join(PUBLISHED, "endpoint_screen", "runs", "long-seed1",
+                             "flags.txt")).read().split()
+  changed = sorted(set(flags) - set(screen))  # options the screen's older code did not write
+  assert "--bn_statistics=split" in changed and "--bn_statistics=joint" in screen
+  assert {f.split("=")[0] for f in changed} <= {"--bn_statistics", "--epochs", "--grappler",
+                                                "--keep_checkpoints", "--keep_epochs",
+                                                "--precision"}
+  history = {int(r["epoch"]): r for r in read_history(run) if "validation_error" in r}
+  assert history[10]["validation_error"] == s5[5500]["classifier_error"]
+
+  def fig(j, block, pred):
+    of = j["cell"]["of_class"]
+    c, v, m = (np.array(of[k]) for k in ("classifier", "bound_vote", "margin_nats"))
+    inside = np.isin(of["indices"], block)
+    return (int((c[inside] == pred).sum()), int((v[inside] == pred).sum()),
+            float(np.median(m[inside])))
+
+  def pair(f):
+    return f"{f[0]} / {f[1]}"
+
+  for step in sorted(s5):
+    a, b, c = fig(l5[step], b5, 3), fig(s5[step], b5, 3), fig(l9[step], b9, 7)
+    d = fig(s9[step], b9, 7) if step in s9 else None  # 9 -> 7 probed at epochs 5 and 10
+    row = (f"| epoch {step // 550} | {100 * l5[step]['classifier_error']:.2f}% / "
+           f"{100 * s5[step]['classifier_error']:.2f}% | {pair(a)}; {pair(b)} | "
+           f"{a[2]:+.1f} / {b[2]:+.1f} | {pair(c)}; {pair(d) if d else '-'} | "
+           f"{c[2]:+.1f} / {f'{d[2]:+.1f}' if d else '-'} |")
+    assert row in results, row
+  e5 = fig(s9[2750], b9, 7)
+  f10, lf10, l95 = fig(s5[5500], b5, 3), fig(l5[5500], b5, 3), fig(l9[2750], b9, 7)
+  margins = {s: fig(j, b5, 3)[2] for s, j in s5.items()}
+  long_margins = [fig(l5[s], b5, 3)[2] for s in (1100, 1650, 2750, 5500)]
+  own = [json.load(open(os.path.join(PUBLISHED, "endpoint_screen", "confusion",
+                                     f"long_split_bn-seed{i}.json"))) for i in (1, 2, 3)]
+  own.append(json.load(open(os.path.join(PUBLISHED, "long_split_bn_200",
+                                         "confusion-epoch100.json"))))
+  largest = max((np.array(c["matrix"]) * (1 - np.eye(10, dtype=int))
+                 / np.array(c["matrix"]).sum(1, keepdims=True)).max() for c in own)
+  chosen_10 = _screen_evaluations("long_split_bn-seed1")[10]["validation_error"]
+  for phrase in (
+      f"its validation error there, {100 * l5[550]['classifier_error']:.2f}%",
+      f"({len(b5)} 5s called 3, the bound voting 3 for {fig(l5[550], b5, 3)[1]}; {len(b9)} 9s "
+      f"called 7)",
+      f"({e5[0]} of the {len(b9)} called 7 at epoch 5, the bound voting 7 for {e5[1]}, at a "
+      f"median margin of {e5[2]:+.1f} nats; `long`: {l95[0]} and {l95[1]}, {l95[2]:+.1f})",
+      f"({f10[0]} of the {len(b5)} called 3, {f10[1]} voted; `long`: {lf10[0]} and {lf10[1]})",
+      f"after a jump at epoch 2 ({margins[1100]:+.1f} nats), from {margins[1650]:+.1f} at epoch 3 "
+      f"to {margins[5500]:+.1f} at epoch 10 (`long`: {min(long_margins):+.1f} to "
+      f"{max(long_margins):+.1f})",
+      f"Validation error at epoch 10: {100 * history[10]['validation_error']:.2f}% against "
+      f"`long`'s {100 * l5[5500]['classifier_error']:.2f}% (and {100 * chosen_10:.2f}% for the "
+      f"chosen recipe",
+      f"holds more than {100 * largest:.2f}% of a class"):
+    assert phrase in text, phrase
+
+
 def test_the_label_set_paragraph_recomputes_from_the_nearest_labelled_files():
   """RESULTS.md section 7, "Which 5s: the label set's part": the nearest-
   labelled classifier's counts on each label set, inside and outside the
