@@ -1007,15 +1007,33 @@ def test_the_fourth_extra_seed_paragraph_recomputes_from_its_files():
     assert phrase in text, phrase
 
 
+def _label_bounds(*parts):
+  """{step: file} of the label_bounds files in docs/results/blocks/<parts>."""
+  files = [json.load(open(f)) for f in glob.glob(
+      os.path.join(PUBLISHED, "blocks", *parts, "label-bounds-step*.json"))]
+  return {int(j["checkpoint"].split("-")[1]): j for j in files}
+
+
+def _follow(j, block, pred):
+  """Of the images ``block`` in a label_bounds file's class: how many the
+  classifier calls ``pred`` and the bound votes ``pred``, the median margin
+  L(x,pred) - L(x,true) inside and outside the block, and the class's size."""
+  of = j["cell"]["of_class"]
+  c, v, m = (np.array(of[k]) for k in ("classifier", "bound_vote", "margin_nats"))
+  inside = np.isin(of["indices"], block)
+  return dict(called=int((c[inside] == pred).sum()), voted=int((v[inside] == pred).sum()),
+              m_in=float(np.median(m[inside])), m_out=float(np.median(m[~inside])),
+              n=len(of["indices"]))
+
+
 def test_the_first_epoch_table_and_paragraph_recompute_from_the_probe_files():
   """RESULTS.md section 7, "Inside the first epoch": each row from the
   label_bounds files in docs/results/blocks/first_epoch, following the
   validation 5s the classifier calls 3 at epoch 1, and the paragraph's ranges."""
   results = _results_text()
   text = " ".join(results.split())
-  files = [json.load(open(f)) for f in glob.glob(
-      os.path.join(PUBLISHED, "blocks", "first_epoch", "label-bounds-step*.json"))]
-  by_step = {int(j["checkpoint"].split("-")[1]): j for j in files}
+  by_step = _label_bounds("first_epoch")
+  files = list(by_step.values())
   assert all(j["samples"] == 20 and j["images_of"] == "validation" for j in files)
   assert all((j["cell"]["true"], j["cell"]["predicted"]) == (5, 3) for j in files)
   block = set(by_step[550]["cell"]["validation_indices"])
@@ -1066,14 +1084,9 @@ def test_the_chosen_recipes_first_epoch_recomputes_from_its_probe_files():
   and the confusion counts it compares with."""
   results = _results_text()
   text = " ".join(results.split())
-
-  def load(*parts):
-    files = [json.load(open(f)) for f in glob.glob(
-        os.path.join(PUBLISHED, "blocks", *parts, "label-bounds-step*.json"))]
-    return {int(j["checkpoint"].split("-")[1]): j for j in files}
-
-  five, nine = load("first_epoch_split_bn", "5to3"), load("first_epoch_split_bn", "9to7")
-  long5, long9 = load("first_epoch"), load("first_epoch_9to7")
+  five = _label_bounds("first_epoch_split_bn", "5to3")
+  nine = _label_bounds("first_epoch_split_bn", "9to7")
+  long5, long9 = _label_bounds("first_epoch"), _label_bounds("first_epoch_9to7")
   assert sorted(five) == sorted(nine) == [10, 52, 90, 198, 294, 385, 481, 550, 1100, 1650,
                                           2750, 5500]
   assert all(j["samples"] == 20 and j["images_of"] == "validation"
@@ -1081,17 +1094,8 @@ def test_the_chosen_recipes_first_epoch_recomputes_from_its_probe_files():
   ref = long5[550]["cell"]["validation_indices"]
   own = nine[550]["cell"]["validation_indices"]
   assert (nine[550]["cell"]["true"], nine[550]["cell"]["predicted"]) == (9, 7)
-
-  def fig(j, block, pred):
-    of = j["cell"]["of_class"]
-    c, v, m = (np.array(of[k]) for k in ("classifier", "bound_vote", "margin_nats"))
-    inside = np.isin(of["indices"], block)
-    return dict(called=int((c[inside] == pred).sum()), voted=int((v[inside] == pred).sum()),
-                m_in=float(np.median(m[inside])), m_out=float(np.median(m[~inside])),
-                n=len(of["indices"]))
-
-  f5 = {s: fig(j, ref, 3) for s, j in five.items()}
-  f9 = {s: fig(j, own, 7) for s, j in nine.items()}
+  f5 = {s: _follow(j, ref, 3) for s, j in five.items()}
+  f9 = {s: _follow(j, own, 7) for s, j in nine.items()}
   for step in sorted(five):
     # One checkpoint, one classification: both files agree on the run's errors.
     assert five[step]["classifier_error"] == nine[step]["classifier_error"]
@@ -1108,7 +1112,7 @@ def test_the_chosen_recipes_first_epoch_recomputes_from_its_probe_files():
   assert five[5500]["classifier_error"] == screen[10]["validation_error"]
   late = [s for s in five if s >= 198]
   held = [s for s in nine if 198 <= s <= 1650]
-  l5 = {s: fig(j, ref, 3) for s, j in long5.items()}
+  l5 = {s: _follow(j, ref, 3) for s, j in long5.items()}
   confusion = os.path.join(PUBLISHED, "endpoint_screen", "confusion")
   m_long = json.load(open(os.path.join(confusion, "long-seed1.json")))["matrix"]
   m_split = json.load(open(os.path.join(confusion, "long_split_bn-seed1.json")))["matrix"]
@@ -1153,14 +1157,9 @@ def test_the_switch_to_per_pass_statistics_recomputes_from_its_probe_files():
   switch_split_from_epoch1), row by row beside `long`'s own probe files."""
   results = _results_text()
   text = " ".join(results.split())
-
-  def load(*parts):
-    files = [json.load(open(f)) for f in glob.glob(
-        os.path.join(PUBLISHED, "blocks", *parts, "label-bounds-step*.json"))]
-    return {int(j["checkpoint"].split("-")[1]): j for j in files}
-
-  l5, l9 = load("first_epoch"), load("first_epoch_9to7")
-  s5, s9 = load("switch_split_from_epoch1", "5to3"), load("switch_split_from_epoch1", "9to7")
+  l5, l9 = _label_bounds("first_epoch"), _label_bounds("first_epoch_9to7")
+  s5 = _label_bounds("switch_split_from_epoch1", "5to3")
+  s9 = _label_bounds("switch_split_from_epoch1", "9to7")
   assert sorted(s5) == [1100, 1650, 2750, 5500] and sorted(s9) == [2750, 5500]
   b5, b9 = l5[550]["cell"]["validation_indices"], l9[550]["cell"]["validation_indices"]
   run = os.path.join(PUBLISHED, "blocks", "switch_split_from_epoch1", "run")
@@ -1175,12 +1174,9 @@ def test_the_switch_to_per_pass_statistics_recomputes_from_its_probe_files():
   history = {int(r["epoch"]): r for r in read_history(run) if "validation_error" in r}
   assert history[10]["validation_error"] == s5[5500]["classifier_error"]
 
-  def fig(j, block, pred):
-    of = j["cell"]["of_class"]
-    c, v, m = (np.array(of[k]) for k in ("classifier", "bound_vote", "margin_nats"))
-    inside = np.isin(of["indices"], block)
-    return (int((c[inside] == pred).sum()), int((v[inside] == pred).sum()),
-            float(np.median(m[inside])))
+  def fig(j, block, pred):  # (called, voted, median margin inside)
+    f = _follow(j, block, pred)
+    return f["called"], f["voted"], f["m_in"]
 
   def pair(f):
     return f"{f[0]} / {f[1]}"
@@ -1280,10 +1276,8 @@ def test_the_nine_to_seven_sentence_recomputes_from_its_probe_files():
   """RESULTS.md section 7, "Inside the first epoch": the 9 -> 7 block's
   sentence, from docs/results/blocks/first_epoch_9to7."""
   text = " ".join(_results_text().split())
-  files = [json.load(open(f)) for f in glob.glob(
-      os.path.join(PUBLISHED, "blocks", "first_epoch_9to7", "label-bounds-step*.json"))]
-  by_step = {int(j["checkpoint"].split("-")[1]): j for j in files}
-  assert all((j["cell"]["true"], j["cell"]["predicted"]) == (9, 7) for j in files)
+  by_step = _label_bounds("first_epoch_9to7")
+  assert all((j["cell"]["true"], j["cell"]["predicted"]) == (9, 7) for j in by_step.values())
   block = by_step[550]["cell"]["validation_indices"]
 
   def held(step):
