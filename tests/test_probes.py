@@ -121,11 +121,15 @@ def test_bn_stats_evaluates_as_the_run_did_and_changes_nothing(validation_run, m
   assert dir_digest(d) == before
 
 
-def test_bn_stats_with_bad_flags_says_so_in_one_line():
-  out = _probe("bn_stats", "--model_dir=x", "--refreshes=-1")
-  assert (out.returncode, out.stderr.strip()) == (
-      2, "experiments.probes.bn_stats: error: --refreshes and --population_batches "
-         "must be >= 0.")
+@pytest.mark.parametrize("refreshes, population_batches", [(-1, 4), (3, -1)])
+def test_bn_stats_checks_its_flags_before_reading_the_run(refreshes, population_batches):
+  """In-process, as the other probes' checks (the command line turns a
+  ConfigError into one line and exit 2: test_a_probe_with_bad_arguments_...)."""
+  from experiments.probes import bn_stats
+  from adgm_tf.errors import ConfigError
+  with pytest.raises(ConfigError) as e:
+    bn_stats.main("x", None, refreshes=refreshes, population_batches=population_batches)
+  assert str(e.value) == "--refreshes and --population_batches must be >= 0."
 
 
 def test_confusion_summary_of_a_hand_made_matrix():
@@ -188,8 +192,8 @@ def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx
                                       cell=dict(right=0, same=c[t][p]))
   assert open(tmp_path / "cell.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
   assert f"cell {t} -> {p}: {c[t][p]} images" in cell.stdout
-  # Two refusals, in-process (the command line above turns a ConfigError into
-  # one line and exit 2: test_confusion_with_bad_flags_says_so_in_one_line).
+  # Two refusals, in-process (the command line turns a ConfigError into
+  # one line and exit 2: test_a_probe_with_bad_arguments_says_so_in_one_line).
   from experiments.probes import confusion
   from adgm_tf.errors import ConfigError
   args = dict(top=6, write="", cell="", png="", against="")
@@ -208,14 +212,8 @@ def test_confusion_reads_the_runs_own_validation_error(validation_run, mnist_idx
   assert json.load(open(target)) == saved
 
 
-def test_confusion_with_bad_flags_says_so_in_one_line():
-  out = _probe("confusion", "--model_dir=x", "--top=0")
-  assert (out.returncode, out.stderr.strip()) == (
-      2, "experiments.probes.confusion: error: --top=0: give how many confusions to list, "
-         "at least 1.")
-
-
 @pytest.mark.parametrize("flags, message", [
+    (dict(top=0), "--top=0: give how many confusions to list, at least 1."),
     (dict(cell="7"), "--cell=7: give the true and the predicted class, e.g. --cell=7,9."),
     (dict(cell="7,x"), "--cell=7,x: give the true and the predicted class, e.g. --cell=7,9."),
     (dict(cell="-1,3"), "--cell=-1,3: give two different classes, e.g. --cell=7,9."),
@@ -325,14 +323,9 @@ def test_label_bounds_reads_the_runs_own_validation_error(validation_run, mnist_
   assert "validation_indices" not in lab["cell"] and "labeled_indices" in lab["cell"]
 
 
-def test_label_bounds_with_bad_flags_says_so_in_one_line():
-  out = _probe("label_bounds", "--model_dir=x", "--samples=0")
-  assert (out.returncode, out.stderr.strip()) == (
-      2, "experiments.probes.label_bounds: error: --samples=0: give how many samples of a "
-         "and z to average L(x,y) over, at least 1.")
-
-
 @pytest.mark.parametrize("flags, message", [
+    (dict(samples=0), "--samples=0: give how many samples of a and z to average L(x,y) "
+                      "over, at least 1."),
     (dict(cell="7"), "--cell=7: give the true and the predicted class, e.g. --cell=7,9."),
     (dict(write="/nonexistent/x.json"), "--write=/nonexistent/x.json: its directory does not "
                                         "exist; create it first.")])
@@ -485,13 +478,6 @@ def test_cell_history_checks_its_flags_before_reading_the_run(flags, message):
     cell_history.main("x", **{**dict(checkpoint=None, cell="7,9", every=1, write=""),
                               **flags})
   assert str(e.value) == message
-
-
-def test_more_labels_with_bad_flags_says_so_in_one_line():
-  out = _probe("more_labels", "--model_dir=x", "--cell=7,9", "--epochs=0", "--out=/tmp/y")
-  assert (out.returncode, out.stderr.strip()) == (
-      2, "experiments.probes.more_labels: error: --epochs=0: give how many more epochs to "
-         "train, at least 1.")
 
 
 def test_the_probes_that_read_validation_images_refuse_a_run_without_them(tiny_run, tmp_path):
