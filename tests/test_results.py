@@ -483,65 +483,142 @@ def test_the_long_run_paragraph_recomputes_from_its_published_files():
     assert phrase in text, phrase
 
 
-def test_the_chosen_recipes_long_run_paragraph_recomputes_from_its_published_files():
-  """RESULTS.md section 7, "The chosen recipe's 200-epoch run": its evaluations,
-  a-diagnostics, clock and epoch times from docs/results/long_split_bn_200, and
-  that its first 50 epochs are the screen's seed-1 run value for value."""
+def _evaluations(name):
+  """{epoch: validation error in %} of a published long run's evaluations."""
+  return {int(r["epoch"]): 100 * r["validation_error"]
+          for r in read_history(os.path.join(PUBLISHED, name)) if "validation_error" in r}
+
+
+def test_the_chosen_recipes_200_epochs_recompute_from_its_published_files():
+  """RESULTS.md section 7, "The chosen recipe at 200 epochs" and "What the
+  evidence says is next": its evaluations, the test errors read once at the
+  end (best_eval.json, kept-epoch-<E>.json), a-diagnostics, cost, the rule
+  for going on, its errors at epoch 180, and the plateau beside section 6's
+  run and the `long_s5` run; its first 50 epochs are the screen's seed-1
+  run value for value."""
   text = " ".join(_results_text().split())
-  history, ev, phrases = _long_run_phrases("long_split_bn_200")
+  out = os.path.join(PUBLISHED, "long_split_bn_200")
+  history = read_history(out)
+  ev = [r for r in history if "validation_error" in r]
   err = [100 * r["validation_error"] for r in ev]
   epochs = [int(r["epoch"]) for r in ev]
   at = dict(zip(epochs, err))
-  def kept(epoch):  # best/ as it was at ``epoch``: the first of equal lowest errors
-    return min((e for e in epochs if e <= epoch), key=lambda e: (at[e], e))
+  assert epochs == list(range(5, 201, 5))
+  best = min(epochs, key=lambda e: (at[e], e))  # the run keeps the first of equal bests
+  final = json.load(open(os.path.join(out, "best_eval.json")))
+  kept = {e: json.load(open(os.path.join(out, f"kept-epoch-{e}.json"))) for e in (50, 100, 150, 200)}
+  ckpt = os.path.basename(final["checkpoint"])
+  assert final["epoch"] == best and os.path.basename(kept[200]["checkpoint"]) == ckpt
+  assert final["test_error"] == kept[200]["test_error"]
 
-  fifty, hundred = kept(50), kept(100)
-  c100 = json.load(open(os.path.join(PUBLISHED, "long_split_bn_200", "confusion-epoch100.json")))
-  assert c100["checkpoint"] == "ckpt-55000" and 100 * c100["error"] == at[100]
-  after = [at[e] for e in epochs if e >= 100]
-  top = c100["confusions"][0]
-  assert top["of_class"] < 0.15  # "no block": no cell holds 15% of a class
-  lr = {int(r["epoch"]): r["learning_rate"] for r in history if r["epoch"] == int(r["epoch"])}
-  assert min(e for e, v in lr.items() if v <= 1.01 * min(lr.values())) == 80  # the floor
+  def pct(v):
+    return f"{100 * v:.2f}%"
+
+  def swaps(e):
+    return (100 * (e["validation_aux_swap_error"] - e["validation_error"]),
+            100 * (e["aux_swap_error"] - e["test_error"]))
+
+  rows = []
+  for stop, e in kept.items():
+    # best/ as it was at ``stop``: the first of the lowest errors up to then.
+    assert e["epoch"] == min((k for k in epochs if k <= stop), key=lambda k: (at[k], k))
+    assert e["eval_samples"] == 100
+    sv, st = swaps(e)
+    cells = ((f"**{stop}**", f"**epoch {e['epoch']:g}** (best/)", f"**{pct(e['test_error'])}**")
+             if stop == 200 else (f"{stop}", f"epoch {e['epoch']:g}", pct(e["test_error"])))
+    rows.append(f"| {cells[0]} | {cells[1]} | {pct(e['validation_error'])} | {cells[2]} | "
+                f"{sv:+.2f} / {st:+.2f} |")
+  test = 100 * final["test_error"]
+  sv, st = swaps(final)
+  swap = {e: 100 * r["validation_aux_swap_error"] - v for e, r, v in zip(epochs, ev, err)}
+  later = [v for e, v in swap.items() if e >= 15]
   clock = long_run.run_clock(history)
-  screen = _screen_evaluations("long_split_bn-seed1")
-  for r in ev:
-    if r["epoch"] <= 50:
-      assert all(r[k] == screen[int(r["epoch"])][k] for k in (
-          "validation_error", "validation_aux_swap_error", "loss")), r["epoch"]
+  verdict = long_run.continue_verdict(long_run.long_run_rows(history))
+  assert verdict["go_on"]
+  after = [at[e] for e in epochs if e >= 100]
   # Epoch times between consecutive whole-epoch rows of one launch, before
   # the stall fix (the first launch, to epoch 38) and after it.
   whole = [r for r in history if r["epoch"] == int(r["epoch"])]
   steps = {int(b["epoch"]): (b["wall_time"] - a["wall_time"], b["cpu_time"] - a["cpu_time"])
            for a, b in zip(whole, whole[1:]) if b["cpu_time"] > a["cpu_time"]}
   first = min(e for e in range(2, max(steps) + 1) if e not in steps)  # the first relaunch
-  early = [v for e, v in steps.items() if e < first]
-  late = [v for e, v in steps.items() if e > first]
+  assert min(steps) == 2 and first == 39
 
   def median(values, i):
     return f"{statistics.median(v[i] for v in values):.1f}"
 
-  assert min(steps) == 2 and first == 39
-  for phrase in phrases + (
-      f"the screen's and the worst of the candidate's three seeds ("
-      f"{_rule1_mean('long_split_bn-seed1'):.2f}%, {_rule1_mean('long_split_bn-seed2'):.2f}% "
-      f"and {_rule1_mean('long_split_bn-seed3'):.2f}% by rule 1)",
-      f"{clock['cpu_hours']:.2f} h of CPU time so far, over {clock['launches']} launches",
+  early = [v for e, v in steps.items() if e < first]
+  late = [v for e, v in steps.items() if e > first]
+  c180 = json.load(open(os.path.join(out, "confusion-epoch180.json")))
+  c100 = json.load(open(os.path.join(out, "confusion-epoch100.json")))
+  assert c180["checkpoint"] == ckpt and 100 * c180["error"] == at[best]
+  top = c180["confusions"][0]
+  screen = _screen_evaluations("long_split_bn-seed1")
+  for r in ev:
+    if r["epoch"] <= 50:
+      assert all(r[k] == screen[int(r["epoch"])][k] for k in (
+          "validation_error", "validation_aux_swap_error", "loss")), r["epoch"]
+  # The plateau beside section 6's run and the `long_s5` run (seed 1, label set 1).
+  section6 = long_run.continue_verdict(long_run.long_run_rows(
+      read_history(os.path.join(PUBLISHED, "long_sdgm3"))))
+  s5 = _evaluations("long_s5_200")
+  s5_after = [v for e, v in s5.items() if e >= 45]
+  l6 = _evaluations("long_sdgm3")
+
+  def rule1(run):
+    return sum(run[e] for e in (40, 45, 50)) / 3
+
+  listed = ", ".join(f"{v:.2f}" for v in err[:-1]) + f" and {err[-1]:.2f}%"
+  for phrase in rows + [
+      f"{test:.2f}% test error, {test - 2.0:.2f} points above the target",
+      f"validation error {listed} at epochs 5 to 200 (10 samples of a)",
+      f"Validation error chose epoch {best} ({at[best]:.2f}%)",
+      f"missed by {test - 2.0:.2f} points** ({test:.2f}%)",
+      f"at least {min(r['validation_aux_alive_fraction'] for r in ev):.3f} of q(a\\|x)'s units "
+      f"alive at all {len(ev)} evaluations; swapping a between images costs {sv:+.2f} points on "
+      f"validation and {st:+.2f} on test at best/ ({swap[200]:+.2f} at epoch 200; "
+      f"{min(later):+.2f} to {max(later):+.2f} from epoch 15 on), while I(y;a\\|x) fell from "
+      f"{ev[0]['validation_aux_information']:.3f} at epoch 5 to "
+      f"{ev[-1]['validation_aux_information']:.3f} at 200",
+      f"{final['test_log_likelihood']:.2f} nats (K = {final['ll_samples']}, y enumerated, on "
+      f"the first {final['ll_examples']:,} test images",
+      f"{clock['wall_hours']:.2f} h of wall time and {clock['cpu_hours']:.2f} h of CPU time over "
+      f"{clock['launches']} launches",
       f"epochs 2 to {first - 1}, before the stall fix: a median of {median(early, 0)} s of wall "
       f"time for {median(early, 1)} CPU-seconds an epoch; from epoch {first + 1} on, "
       f"{median(late, 0)} s for {median(late, 1)}",
-      f"At {err[-1]:.2f}% it is {err[-1] - 2.0:.2f} points above the 2.0% target",
-      f"the largest cell, {top['true']} → {top['predicted']}, has {top['images']} images "
-      f"({100 * top['of_class']:.1f}% of the {top['true']}s, {100 * top['of_errors']:.1f}% of "
-      f"its {c100['errors']} errors), 5 → 3 has {c100['matrix'][5][3]}",
-      f"the checkpoints kept for the 50- and 100-epoch figures are epoch {fifty}'s, "
-      f"{at[fifty]:.2f}%, and epoch {hundred}'s, {at[hundred]:.2f}%)",
-      f"it still fell: {at[50] - at[100]:.2f} point from epoch 50 to 100, "
-      f"{at[80] - at[100]:.2f} from epoch 80",
-      f"from 100 to {epochs[-1]} it moved within {max(after) - min(after):.2f} points "
+      f"from epoch 100 to 200 it moved within {max(after) - min(after):.2f} points "
       f"({min(after):.2f}-{max(after):.2f}%)",
-      f"with {200 - epochs[-1]} epochs to go"):
+      f"mean validation error {verdict['earlier_mean']:.2f}% at epochs 105-150 and "
+      f"{verdict['later_mean']:.2f}% at 155-200, a drop of {verdict['drop']:.2f} points against "
+      f"the {long_run.CONTINUE_DROP:.2f} required",
+      f"{c180['errors']} errors, the largest cell {top['true']} → {top['predicted']} with "
+      f"{top['images']} images ({100 * top['of_class']:.1f}% of the {top['true']}s, "
+      f"{100 * top['of_errors']:.1f}% of the errors), 5 → 3 with {c180['matrix'][5][3]}; at "
+      f"epoch 100 9 → 7 had {c100['matrix'][9][7]} and 5 → 3 {c100['matrix'][5][3]}",
+      f"this one at {verdict['later_mean']:.2f}% (mean of epochs 155-200), section 6's L at "
+      f"{section6['later_mean']:.2f}%",
+      f"`long_s5` (S = 5) at {min(s5_after):.2f}-{max(s5_after):.2f}% from epoch 45 to "
+      f"{max(s5)} before it was lost",
+      f"they stood at {_rule1_mean('long_split_bn-seed1'):.2f}%, {rule1(l6):.2f}% and "
+      f"{rule1(s5):.2f}% (rule 1's mean; the screen's L on this host, "
+      f"{_rule1_mean('long-seed1'):.2f}%)",
+      f"seeds 2 and 3 were at {100 * screen_at50('long_split_bn-seed2'):.2f}% and "
+      f"{100 * screen_at50('long_split_bn-seed3'):.2f}% at epoch 50, where seed 1 was at "
+      f"{at[50]:.2f}%"]:
     assert phrase in text, phrase
+  assert top["of_class"] < 0.15  # "spread, not blocked": no cell holds 15% of a class
+  assert test > 2.0  # "missed"
+  readme = " ".join(open(os.path.join(REPO, "README.md"), encoding="utf-8").read().split())
+  assert (f"reached **{test:.2f}% test error** at the checkpoint chosen by validation error "
+          f"(epoch {best}; 100 samples of a, the test set read once at the end; "
+          f"{pct(kept[50]['test_error'])} and {pct(kept[100]['test_error'])} for the "
+          f"checkpoints a run stopped at 50 and 100 epochs would have chosen), with a alive and "
+          f"in use, {test - 2.0:.2f} points above the 2.0%") in readme
+
+
+def screen_at50(run):
+  return _screen_evaluations(run)[50]["validation_error"]
 
 
 def test_the_crossed_seven_paragraph_recomputes_from_its_matrices():
