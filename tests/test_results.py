@@ -439,34 +439,47 @@ def test_adgm_authors_at_rule_4s_budget_recomputes_from_its_running_copy():
   assert row["status"] == "running" and row["samples"] == 5
   eq = endpoint_screen.equal_cpu_error(row, history, result["c1"], result["costs"][5])
   ev = {int(r["epoch"]): r for r in history if "validation_error" in r}
-  assert sorted(ev) == [5, 10, 15, 20] and eq["epoch"] == 10
+  assert sorted(ev) == list(range(5, 41, 5)) and eq["epoch"] == 10
   err = {e: 100 * r["validation_error"] for e, r in ev.items()}
   swap = {e: 100 * r["validation_aux_swap_error"] - err[e] for e, r in ev.items()}
   assert all(abs(v) < endpoint_screen.SWAP_FLOOR for v in swap.values())  # "a unused"
-  drops = [err[e - 5] - err[e] for e in sorted(ev)[1:]]
+  drops = [err[e - 5] - err[e] for e in (10, 15, 20)]  # the paragraph's epochs to 20
   s5 = [r["equal_cpu"]["error"] for r in result["rows"]
         if r.get("samples") == 5 and r.get("equal_cpu") and r["equal_cpu"]["epoch"] == 10]
   for phrase in (
       f"validation error {err[5]:.2f}% and {err[10]:.2f}% at epochs 5 and 10 (10 samples of a), "
       f"with q(a|x)'s units all alive "
-      f"({min(r['validation_aux_alive_fraction'] for r in ev.values()):.2f})",
+      f"({min(ev[e]['validation_aux_alive_fraction'] for e in (5, 10)):.2f})",
       f"changed the error by {swap[5]:+.2f} and {swap[10]:+.2f} points, below rule 2's "
       f"{endpoint_screen.SWAP_FLOOR:.2f}",
       f"(spread {ev[5]['validation_aux_mean_spread']:.3f} and "
       f"{ev[10]['validation_aux_mean_spread']:.3f})",
       f"(50 x c1/c5 = 50 x {result['c1']:.1f}/{result['costs'][5]:.1f} = "
-      f"{eq['target_epoch']:.1f}; its own epochs cost {row['cpu_per_epoch']:.0f} CPU-seconds)",
+      f"{eq['target_epoch']:.1f}; its own epochs cost {row['cpu_per_epoch']:.0f} CPU-seconds, the "
+      f"median to epoch {max(ev)})",
       f"the S = 5 SDGMs' at the same epoch ({min(s5):.2f}-{max(s5):.2f}%)",
       f"at epoch 20: validation error {err[15]:.2f}% and {err[20]:.2f}% at epochs 15 and 20, "
       f"swap costs {swap[15]:+.2f} and {swap[20]:+.2f} points, q(a\\|x) alive (at least "
       f"{min(ev[15]['validation_aux_alive_fraction'], ev[20]['validation_aux_alive_fraction']):.3f}"
       f"), spread {ev[15]['validation_aux_mean_spread']:.3f} and "
       f"{ev[20]['validation_aux_mean_spread']:.3f}: a still unused",
-      "(" + ", ".join(f"{ev[e]['validation_aux_mean_spread']:.3f}" for e in sorted(ev)) + ")",
-      f"falls {min(drops):.2f}-{max(drops):.2f} points every 5 epochs"):
+      "(" + ", ".join(f"{ev[e]['validation_aux_mean_spread']:.3f}" for e in (5, 10, 15, 20))
+      + ")",
+      f"falls {min(drops):.2f}-{max(drops):.2f} points every 5 epochs",
+      # Published again at epoch 40.
+      "validation error " + ", ".join(f"{err[e]:.2f}%" for e in (25, 30, 35)) +
+      f" and {err[40]:.2f}% at epochs 25 to 40, swap costs " +
+      ", ".join(f"{swap[e]:+.2f}" for e in (25, 30, 35)) + f" and {swap[40]:+.2f} points",
+      f"fell from {ev[20]['validation_aux_alive_fraction']:.3f} at epoch 20 to " +
+      ", ".join(f"{ev[e]['validation_aux_alive_fraction']:.3f}" for e in (25, 30, 35)) +
+      f" and {ev[40]['validation_aux_alive_fraction']:.3f}",
+      "(" + ", ".join(f"{ev[e]['validation_aux_mean_spread']:.3f}" for e in (25, 30, 35, 40))
+      + ")"):
     assert phrase in text, phrase
   spreads = [ev[e]["validation_aux_mean_spread"] for e in sorted(ev)]
   assert all(b < a for a, b in zip(spreads, spreads[1:]))  # "smaller at every evaluation"
+  alive = [ev[e]["validation_aux_alive_fraction"] for e in range(20, 41, 5)]
+  assert all(b < a for a, b in zip(alive, alive[1:])) and min(alive) > 0.5  # "dying", above half
 
 
 def test_the_long_run_paragraph_recomputes_from_its_published_files():
