@@ -14,7 +14,10 @@
 #               NAME's flagfile and flags, --epochs=200, validation split as in
 #               the screen, no test error until the end, best/ at 50, 100, 150
 #               and 200 epochs kept (--keep_epochs), then the final evaluation.
-#               EXTRA_LONG_FLAGS adds flags (e.g. --nograppler).
+#               EXTRA_LONG_FLAGS adds flags (e.g. --nograppler; a later
+#               --epochs=1000 --keep_epochs=... takes a finished run further).
+#   long:NAME:SEED  the same with --seed=SEED --label_seed=SEED, in
+#               OUT/endpoint_long/NAME-seedSEED (SEED 1 is long:NAME).
 # Every process runs pinned to CORE (taskset) with one TensorFlow thread. Each
 # job resumes where it stopped and a finished one is skipped, so after a stop,
 # a kill or a reboot the same command goes on. ADGM_MNIST_DIR (default
@@ -26,7 +29,7 @@ set -u -o pipefail
 {
 PROG="endpoint_jobs.sh"
 die() { echo "$PROG: error: $*" >&2; exit 2; }
-[ $# -ge 3 ] || die "usage: bash experiments/endpoint_jobs.sh CORE OUT JOB [JOB ...] (JOB: NAME:SEED or long:NAME)"
+[ $# -ge 3 ] || die "usage: bash experiments/endpoint_jobs.sh CORE OUT JOB [JOB ...] (JOB: NAME:SEED, long:NAME or long:NAME:SEED)"
 CORE=$1; OUT=${2%/}; shift 2
 [[ "$CORE" =~ ^[0-9]+$ ]] || die "CORE=$CORE: give a CPU number, e.g. 0"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,7 +46,12 @@ cd "$REPO" || die "cannot enter $REPO"
 for job in "$@"; do
   case "$job" in
     long:*)
-      name=${job#long:}
+      name=${job#long:}; seed=1
+      if [[ "$name" == *:* ]]; then
+        seed=${name#*:}; name=${name%%:*}
+        [[ "$seed" =~ ^[1-9][0-9]*$ ]] || die "$job: give the seed as a whole number from 1, e.g. long:$name:2"
+      fi
+      dir="$name"; [ "$seed" = 1 ] || dir="$name-seed$seed"
       # The candidate's flagfile and flags, from the screen's config.
       lines=$("$PYTHON" - "$CONFIG" "$name" 2>&1 <<'PY'
 import json, sys
@@ -59,12 +67,12 @@ PY
       echo "$(date -Is) $PROG: core $CORE: $job" | tee -a "$LOG"
       # shellcheck disable=SC2086
       FLAGFILE="${spec[0]}" PYTHON="$PYTHON" taskset -c "$CORE" bash experiments/long_run.sh \
-          "$OUT/endpoint_long/$name" "${spec[@]:1}" --seed=1 --label_seed=1 \
+          "$OUT/endpoint_long/$dir" "${spec[@]:1}" --seed="$seed" --label_seed="$seed" \
           --validation_size=5000 --epochs=200 --keep_epochs=50,100,150,200 \
           --test_evaluation=never --eval_every=5 --eval_samples_periodic=10 --eval_samples=10 \
           --ll_examples=0 --checkpoint_every=1 --time_budget_minutes=0 \
           --idx_dir="$ADGM_MNIST_DIR" ${EXTRA_LONG_FLAGS:-} >> "$LOG" 2>&1 \
-        || die "$job failed; see $LOG and $OUT/endpoint_long/$name.log"
+        || die "$job failed; see $LOG and $OUT/endpoint_long/$dir.log"
       ;;
     *:*)
       name=${job%%:*}; seed=${job#*:}
@@ -73,7 +81,7 @@ PY
           --out="$OUT/endpoint_screen" --runs="$name" --seeds="$seed" >> "$LOG" 2>&1 \
         || die "$job failed; see $LOG"
       ;;
-    *) die "$job: give NAME:SEED or long:NAME" ;;
+    *) die "$job: give NAME:SEED, long:NAME or long:NAME:SEED" ;;
   esac
 done
 echo "$(date -Is) $PROG: core $CORE: all jobs done" | tee -a "$LOG"

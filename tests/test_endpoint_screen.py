@@ -179,7 +179,9 @@ def test_the_screen_config_is_the_one_section_7_names():
 
 @pytest.mark.parametrize("args, env, message", [
     (["0", "OUT", "long:nosuch"], {}, "no candidate 'nosuch'"),
-    (["0", "OUT", "justname"], {}, "justname: give NAME:SEED or long:NAME"),
+    (["0", "OUT", "justname"], {}, "justname: give NAME:SEED, long:NAME or long:NAME:SEED"),
+    (["0", "OUT", "long:long_split_bn:0"], {}, "give the seed as a whole number from 1"),
+    (["0", "OUT", "long:long_split_bn:x"], {}, "give the seed as a whole number from 1"),
     (["x", "OUT", "long_s5:2"], {}, "CORE=x: give a CPU number"),
     (["0", "OUT"], {}, "usage: bash experiments/endpoint_jobs.sh"),
     (["0", "OUT", "long_s5:2"], {"PYTHON": "/nonexistent/python"}, "PYTHON=/nonexistent/python"),
@@ -197,3 +199,36 @@ def test_the_job_queue_refuses_bad_jobs_in_one_line(tmp_path, args, env, message
   lines = out.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0], out.stderr
   assert not os.path.exists(tmp_path / "out" / "endpoint_long" / "nosuch")
+
+
+@pytest.mark.parametrize("job, run, seed", [
+    ("long:long_split_bn", "long_split_bn", 1),
+    ("long:long_split_bn:1", "long_split_bn", 1),
+    ("long:long_split_bn:2", "long_split_bn-seed2", 2)])
+def test_a_long_job_gives_long_run_its_seed_and_run_directory(tmp_path, job, run, seed):
+  """long:NAME[:SEED] reaches launch.py (through experiments/long_run.sh) with
+  the candidate's flagfile and flags, that seed and label seed, the 200-epoch
+  settings, and its own run directory; a stand-in python records the call and
+  fails it, and the queue stops in one line."""
+  calls = tmp_path / "calls"
+  fake = tmp_path / "python"
+  fake.write_text(f"#!/bin/bash\nif [ \"$1\" = - ]; then exec {sys.executable} \"$@\"; fi\n"
+                  f"echo \"$@\" >> {calls}\nexit 1\n")
+  fake.chmod(0o755)
+  out = subprocess.run(["bash", "experiments/endpoint_jobs.sh", "0", str(tmp_path / "out"), job],
+                       cwd=REPO, env=dict(os.environ, PYTHON=str(fake),
+                                          ADGM_MNIST_DIR=str(tmp_path)),
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+      f"endpoint_jobs.sh: error: {job} failed; see {tmp_path}/out/jobs-core0.log and "
+      f"{tmp_path}/out/endpoint_long/{run}.log"], out.stderr
+  call = calls.read_text().split()
+  config = {r["name"]: r for r in json.load(open(os.path.join(
+      REPO, "experiments", "endpoint_screen.json")))["runs"]}["long_split_bn"]
+  assert call[:2] == ["launch.py", f"--flagfile={config['flagfile']}"]
+  assert f"--model_dir={tmp_path}/out/endpoint_long/{run}" in call
+  assert all(flag in call for flag in config["flags"])
+  for flag in (f"--seed={seed}", f"--label_seed={seed}", "--epochs=200",
+               "--test_evaluation=never", "--keep_epochs=50,100,150,200"):
+    assert call.count(flag) == 1, (flag, call)
+
