@@ -616,8 +616,8 @@ def test_the_chosen_recipes_200_epochs_recompute_from_its_published_files():
       f"they stood at {_rule1_mean('long_split_bn-seed1'):.2f}%, {rule1(l6):.2f}% and "
       f"{rule1(s5):.2f}% (rule 1's mean; the screen's L on this host, "
       f"{_rule1_mean('long-seed1'):.2f}%)",
-      f"seeds 2 and 3 were at {100 * screen_at50('long_split_bn-seed2'):.2f}% and "
-      f"{100 * screen_at50('long_split_bn-seed3'):.2f}% at epoch 50, where seed 1 was at "
+      f"seeds 2 and 3 were at {100 * _screen_at50('long_split_bn-seed2'):.2f}% and "
+      f"{100 * _screen_at50('long_split_bn-seed3'):.2f}% at epoch 50, where seed 1 was at "
       f"{at[50]:.2f}%"]:
     assert phrase in text, phrase
   assert top["of_class"] < 0.15  # "spread, not blocked": no cell holds 15% of a class
@@ -630,7 +630,8 @@ def test_the_chosen_recipes_200_epochs_recompute_from_its_published_files():
           f"in use, {test - 2.0:.2f} points above the 2.0%") in readme
 
 
-def screen_at50(run):
+def _screen_at50(run):
+  """A published screen run's validation error at epoch 50 (a fraction)."""
   return _screen_evaluations(run)[50]["validation_error"]
 
 
