@@ -439,7 +439,7 @@ def test_adgm_authors_at_rule_4s_budget_recomputes_from_its_running_copy():
   assert row["status"] == "running" and row["samples"] == 5
   eq = endpoint_screen.equal_cpu_error(row, history, result["c1"], result["costs"][5])
   ev = {int(r["epoch"]): r for r in history if "validation_error" in r}
-  assert sorted(ev) == list(range(5, 41, 5)) and eq["epoch"] == 10
+  assert sorted(ev) == list(range(5, 46, 5)) and eq["epoch"] == 10
   err = {e: 100 * r["validation_error"] for e, r in ev.items()}
   swap = {e: 100 * r["validation_aux_swap_error"] - err[e] for e, r in ev.items()}
   assert all(abs(v) < endpoint_screen.SWAP_FLOOR for v in swap.values())  # "a unused"
@@ -474,11 +474,14 @@ def test_adgm_authors_at_rule_4s_budget_recomputes_from_its_running_copy():
       ", ".join(f"{ev[e]['validation_aux_alive_fraction']:.3f}" for e in (25, 30, 35)) +
       f" and {ev[40]['validation_aux_alive_fraction']:.3f}",
       "(" + ", ".join(f"{ev[e]['validation_aux_mean_spread']:.3f}" for e in (25, 30, 35, 40))
-      + ")"):
+      + ")",
+      f"At epoch 45 (published at 18:50): validation error {err[45]:.2f}%, swap cost "
+      f"{swap[45]:+.2f} points, alive fraction {ev[45]['validation_aux_alive_fraction']:.3f}, "
+      f"spread {ev[45]['validation_aux_mean_spread']:.4f}"):
     assert phrase in text, phrase
   spreads = [ev[e]["validation_aux_mean_spread"] for e in sorted(ev)]
   assert all(b < a for a, b in zip(spreads, spreads[1:]))  # "smaller at every evaluation"
-  alive = [ev[e]["validation_aux_alive_fraction"] for e in range(20, 41, 5)]
+  alive = [ev[e]["validation_aux_alive_fraction"] for e in range(20, 46, 5)]
   assert all(b < a for a, b in zip(alive, alive[1:])) and min(alive) > 0.5  # "dying", above half
 
 
