@@ -433,19 +433,20 @@ def test_adgm_authors_at_rule_4s_budget_recomputes_from_its_running_copy():
   and the finished candidates' costs."""
   text = " ".join(_results_text().split())
   result = _published_screen()
-  d = os.path.join(PUBLISHED, "endpoint_screen", "running", "adgm_authors-seed1")
+  d = os.path.join(PUBLISHED, "endpoint_screen", "runs", "adgm_authors-seed1")
   history = read_history(d)
   row = endpoint_screen.candidate("adgm_authors", 1, d, history)
-  assert row["status"] == "running" and row["samples"] == 5
+  assert row["status"] != "passes" and row["samples"] == 5  # rule 2 turns it away
   eq = endpoint_screen.equal_cpu_error(row, history, result["c1"], result["costs"][5])
   ev = {int(r["epoch"]): r for r in history if "validation_error" in r}
-  assert sorted(ev) == list(range(5, 46, 5)) and eq["epoch"] == 10
+  assert sorted(ev) == list(range(5, 51, 5)) and eq["epoch"] == 10
   err = {e: 100 * r["validation_error"] for e, r in ev.items()}
   swap = {e: 100 * r["validation_aux_swap_error"] - err[e] for e, r in ev.items()}
   assert all(abs(v) < endpoint_screen.SWAP_FLOOR for v in swap.values())  # "a unused"
   drops = [err[e - 5] - err[e] for e in (10, 15, 20)]  # the paragraph's epochs to 20
   s5 = [r["equal_cpu"]["error"] for r in result["rows"]
-        if r.get("samples") == 5 and r.get("equal_cpu") and r["equal_cpu"]["epoch"] == 10]
+        if r.get("samples") == 5 and r.get("equal_cpu") and r["equal_cpu"]["epoch"] == 10
+        and r["name"] != "adgm_authors"]
   for phrase in (
       f"validation error {err[5]:.2f}% and {err[10]:.2f}% at epochs 5 and 10 (10 samples of a), "
       f"with q(a|x)'s units all alive "
@@ -483,6 +484,16 @@ def test_adgm_authors_at_rule_4s_budget_recomputes_from_its_running_copy():
   assert all(b < a for a, b in zip(spreads, spreads[1:]))  # "smaller at every evaluation"
   alive = [ev[e]["validation_aux_alive_fraction"] for e in range(20, 46, 5)]
   assert all(b < a for a, b in zip(alive, alive[1:])) and min(alive) > 0.5  # "dying", above half
+  screen_row, = [r for r in result["rows"] if r["name"] == "adgm_authors"]
+  for phrase in (
+      "At epoch 50 (published at its end,",
+      f"validation error {err[45]:.2f}% and {err[50]:.2f}% at epochs 45 and 50, rule 1's mean "
+      f"{screen_row['measure']:.2f}%",
+      f"swap costs {swap[45]:+.2f} and {swap[50]:+.2f} points",
+      f"alive fraction {ev[45]['validation_aux_alive_fraction']:.3f} and "
+      f"{ev[50]['validation_aux_alive_fraction']:.3f}",
+      f"rule 2: {screen_row['status']}"):
+    assert phrase in text, phrase
 
 
 def test_the_long_run_paragraph_recomputes_from_its_published_files():
