@@ -427,9 +427,9 @@ def test_the_chosen_recipes_rerun_repeats_the_lost_run_value_for_value():
           f"bench's") in text
 
 
-def test_adgm_authors_at_rule_4s_budget_recomputes_from_its_running_copy():
+def test_adgm_authors_recomputes_from_its_published_run():
   """RESULTS.md section 7, "`adgm_authors` at rule 4's budget": its evaluations,
-  a-diagnostics and rule 4's epoch from docs/results/endpoint_screen/running/
+  a-diagnostics and rule 4's epoch from docs/results/endpoint_screen/runs/
   and the finished candidates' costs."""
   text = " ".join(_results_text().split())
   result = _published_screen()
