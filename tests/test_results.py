@@ -592,9 +592,6 @@ def test_the_chosen_recipes_200_epochs_recompute_from_its_published_files():
   s5_after = [v for e, v in s5.items() if e >= 45]
   l6 = _evaluations("long_sdgm3")
 
-  def rule1(run):
-    return sum(run[e] for e in (40, 45, 50)) / 3
-
   listed = ", ".join(f"{v:.2f}" for v in err[:-1]) + f" and {err[-1]:.2f}%"
   for phrase in rows + [
       f"{test:.2f}% test error, {test - 2.0:.2f} points above the target",
@@ -627,8 +624,8 @@ def test_the_chosen_recipes_200_epochs_recompute_from_its_published_files():
       f"{section6['later_mean']:.2f}%",
       f"`long_s5` (S = 5) at {min(s5_after):.2f}-{max(s5_after):.2f}% from epoch 45 to "
       f"{max(s5)} before it was lost",
-      f"they stood at {_rule1_mean('long_split_bn-seed1'):.2f}%, {rule1(l6):.2f}% and "
-      f"{rule1(s5):.2f}% (rule 1's mean; the screen's L on this host, "
+      f"they stood at {_rule1_mean('long_split_bn-seed1'):.2f}%, {_rule1(l6):.2f}% and "
+      f"{_rule1(s5):.2f}% (rule 1's mean; the screen's L on this host, "
       f"{_rule1_mean('long-seed1'):.2f}%)",
       f"seeds 2 and 3 were at {100 * _screen_at50('long_split_bn-seed2'):.2f}% and "
       f"{100 * _screen_at50('long_split_bn-seed3'):.2f}% at epoch 50, where seed 1 was at "
@@ -736,11 +733,15 @@ def _screen_evaluations(run):
       os.path.join(PUBLISHED, "endpoint_screen", "runs", run)) if "validation_error" in r}
 
 
-def _rule1_mean(run):
-  """Rule 1's figure of a published screen run: its mean validation error (%)
+def _rule1(errors):
+  """Rule 1's figure: the mean of ``errors`` ({epoch: validation error in %})
   at epochs 40, 45 and 50."""
-  ev = _screen_evaluations(run)
-  return sum(100 * ev[e]["validation_error"] for e in (40, 45, 50)) / 3
+  return sum(errors[e] for e in (40, 45, 50)) / 3
+
+
+def _rule1_mean(run):
+  """Rule 1's figure of a published screen run."""
+  return _rule1({e: 100 * r["validation_error"] for e, r in _screen_evaluations(run).items()})
 
 
 def test_the_third_extra_seed_paragraph_recomputes_from_its_files():
